@@ -1,0 +1,60 @@
+# nvdra: the two commands are `make demo` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 20
+
+.PHONY: help deps configure build test test-unit test-asan fuzz fuzz-smoke bench demo format clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+deps: ## Install the Debian packages nvdra needs (does nothing when all are present)
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure ## Build everything into build/ (binaries in build/bin)
+	ninja -C $(BUILD) -j $(JOBS)
+
+test: build ## Install, build and run every test through ctest
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-unit: build ## Run only the unit tests
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+
+test-asan: deps ## Build and run the unit tests under ASan+UBSan
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DNVDRA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	ninja -C $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -L unit
+
+fuzz: deps ## Build the libFuzzer targets with clang into build-fuzz/
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DNVDRA_FUZZ=ON -DBUILD_TESTING=OFF \
+	  -DNVDRA_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz_targets
+
+fuzz-smoke: fuzz ## Run every fuzzer for FUZZ_SECONDS on its seed corpus
+	@set -e; for f in $(FUZZ_BUILD)/bin/fuzz_*; do \
+	  name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; work=$$(mktemp -d); \
+	  echo "== $$name ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 $$work $$corpus 2>&1 | tail -4; \
+	  rm -rf $$work; \
+	done
+
+bench: build ## Run the benchmarks (figures go to docs/performance.md by hand)
+	@for b in $(BUILD)/bin/bench_*; do echo "== $$b"; $$b; done
+
+demo: build ## Build and run the demo (the simulated cluster arrives with nvdra-sim)
+	@scripts/demo.sh $(BUILD)
+
+format: ## clang-format every C++ file
+	@git ls-files '*.h' '*.cpp' | xargs clang-format -i
+
+clean: ## Remove build folders
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,49 @@
+// HTTP request/response values shared by the transport, the REST layer and test servers.
+// Boost-free.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/headers.h"
+
+namespace nvdra::k8s {
+
+using nvdra::find_header;
+using nvdra::Headers;
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string target;  // path and query, e.g. /api/v1/namespaces?limit=500
+  Headers headers;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 0;
+  Headers headers;
+  std::string body;
+  std::optional<std::string_view> header(std::string_view name) const {
+    return find_header(headers, name);
+  }
+};
+
+// Server URL split into what a connection needs.
+struct Endpoint {
+  bool tls = true;
+  std::string host;  // without brackets for IPv6
+  std::string port;
+  std::string path_prefix;  // e.g. "/k8s/clusters/c1" (no trailing slash), usually empty
+};
+
+// Parses "https://host:port/prefix". Default ports 443/80.
+bool parse_server_url(std::string_view url, Endpoint* out, std::string* error);
+
+// Percent-encodes a query parameter value or path segment (RFC 3986 unreserved kept).
+std::string url_encode(std::string_view s);
+std::string url_decode(std::string_view s);
+
+}  // namespace nvdra::k8s
