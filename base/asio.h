@@ -22,3 +22,10 @@ using awaitable = boost::asio::awaitable<T>;
 // Sleeps on the current executor; returns false when the timer was cancelled.
 awaitable<bool> sleep_for(std::chrono::steady_clock::duration d);
 }  // namespace nvdra
+
+#include "base/cancel.h"
+
+namespace nvdra {
+// Sleeps on the current executor until `d` passes or `cancel` fires; returns false if cancelled.
+awaitable<bool> sleep_for(std::chrono::steady_clock::duration d, Cancellation* cancel);
+}  // namespace nvdra

@@ -65,6 +65,8 @@ inline Unexpected<Error> unexpected(ErrorCode c, std::string msg) {
 template <class T>
 class [[nodiscard]] Result {
  public:
+  // An error until assigned (Asio's use_future needs a default-constructible result).
+  Result() : v_(std::in_place_index<1>, ErrorCode::kInternal, "no result") {}
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
   Result(Unexpected<Error> e) : v_(std::in_place_index<1>, std::move(e.error)) {}  // NOLINT
   template <class U>

@@ -30,6 +30,17 @@ class TokenBucket {
     return std::chrono::duration_cast<duration>(std::chrono::duration<double>(-tokens_ / rate_));
   }
 
+  // Takes a token only if one is free now (no borrowing): for callers that drop work instead of
+  // waiting.
+  bool try_take(time_point now) {
+    std::lock_guard lock(mu_);
+    if (rate_ <= 0) return true;
+    refill_locked(now);
+    if (tokens_ < 1.0) return false;
+    tokens_ -= 1.0;
+    return true;
+  }
+
   double rate() const { return rate_; }
   int burst() const { return burst_; }
 

@@ -147,7 +147,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       http::response<http::string_body> res;
       res.version(version_);
       res.result(static_cast<unsigned>(status));
-      for (auto& [k, v] : headers) res.insert(k, v);
+      if (auto c = find_header(headers, "Connection"); c && iequals(*c, "close")) keep_alive_ = false;
+      for (auto& [k, v] : headers) {
+        if (!iequals(k, "Connection")) res.insert(k, v);
+      }
       res.keep_alive(keep_alive_);
       res.body() = std::move(body);
       res.prepare_payload();
@@ -178,8 +181,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       if (data.empty()) co_return true;
       error_code ec;
       lowest_.expires_after(std::chrono::seconds(30));
-      co_await net::async_write(s_, http::make_chunk(net::buffer(data.data(), data.size())),
-                                net::redirect_error(net::use_awaitable, ec));
+      auto chunk = http::make_chunk(net::buffer(data.data(), data.size()));
+      co_await net::async_write(s_, chunk, net::redirect_error(net::use_awaitable, ec));
       failed_ = failed_ || ec;
       co_return !ec;
     }
@@ -187,8 +190,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       if (failed_) co_return false;
       error_code ec;
       lowest_.expires_after(std::chrono::seconds(30));
-      co_await net::async_write(s_, http::make_chunk_last(),
-                                net::redirect_error(net::use_awaitable, ec));
+      auto last = http::make_chunk_last();
+      co_await net::async_write(s_, last, net::redirect_error(net::use_awaitable, ec));
       done_ = true;
       failed_ = failed_ || ec;
       co_return !ec;
@@ -201,6 +204,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     }
     bool closed() const override { return failed_ || server_.stopping_; }
     bool finished() const { return done_ && !failed_; }
+    bool keep_alive() const { return keep_alive_; }
 
    private:
     Stream& s_;
@@ -251,9 +255,11 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       stream.expires_after(std::chrono::seconds(10));
       co_await tls.async_handshake(ssl::stream_base::server,
                                    net::redirect_error(net::use_awaitable, ec));
-      if (!ec) co_await serve(tls, stream, peer_cn(tls.native_handle()));
+      std::string cn = ec ? std::string() : peer_cn(tls.native_handle());
+      if (!ec) co_await serve(tls, stream, cn);
     } else {
-      co_await serve(stream, stream, std::string());
+      std::string no_cn;
+      co_await serve(stream, stream, no_cn);
     }
     std::lock_guard lock(mu_);
     sockets_.erase(&stream.socket());
@@ -262,7 +268,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   template <class Stream>
-  awaitable<void> serve(Stream& s, beast::tcp_stream& lowest, std::string peer_cn) {
+  awaitable<void> serve(Stream& s, beast::tcp_stream& lowest, const std::string& peer_cn) {
+    const uint64_t connection_id = ++connections_;
     beast::flat_buffer buffer;
     while (!stopping_) {
       http::request_parser<http::string_body> parser;
@@ -292,6 +299,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       }
       req.body = std::move(msg.body());
       req.peer_common_name = peer_cn;
+      req.connection_id = connection_id;
       Writer<Stream> w(s, lowest, *this, msg.version(), msg.keep_alive());
       try {
         co_await handler_(req, w);
@@ -299,7 +307,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         NVDRA_ERROR("http handler for {} {} failed: {}", req.method, req.path, e.what());
         if (!w.finished()) co_return;
       }
-      if (!w.finished() || !msg.keep_alive()) co_return;
+      if (!w.finished() || !w.keep_alive()) co_return;
     }
   }
 
@@ -310,6 +318,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   std::unique_ptr<ssl::context> ssl_;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> connections_{0};
   std::mutex mu_;
   std::set<tcp::socket*> sockets_;  // guarded by mu_
 };

@@ -28,6 +28,7 @@ struct Request {
   Headers headers;
   std::string body;
   std::string peer_common_name;  // CN of a verified client certificate (TLS with client CA)
+  uint64_t connection_id = 0;    // distinct per accepted connection (tests check reuse)
 
   std::optional<std::string_view> header(std::string_view name) const {
     return find_header(headers, name);

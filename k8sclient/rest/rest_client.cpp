@@ -145,7 +145,8 @@ awaitable<Result<HttpResponse>> RestClient::execute(const Call& call) {
   Backoff backoff(options_.retry_backoff_initial, options_.retry_backoff_cap, 2.0, 0.1);
   for (int attempt = 0;; ++attempt) {
     co_await wait_for_limiter();
-    auto res = co_await transport_->send(make_request(call));
+    HttpRequest req = make_request(call);
+    auto res = co_await transport_->send(std::move(req));
     if (!res) {
       // Transport failures: repeat only requests that are safe to repeat, a few times.
       if (call.retry_5xx && attempt < 3 && (res.error().code == ErrorCode::kIo ||
@@ -188,10 +189,11 @@ awaitable<Result<ObjectPtr>> RestClient::object_call(Call call) {
 }
 
 awaitable<Result<ObjectPtr>> RestClient::get(const ResourceRef& ref) {
-  co_return co_await object_call(Call{"GET", ref.path(), {}, {}, true});
+  Call call{"GET", ref.path(), {}, {}, true};
+  co_return co_await object_call(std::move(call));
 }
 
-awaitable<Result<ObjectList>> RestClient::list(const ResourceRef& ref, const ListOptions& options) {
+awaitable<Result<ObjectList>> RestClient::list(const ResourceRef& ref, ListOptions options) {
   Call call{"GET", ref.path() + list_query(options, false), {}, {}, true};
   auto res = co_await execute(call);
   if (!res) co_return unexpected(res.error());
@@ -234,29 +236,31 @@ awaitable<Result<ObjectList>> RestClient::list_all(const ResourceRef& ref, ListO
 }
 
 awaitable<Result<ObjectPtr>> RestClient::create(const ResourceRef& ref, std::string body,
-                                                const WriteOptions& options) {
-  co_return co_await object_call(
-      Call{"POST", ref.path() + write_query(options), std::move(body), {}, false});
+                                                WriteOptions options) {
+  Call call{"POST", ref.path() + write_query(options), std::move(body), {}, false};
+  co_return co_await object_call(std::move(call));
 }
 
 awaitable<Result<ObjectPtr>> RestClient::update(const ResourceRef& ref, std::string body,
-                                                const WriteOptions& options) {
+                                                WriteOptions options) {
   // A PUT carries the resourceVersion it read, so a repeat after success fails with 409 instead of
   // writing twice: safe to retry.
-  co_return co_await object_call(
-      Call{"PUT", ref.path() + write_query(options), std::move(body), {}, true});
+  Call call{"PUT", ref.path() + write_query(options), std::move(body), {}, true};
+  co_return co_await object_call(std::move(call));
 }
 
 awaitable<Result<ObjectPtr>> RestClient::update_status(const ResourceRef& ref, std::string body,
-                                                       const WriteOptions& options) {
-  co_return co_await update(ref.sub("status"), std::move(body), options);
+                                                       WriteOptions options) {
+  ResourceRef status = ref.sub("status");
+  co_return co_await update(status, std::move(body), std::move(options));
 }
 
 awaitable<Result<ObjectPtr>> RestClient::patch(const ResourceRef& ref, PatchType type,
-                                               std::string body, const WriteOptions& options) {
+                                               std::string body, WriteOptions options) {
   const bool apply = type == PatchType::kApply;
-  co_return co_await object_call(Call{"PATCH", ref.path() + write_query(options, apply),
-                                      std::move(body), std::string(content_type(type)), apply});
+  Call call{"PATCH", ref.path() + write_query(options, apply), std::move(body),
+            std::string(content_type(type)), apply};
+  co_return co_await object_call(std::move(call));
 }
 
 namespace {
@@ -285,32 +289,32 @@ std::string delete_body(const DeleteOptions& o) {
 }
 }  // namespace
 
-awaitable<Result<ObjectPtr>> RestClient::remove(const ResourceRef& ref,
-                                                const DeleteOptions& options) {
-  auto res = co_await execute(Call{"DELETE", ref.path(), delete_body(options), {}, true});
+awaitable<Result<ObjectPtr>> RestClient::remove(const ResourceRef& ref, DeleteOptions options) {
+  Call call{"DELETE", ref.path(), delete_body(options), {}, true};
+  auto res = co_await execute(call);
   if (!res) co_return unexpected(res.error());
   auto obj = Object::parse(res->body);
   if (obj && (*obj)->kind() != "Status") co_return std::move(*obj);
   co_return ObjectPtr();
 }
 
-awaitable<Status> RestClient::remove_collection(const ResourceRef& ref, const ListOptions& selection,
-                                                const DeleteOptions& options) {
-  auto res = co_await execute(
-      Call{"DELETE", ref.path() + list_query(selection, false), delete_body(options), {}, true});
+awaitable<Status> RestClient::remove_collection(const ResourceRef& ref, ListOptions selection,
+                                                DeleteOptions options) {
+  Call call{"DELETE", ref.path() + list_query(selection, false), delete_body(options), {}, true};
+  auto res = co_await execute(call);
   if (!res) co_return unexpected(res.error());
   co_return ok();
 }
 
-awaitable<Status> RestClient::watch(const ResourceRef& ref, const ListOptions& options,
+awaitable<Status> RestClient::watch(const ResourceRef& ref, ListOptions options,
                                     BodyCallback on_body, Cancellation* cancel) {
   co_await wait_for_limiter();
   Call call{"GET", ref.path() + list_query(options, true), {}, {}, false};
   // A watch is quiet between events; allow the whole server-side timeout plus slack per read.
   auto idle = std::chrono::seconds(options.timeout_seconds.value_or(600) + 30);
-  auto res = co_await transport_->stream(make_request(call), std::move(on_body),
-                                         std::chrono::duration_cast<std::chrono::milliseconds>(idle),
-                                         cancel);
+  HttpRequest req = make_request(call);
+  auto idle_ms = std::chrono::duration_cast<std::chrono::milliseconds>(idle);
+  auto res = co_await transport_->stream(std::move(req), std::move(on_body), idle_ms, cancel);
   if (!res) co_return unexpected(res.error());
   if (res->status < 200 || res->status >= 300) {
     co_return unexpected(error_from_response(res->status, res->body, parse_retry_after(*res)));
@@ -321,8 +325,8 @@ awaitable<Status> RestClient::watch(const ResourceRef& ref, const ListOptions& o
 awaitable<Result<HttpResponse>> RestClient::raw(std::string method, std::string target,
                                                 std::string body, std::string content_type) {
   const bool safe = method == "GET" || method == "PUT" || method == "DELETE";
-  co_return co_await execute(Call{std::move(method), std::move(target), std::move(body),
-                                  std::move(content_type), safe});
+  Call call{std::move(method), std::move(target), std::move(body), std::move(content_type), safe};
+  co_return co_await execute(call);
 }
 
 }  // namespace nvdra::k8s

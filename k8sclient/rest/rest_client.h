@@ -91,6 +91,9 @@ struct RestClientOptions {
   std::chrono::seconds retry_after_cap{60};
 };
 
+// Note for callers and implementers: g++ 12 destroys default-argument temporaries of coroutine
+// calls twice, so coroutine functions here take options by value and have no default arguments;
+// the short overloads are plain functions that pass default options along.
 class RestClient {
  public:
   static constexpr int kMaxRetries = 10;
@@ -102,31 +105,46 @@ class RestClient {
 
   awaitable<Result<ObjectPtr>> get(const ResourceRef& ref);
   // One page.
-  awaitable<Result<ObjectList>> list(const ResourceRef& ref, const ListOptions& options = {});
+  awaitable<Result<ObjectList>> list(const ResourceRef& ref, ListOptions options);
   // Every page (limit defaults to 500), restarting once when the continue token expires (410).
-  awaitable<Result<ObjectList>> list_all(const ResourceRef& ref, ListOptions options = {});
-  awaitable<Result<ObjectPtr>> create(const ResourceRef& ref, std::string body,
-                                      const WriteOptions& options = {});
+  awaitable<Result<ObjectList>> list_all(const ResourceRef& ref, ListOptions options);
+  awaitable<Result<ObjectList>> list_all(const ResourceRef& ref) { return list_all(ref, {}); }
+  awaitable<Result<ObjectPtr>> create(const ResourceRef& ref, std::string body, WriteOptions options);
+  awaitable<Result<ObjectPtr>> create(const ResourceRef& ref, std::string body) {
+    return create(ref, std::move(body), WriteOptions{});
+  }
   // PUT; the body must carry metadata.resourceVersion for optimistic concurrency.
-  awaitable<Result<ObjectPtr>> update(const ResourceRef& ref, std::string body,
-                                      const WriteOptions& options = {});
+  awaitable<Result<ObjectPtr>> update(const ResourceRef& ref, std::string body, WriteOptions options);
+  awaitable<Result<ObjectPtr>> update(const ResourceRef& ref, std::string body) {
+    return update(ref, std::move(body), WriteOptions{});
+  }
   awaitable<Result<ObjectPtr>> update_status(const ResourceRef& ref, std::string body,
-                                             const WriteOptions& options = {});
+                                             WriteOptions options);
+  awaitable<Result<ObjectPtr>> update_status(const ResourceRef& ref, std::string body) {
+    return update_status(ref, std::move(body), WriteOptions{});
+  }
   awaitable<Result<ObjectPtr>> patch(const ResourceRef& ref, PatchType type, std::string body,
-                                     const WriteOptions& options = {});
+                                     WriteOptions options);
+  awaitable<Result<ObjectPtr>> patch(const ResourceRef& ref, PatchType type, std::string body) {
+    return patch(ref, type, std::move(body), WriteOptions{});
+  }
   // Returns the object when the server answers with it (finalizers pending), else null.
-  awaitable<Result<ObjectPtr>> remove(const ResourceRef& ref, const DeleteOptions& options = {});
-  awaitable<Status> remove_collection(const ResourceRef& ref, const ListOptions& selection,
-                                      const DeleteOptions& options = {});
+  awaitable<Result<ObjectPtr>> remove(const ResourceRef& ref, DeleteOptions options);
+  awaitable<Result<ObjectPtr>> remove(const ResourceRef& ref) { return remove(ref, DeleteOptions{}); }
+  awaitable<Status> remove_collection(const ResourceRef& ref, ListOptions selection,
+                                      DeleteOptions options);
 
   // Opens a watch and streams its body bytes to `on_body` (see WatchDecoder). A non-2xx answer is
   // returned as an Error before any byte is streamed.
-  awaitable<Status> watch(const ResourceRef& ref, const ListOptions& options, BodyCallback on_body,
+  awaitable<Status> watch(const ResourceRef& ref, ListOptions options, BodyCallback on_body,
                           Cancellation* cancel);
 
   // A raw request with auth, limiter and retries (discovery, /version, tests).
-  awaitable<Result<HttpResponse>> raw(std::string method, std::string target, std::string body = {},
-                                      std::string content_type = {});
+  awaitable<Result<HttpResponse>> raw(std::string method, std::string target, std::string body,
+                                      std::string content_type);
+  awaitable<Result<HttpResponse>> raw(std::string method, std::string target) {
+    return raw(std::move(method), std::move(target), std::string(), std::string());
+  }
 
   Transport& transport() { return *transport_; }
   const Clock& clock() const { return *options_.clock; }

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <limits>
 #include <mutex>
 #include <set>
 
@@ -320,7 +321,7 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
     co_await write_request(s, c, req, ec, opt_.request_timeout);
     if (ec) co_return unexpected(io_error(what, ec, cancelled()));
     http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);  // a watch has no natural end
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // a watch has no natural end
     c.lowest().expires_after(opt_.request_timeout);
     co_await http::async_read_header(s, c.buffer, parser, net::redirect_error(net::use_awaitable, ec));
     if (ec) co_return unexpected(io_error(what, ec, cancelled()));
@@ -335,7 +336,7 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
       parser.get().body().data = chunk.data();
       parser.get().body().size = chunk.size();
       c.lowest().expires_after(idle);
-      co_await http::async_read(s, c.buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      co_await http::async_read_some(s, c.buffer, parser, net::redirect_error(net::use_awaitable, ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         if (ec == http::error::end_of_stream || ec == boost::asio::error::eof) break;
