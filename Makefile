@@ -40,7 +40,7 @@ fuzz: deps ## Build the libFuzzer targets with clang into build-fuzz/
 	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz_targets
 
 fuzz-smoke: fuzz ## Run every fuzzer for FUZZ_SECONDS on its seed corpus
-	@set -e; for f in $(FUZZ_BUILD)/bin/fuzz_*; do \
+	@set -eo pipefail; for f in $(FUZZ_BUILD)/bin/fuzz_*; do \
 	  name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; work=$$(mktemp -d); \
 	  echo "== $$name ($(FUZZ_SECONDS)s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 $$work $$corpus 2>&1 | tail -4; \

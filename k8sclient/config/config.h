@@ -11,7 +11,7 @@
 
 #include "base/clock.h"
 #include "base/result.h"
-#include "k8sclient/transport/transport.h"
+#include "k8sclient/transport/http.h"
 
 namespace nvdra::k8s {
 

@@ -31,6 +31,14 @@ struct HttpResponse {
   }
 };
 
+struct TlsConfig {
+  std::string ca_pem;  // trusted CA certificates; empty = the system's roots
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  bool insecure_skip_verify = false;
+  std::string server_name;  // overrides the name verified and sent as SNI (tls-server-name)
+};
+
 // Server URL split into what a connection needs.
 struct Endpoint {
   bool tls = true;

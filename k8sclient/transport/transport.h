@@ -18,14 +18,6 @@
 
 namespace nvdra::k8s {
 
-struct TlsConfig {
-  std::string ca_pem;  // trusted CA certificates; empty = the system's roots
-  std::string client_cert_pem;
-  std::string client_key_pem;
-  bool insecure_skip_verify = false;
-  std::string server_name;  // overrides the name verified and sent as SNI (tls-server-name)
-};
-
 struct TransportOptions {
   Endpoint endpoint;
   TlsConfig tls;
