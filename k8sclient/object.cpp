@@ -7,23 +7,37 @@
 
 #include <algorithm>
 #include <cctype>
+#include <mutex>
+#include <unordered_set>
 
 namespace nvdra::k8s {
 
 // Fills Objects from the scan results; a friend of Object.
+namespace {
+// Kinds and apiVersions repeat across every object of a process: keep one copy of each.
+const std::string* intern(const std::string& s) {
+  static std::mutex mu;
+  static std::unordered_set<std::string> pool;  // node-based: element addresses are stable
+  std::lock_guard lock(mu);
+  return &*pool.insert(s).first;
+}
+}  // namespace
+
 class ObjectBuilder {
  public:
-  static ObjectPtr build(std::string json, std::string kind, std::string api_version,
-                         std::string name, std::string ns, std::string uid, std::string rv,
-                         int64_t generation, bool deleting, Labels labels) {
+  static ObjectPtr build(std::string json, const std::string& kind, const std::string& api_version,
+                         const std::string& name, const std::string& ns, const std::string& uid,
+                         const std::string& rv, int64_t generation, bool deleting, Labels labels) {
     auto o = std::make_shared<Object>();
     o->json_ = std::move(json);
-    o->kind_ = std::move(kind);
-    o->api_version_ = std::move(api_version);
-    o->name_ = std::move(name);
-    o->namespace__ = std::move(ns);
-    o->uid_ = std::move(uid);
-    o->resource_version_ = std::move(rv);
+    o->kind_ = intern(kind);
+    o->api_version_ = intern(api_version);
+    o->meta_.reserve(ns.size() + 1 + name.size() + uid.size() + rv.size());
+    if (!ns.empty()) o->meta_.append(ns).push_back('/');
+    o->meta_.append(name).append(uid).append(rv);
+    o->ns_len_ = static_cast<uint32_t>(ns.size());
+    o->name_len_ = static_cast<uint32_t>(name.size());
+    o->uid_len_ = static_cast<uint32_t>(uid.size());
     o->generation_ = generation;
     o->being_deleted_ = deleting;
     std::sort(labels.begin(), labels.end());
@@ -217,7 +231,12 @@ std::string cut_object(std::string_view src, const Capture& c, const DecodeOptio
     }
   }
   std::string out;
-  out.reserve(c.end - c.begin + 64);
+  // Exact size: an informer keeps this string for the object's lifetime.
+  size_t size = c.end - c.begin;
+  if (rm_begin != npos) size -= rm_end - rm_begin;
+  if (add_kind) size += opt.default_kind.size() + 10;
+  if (add_api_version) size += opt.default_api_version.size() + 16;
+  out.reserve(size);
   out.push_back('{');
   size_t body = c.begin + 1;
   if (add_kind || add_api_version) {
@@ -240,6 +259,7 @@ std::string cut_object(std::string_view src, const Capture& c, const DecodeOptio
     out.append(src.substr(body, rm_begin - body));
     out.append(src.substr(rm_end, c.end - rm_end));
   }
+  if (out.capacity() > out.size() + 32) out.shrink_to_fit();
   return out;
 }
 
@@ -265,9 +285,8 @@ ObjectPtr make_object(std::string_view src, Capture& c, const DecodeOptions& opt
   std::string text = cut_object(src, c, opt, add_kind, add_api);
   if (add_kind) c.kind = opt.default_kind;
   if (add_api) c.api_version = opt.default_api_version;
-  return ObjectBuilder::build(std::move(text), std::move(c.kind), std::move(c.api_version),
-                              std::move(c.name), std::move(c.ns), std::move(c.uid),
-                              std::move(c.rv), c.generation, c.deleting, std::move(c.labels));
+  return ObjectBuilder::build(std::move(text), c.kind, c.api_version, c.name, c.ns, c.uid, c.rv,
+                              c.generation, c.deleting, std::move(c.labels));
 }
 
 }  // namespace
@@ -288,16 +307,6 @@ std::string object_key(std::string_view ns, std::string_view name) {
   return k;
 }
 
-std::string Object::key() const { return object_key(namespace__, name_); }
-
-size_t Object::memory_bytes() const {
-  auto heap = [](const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; };
-  size_t n = sizeof(Object) + heap(json_) + heap(kind_) + heap(api_version_) + heap(name_) +
-             heap(namespace__) + heap(uid_) + heap(resource_version_);
-  n += labels_.capacity() * sizeof(Labels::value_type);
-  for (const auto& [k, v] : labels_) n += heap(k) + heap(v);
-  return n;
-}
 
 Result<ObjectPtr> Object::parse(std::string_view json, const DecodeOptions& options) {
   rapidjson::MemoryStream ms(json.data(), json.size());

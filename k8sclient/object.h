@@ -40,28 +40,35 @@ class Object {
   // A DOM of the object for typed reads; parsed on demand.
   Result<json::Document> doc() const { return json::parse(json_); }
 
-  const std::string& kind() const { return kind_; }
-  const std::string& api_version() const { return api_version_; }
-  const std::string& name() const { return name_; }
-  const std::string& namespace_() const { return namespace__; }
-  const std::string& uid() const { return uid_; }
-  const std::string& resource_version() const { return resource_version_; }
+  const std::string& kind() const { return *kind_; }
+  const std::string& api_version() const { return *api_version_; }
+  // Views into the object; valid as long as the object lives.
+  std::string_view name() const { return std::string_view(meta_).substr(name_pos(), name_len_); }
+  std::string_view namespace_() const { return std::string_view(meta_).substr(0, ns_len_); }
+  std::string_view uid() const { return std::string_view(meta_).substr(key_len(), uid_len_); }
+  std::string_view resource_version() const {
+    return std::string_view(meta_).substr(key_len() + uid_len_);
+  }
   int64_t generation() const { return generation_; }
   bool being_deleted() const { return being_deleted_; }
   const Labels& labels() const { return labels_; }
   std::optional<std::string_view> label(std::string_view key) const;
   // "namespace/name", or "name" for cluster-scoped objects: the cache and queue key.
-  std::string key() const;
-
-  // Approximate heap footprint, for the informer memory benchmark.
-  size_t memory_bytes() const;
+  std::string_view key() const { return std::string_view(meta_).substr(0, key_len()); }
 
  private:
   friend class ObjectBuilder;
+  size_t name_pos() const { return ns_len_ == 0 ? 0 : ns_len_ + 1; }
+  size_t key_len() const { return name_pos() + name_len_; }
+
+  // Kept small: an informer holds one per object (see bench/bench_informer_memory.cpp).
   std::string json_;
-  std::string kind_, api_version_, name_, namespace__, uid_, resource_version_;
-  int64_t generation_ = 0;
+  std::string meta_;  // "namespace/name" (or "name"), then uid, then resourceVersion
+  uint32_t ns_len_ = 0, name_len_ = 0, uid_len_ = 0;
   bool being_deleted_ = false;
+  int64_t generation_ = 0;
+  const std::string* kind_;         // interned: a handful of distinct values per process
+  const std::string* api_version_;  // interned
   Labels labels_;
 };
 

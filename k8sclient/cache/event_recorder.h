@@ -29,7 +29,8 @@ struct ObjectReference {
   std::string name;
   std::string uid;
   static ObjectReference of(const Object& o) {
-    return {o.kind(), o.api_version(), o.namespace_(), o.name(), o.uid()};
+    return {o.kind(), o.api_version(), std::string(o.namespace_()), std::string(o.name()),
+            std::string(o.uid())};
   }
 };
 

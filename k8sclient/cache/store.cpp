@@ -2,7 +2,9 @@
 
 namespace nvdra::k8s {
 
-std::vector<std::string> namespace_index(const Object& o) { return {o.namespace_()}; }
+std::vector<std::string> namespace_index(const Object& o) {
+  return {std::string(o.namespace_())};
+}
 
 Store::Store() { indexers_[kNamespaceIndex] = namespace_index; }
 
@@ -10,25 +12,23 @@ void Store::add_indexer(const std::string& name, IndexFunc f) {
   std::lock_guard lock(mu_);
   indexers_[name] = std::move(f);
   for (const auto& [key, obj] : items_) {
-    for (auto& v : indexers_[name](*obj)) indices_[name][v].insert(key);
+    for (auto& v : indexers_[name](*obj)) indices_[name][v].insert(obj->key());
   }
 }
 
 void Store::index_locked(const ObjectPtr& obj) {
-  const std::string key = obj->key();
   for (const auto& [name, f] : indexers_) {
-    for (auto& v : f(*obj)) indices_[name][v].insert(key);
+    for (auto& v : f(*obj)) indices_[name][v].insert(obj->key());
   }
 }
 
 void Store::unindex_locked(const ObjectPtr& obj) {
-  const std::string key = obj->key();
   for (const auto& [name, f] : indexers_) {
     auto& idx = indices_[name];
     for (auto& v : f(*obj)) {
       auto it = idx.find(v);
       if (it == idx.end()) continue;
-      it->second.erase(key);
+      it->second.erase(obj->key());
       if (it->second.empty()) idx.erase(it);
     }
   }
@@ -36,19 +36,23 @@ void Store::unindex_locked(const ObjectPtr& obj) {
 
 ObjectPtr Store::upsert(ObjectPtr obj) {
   std::lock_guard lock(mu_);
-  auto& slot = items_[obj->key()];
-  ObjectPtr old = slot;
-  if (old) unindex_locked(old);
-  slot = obj;
+  ObjectPtr old;
+  if (auto it = items_.find(obj->key()); it != items_.end()) {
+    old = std::move(it->second);
+    unindex_locked(old);
+    items_.erase(it);  // the key views the old object: re-insert with the new one's
+  }
   index_locked(obj);
+  std::string_view key = obj->key();
+  items_.emplace(key, std::move(obj));
   return old;
 }
 
-ObjectPtr Store::remove(const std::string& key) {
+ObjectPtr Store::remove(std::string_view key) {
   std::lock_guard lock(mu_);
   auto it = items_.find(key);
   if (it == items_.end()) return nullptr;
-  ObjectPtr old = it->second;
+  ObjectPtr old = std::move(it->second);
   unindex_locked(old);
   items_.erase(it);
   return old;
@@ -56,9 +60,12 @@ ObjectPtr Store::remove(const std::string& key) {
 
 std::vector<ObjectPtr> Store::replace(std::vector<ObjectPtr> objects) {
   std::lock_guard lock(mu_);
-  std::unordered_map<std::string, ObjectPtr> next;
+  std::unordered_map<std::string_view, ObjectPtr> next;
   next.reserve(objects.size());
-  for (auto& o : objects) next[o->key()] = std::move(o);
+  for (auto& o : objects) {
+    std::string_view key = o->key();
+    next[key] = std::move(o);
+  }
   std::vector<ObjectPtr> dropped;
   for (auto& [key, obj] : items_) {
     if (!next.count(key)) dropped.push_back(obj);
@@ -69,7 +76,7 @@ std::vector<ObjectPtr> Store::replace(std::vector<ObjectPtr> objects) {
   return dropped;
 }
 
-ObjectPtr Store::get(const std::string& key) const {
+ObjectPtr Store::get(std::string_view key) const {
   std::lock_guard lock(mu_);
   auto it = items_.find(key);
   return it == items_.end() ? nullptr : it->second;
@@ -87,7 +94,7 @@ std::vector<std::string> Store::keys() const {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
   out.reserve(items_.size());
-  for (const auto& [k, o] : items_) out.push_back(k);
+  for (const auto& [k, o] : items_) out.emplace_back(k);
   return out;
 }
 

@@ -171,11 +171,14 @@ struct Recorder {
   std::vector<std::string> events;
   EventHandlers handlers() {
     return EventHandlers{
-        [this](const ObjectPtr& o) { push("add " + o->name() + "@" + o->resource_version()); },
-        [this](const ObjectPtr& a, const ObjectPtr& b) {
-          push("update " + b->name() + " " + a->resource_version() + "->" + b->resource_version());
+        [this](const ObjectPtr& o) {
+          push("add " + std::string(o->name()) + "@" + std::string(o->resource_version()));
         },
-        [this](const ObjectPtr& o) { push("delete " + o->name()); }};
+        [this](const ObjectPtr& a, const ObjectPtr& b) {
+          push("update " + std::string(b->name()) + " " + std::string(a->resource_version()) +
+               "->" + std::string(b->resource_version()));
+        },
+        [this](const ObjectPtr& o) { push("delete " + std::string(o->name())); }};
   }
   void push(std::string s) {
     std::lock_guard lock(mu);

@@ -32,7 +32,7 @@ std::vector<Seen> drain(WatchDecoder& d) {
   while (auto ev = d.next()) {
     EXPECT_TRUE(*ev) << ev->error().message;
     if (!*ev) break;
-    out.push_back({(*ev)->type, (*ev)->object->resource_version(), (*ev)->object->json()});
+    out.push_back({(*ev)->type, std::string((*ev)->object->resource_version()), (*ev)->object->json()});
   }
   return out;
 }
