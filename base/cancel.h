@@ -22,7 +22,8 @@ class Cancellation {
       cancelled_ = true;
       closers.swap(closers_);
     }
-    for (auto& [id, c] : closers) c();
+    for (auto& [id, c] : closers)
+      c();
   }
   bool cancelled() const {
     std::lock_guard lock(mu_);
@@ -46,8 +47,8 @@ class Cancellation {
 
  private:
   mutable std::mutex mu_;
-  bool cancelled_ = false;  // guarded by mu_
-  int next_id_ = 0;         // guarded by mu_
+  bool cancelled_ = false;                       // guarded by mu_
+  int next_id_ = 0;                              // guarded by mu_
   std::vector<std::pair<int, Closer>> closers_;  // guarded by mu_
 };
 

@@ -51,8 +51,8 @@ class FakeClock final : public Clock {
 
  private:
   mutable std::mutex mu_;
-  steady_point steady_;   // guarded by mu_
-  system_point system_;   // guarded by mu_
+  steady_point steady_;  // guarded by mu_
+  system_point system_;  // guarded by mu_
 };
 
 }  // namespace nvdra

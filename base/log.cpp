@@ -18,11 +18,21 @@ void append_json_string(std::string_view s, spdlog::memory_buf_t& out) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out.append(std::string_view("\\\"")); break;
-      case '\\': out.append(std::string_view("\\\\")); break;
-      case '\n': out.append(std::string_view("\\n")); break;
-      case '\r': out.append(std::string_view("\\r")); break;
-      case '\t': out.append(std::string_view("\\t")); break;
+      case '"':
+        out.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        out.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        out.append(std::string_view("\\n"));
+        break;
+      case '\r':
+        out.append(std::string_view("\\r"));
+        break;
+      case '\t':
+        out.append(std::string_view("\\t"));
+        break;
       default:
         if (c < 0x20) {
           fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
@@ -93,7 +103,9 @@ void init(const Options& options, std::shared_ptr<spdlog::sinks::sink> sink) {
   spdlog::set_default_logger(std::move(logger));
 }
 
-int verbosity() { return g_verbosity.load(std::memory_order_relaxed); }
+int verbosity() {
+  return g_verbosity.load(std::memory_order_relaxed);
+}
 
 std::string redact(std::string_view secret) {
   if (secret.empty()) return "<empty>";
@@ -102,7 +114,8 @@ std::string redact(std::string_view secret) {
 
 std::string redact_header(std::string_view name, std::string_view value) {
   std::string lower;
-  for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : name)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (lower == "authorization" || lower == "proxy-authorization" || lower == "cookie" ||
       lower == "set-cookie" || lower == "x-auth-token") {
     // Keep the scheme ("Bearer") so logs still say how the request authenticated.

@@ -37,7 +37,9 @@ bool parse_format(std::string_view s, Format* out);
 void init(const Options& options, std::shared_ptr<spdlog::sinks::sink> sink = nullptr);
 
 int verbosity();
-inline bool v(int level) { return level <= verbosity(); }
+inline bool v(int level) {
+  return level <= verbosity();
+}
 
 // What a log line shows instead of a secret.
 std::string redact(std::string_view secret);
@@ -49,7 +51,7 @@ std::string redact_header(std::string_view name, std::string_view value);
 #define NVDRA_INFO(...) SPDLOG_INFO(__VA_ARGS__)
 #define NVDRA_WARN(...) SPDLOG_WARN(__VA_ARGS__)
 #define NVDRA_ERROR(...) SPDLOG_ERROR(__VA_ARGS__)
-#define NVDRA_V(n, ...)                                      \
-  do {                                                       \
-    if (::nvdra::log::v(n)) SPDLOG_INFO(__VA_ARGS__);        \
+#define NVDRA_V(n, ...)                               \
+  do {                                                \
+    if (::nvdra::log::v(n)) SPDLOG_INFO(__VA_ARGS__); \
   } while (0)

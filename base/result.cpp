@@ -6,14 +6,22 @@ namespace nvdra {
 
 const char* to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "InvalidArgument";
-    case ErrorCode::kNotFound: return "NotFound";
-    case ErrorCode::kIo: return "Io";
-    case ErrorCode::kTimeout: return "Timeout";
-    case ErrorCode::kCancelled: return "Cancelled";
-    case ErrorCode::kTls: return "Tls";
-    case ErrorCode::kApi: return "Api";
-    case ErrorCode::kInternal: return "Internal";
+    case ErrorCode::kInvalidArgument:
+      return "InvalidArgument";
+    case ErrorCode::kNotFound:
+      return "NotFound";
+    case ErrorCode::kIo:
+      return "Io";
+    case ErrorCode::kTimeout:
+      return "Timeout";
+    case ErrorCode::kCancelled:
+      return "Cancelled";
+    case ErrorCode::kTls:
+      return "Tls";
+    case ErrorCode::kApi:
+      return "Api";
+    case ErrorCode::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }

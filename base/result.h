@@ -30,11 +30,12 @@ const char* to_string(ErrorCode code);
 struct ErrorCause {
   std::string reason;  // e.g. FieldValueInvalid
   std::string message;
-  std::string field;   // e.g. spec.numNodes
+  std::string field;  // e.g. spec.numNodes
   bool operator==(const ErrorCause&) const = default;
 };
 
-// An error as a value. API errors carry the Kubernetes Status fields; other errors only code+message.
+// An error as a value. API errors carry the Kubernetes Status fields; other errors only
+// code+message.
 struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
@@ -43,7 +44,8 @@ struct Error {
   std::string reason;  // Status.reason: NotFound, Conflict, Expired, TooManyRequests, ...
   std::string details_name, details_group, details_kind, details_uid;
   std::vector<ErrorCause> causes;
-  std::optional<std::chrono::seconds> retry_after;  // Retry-After header or details.retryAfterSeconds
+  std::optional<std::chrono::seconds>
+      retry_after;  // Retry-After header or details.retryAfterSeconds
 
   Error() = default;
   Error(ErrorCode c, std::string msg) : code(c), message(std::move(msg)) {}
@@ -57,7 +59,9 @@ template <class E = Error>
 struct Unexpected {
   E error;
 };
-inline Unexpected<Error> unexpected(Error e) { return {std::move(e)}; }
+inline Unexpected<Error> unexpected(Error e) {
+  return {std::move(e)};
+}
 inline Unexpected<Error> unexpected(ErrorCode c, std::string msg) {
   return {Error(c, std::move(msg))};
 }
@@ -70,9 +74,9 @@ class [[nodiscard]] Result {
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
   Result(Unexpected<Error> e) : v_(std::in_place_index<1>, std::move(e.error)) {}  // NOLINT
   template <class U>
-    requires std::is_constructible_v<T, U&&> && (!std::is_same_v<std::decay_t<U>, Result>) &&
-             (!std::is_same_v<std::decay_t<U>, Unexpected<Error>>)
-  Result(U&& u) : v_(std::in_place_index<0>, T(std::forward<U>(u))) {}  // NOLINT
+  requires std::is_constructible_v<T, U&&> &&(!std::is_same_v<std::decay_t<U>, Result>)&&(
+      !std::is_same_v<std::decay_t<U>, Unexpected<Error>>)Result(U&& u)
+      : v_(std::in_place_index<0>, T(std::forward<U>(u))) {}  // NOLINT
 
   bool has_value() const { return v_.index() == 0; }
   explicit operator bool() const { return has_value(); }
@@ -111,6 +115,8 @@ class [[nodiscard]] Result<void> {
 };
 
 using Status = Result<void>;
-inline Status ok() { return {}; }
+inline Status ok() {
+  return {};
+}
 
 }  // namespace nvdra

@@ -60,8 +60,8 @@ class TokenBucket {
   std::mutex mu_;
   double rate_;
   int burst_;
-  double tokens_;                    // guarded by mu_; negative = reservations on credit
-  std::optional<time_point> last_;   // guarded by mu_
+  double tokens_;                   // guarded by mu_; negative = reservations on credit
+  std::optional<time_point> last_;  // guarded by mu_
 };
 
 }  // namespace nvdra

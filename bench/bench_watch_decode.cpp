@@ -18,11 +18,15 @@ struct Stream {
 const Stream& stream() {
   static const Stream s = [] {
     Stream out;
-    const char* kinds[] = {"resource.k8s.io.v1.ResourceClaim.json", "resource.k8s.io.v1.ResourceSlice.json",
-                           "core.v1.Pod.json", "core.v1.Node.json", "coordination.k8s.io.v1.Lease.json",
+    const char* kinds[] = {"resource.k8s.io.v1.ResourceClaim.json",
+                           "resource.k8s.io.v1.ResourceSlice.json",
+                           "core.v1.Pod.json",
+                           "core.v1.Node.json",
+                           "coordination.k8s.io.v1.Lease.json",
                            "resource.k8s.io.v1.DeviceClass.json"};
     std::vector<std::string> objects;
-    for (const char* k : kinds) objects.push_back(nvdra::bench::compact_fixture(k));
+    for (const char* k : kinds)
+      objects.push_back(nvdra::bench::compact_fixture(k));
     const char* types[] = {"ADDED", "MODIFIED", "MODIFIED", "DELETED"};
     while (out.bytes.size() < (8u << 20)) {
       for (size_t i = 0; i < objects.size(); ++i) {
@@ -85,9 +89,10 @@ int main(int argc, char** argv) {
               stream().events.size(), double(stream().bytes.size()) / stream().events.size());
   for (const auto& [name, fig] : f) {
     if (name == ceiling->first) continue;
-    std::printf("%-28s %8.1f MB/s %10.0f events/s  = %.2f x the RapidJSON DOM ceiling (goal >= 0.50)\n",
-                name.c_str(), fig.bytes_per_second / 1e6, fig.items_per_second,
-                fig.bytes_per_second / ceiling->second.bytes_per_second);
+    std::printf(
+        "%-28s %8.1f MB/s %10.0f events/s  = %.2f x the RapidJSON DOM ceiling (goal >= 0.50)\n",
+        name.c_str(), fig.bytes_per_second / 1e6, fig.items_per_second,
+        fig.bytes_per_second / ceiling->second.bytes_per_second);
   }
   std::printf("%-28s %8.1f MB/s %10.0f events/s  (ceiling)\n", ceiling->first.c_str(),
               ceiling->second.bytes_per_second / 1e6, ceiling->second.items_per_second);

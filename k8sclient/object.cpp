@@ -91,8 +91,8 @@ class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> 
   }
   bool Key(const char* str, rapidjson::SizeType len, bool) {
     stack_.back().key.assign(str, len);
-    if (in_capture() && stack_.size() == capture_frame_ + 2 && frame_key(capture_frame_) == "metadata" &&
-        stack_.back().key == "managedFields") {
+    if (in_capture() && stack_.size() == capture_frame_ + 2 &&
+        frame_key(capture_frame_) == "metadata" && stack_.back().key == "managedFields") {
       // The key was just consumed; its raw text is "managedFields" with quotes (15 bytes).
       size_t end = stream_.Tell();
       constexpr std::string_view kRaw = "\"managedFields\"";
@@ -133,11 +133,16 @@ class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> 
     } else if (in_metadata()) {
       const std::string& k = stack_.back().key;
       Capture& c = captures.back();
-      if (k == "name") c.name = v;
-      else if (k == "namespace") c.ns = v;
-      else if (k == "uid") c.uid = v;
-      else if (k == "resourceVersion") c.rv = v;
-      else if (k == "deletionTimestamp") c.deleting = true;
+      if (k == "name")
+        c.name = v;
+      else if (k == "namespace")
+        c.ns = v;
+      else if (k == "uid")
+        c.uid = v;
+      else if (k == "resourceVersion")
+        c.rv = v;
+      else if (k == "deletionTimestamp")
+        c.deleting = true;
     } else if (stack_.size() == capture_frame_ + 3 && frame_key(capture_frame_) == "metadata" &&
                frame_key(capture_frame_ + 1) == "labels" && !stack_.back().is_array) {
       captures.back().labels.emplace_back(stack_.back().key, std::string(v));
@@ -165,7 +170,8 @@ class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> 
   }
   bool is_capture_position() const {
     switch (mode_) {
-      case Mode::kObject: return stack_.empty();
+      case Mode::kObject:
+        return stack_.empty();
       case Mode::kList:
         return stack_.size() == 2 && !stack_[0].is_array && stack_[0].key == "items" &&
                stack_[1].is_array;
@@ -211,7 +217,9 @@ class Scanner : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Scanner> 
   size_t capture_frame_ = npos;
 };
 
-bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool is_ws(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
 
 // Cuts the captured object out of `src`, without managedFields and with defaults filled in.
 std::string cut_object(std::string_view src, const Capture& c, const DecodeOptions& opt,
@@ -221,12 +229,14 @@ std::string cut_object(std::string_view src, const Capture& c, const DecodeOptio
     rm_begin = c.managed_begin;
     rm_end = c.managed_end;
     size_t p = rm_begin;
-    while (p > c.begin && is_ws(src[p - 1])) --p;
+    while (p > c.begin && is_ws(src[p - 1]))
+      --p;
     if (p > c.begin && src[p - 1] == ',') {
       rm_begin = p - 1;  // drop the comma before the member
     } else {
       size_t q = rm_end;
-      while (q < c.end && is_ws(src[q])) ++q;
+      while (q < c.end && is_ws(src[q]))
+        ++q;
       if (q < c.end && src[q] == ',') rm_end = q + 1;  // first member: drop the comma after it
     }
   }
@@ -250,7 +260,8 @@ std::string cut_object(std::string_view src, const Capture& c, const DecodeOptio
       json::append_quoted(out, opt.default_api_version);
     }
     size_t q = body;
-    while (q < c.end && is_ws(src[q])) ++q;
+    while (q < c.end && is_ws(src[q]))
+      ++q;
     if (q < c.end && src[q] != '}') out.push_back(',');
   }
   if (rm_begin == npos) {
@@ -307,7 +318,6 @@ std::string object_key(std::string_view ns, std::string_view name) {
   return k;
 }
 
-
 Result<ObjectPtr> Object::parse(std::string_view json, const DecodeOptions& options) {
   rapidjson::MemoryStream ms(json.data(), json.size());
   Scanner scanner(Mode::kObject, json, ms);
@@ -329,13 +339,13 @@ Result<ObjectList> parse_list(std::string_view json, const DecodeOptions& option
   list.continue_token = scanner.root_continue;
   list.remaining_item_count = scanner.root_remaining;
   DecodeOptions item_options = options;
-  if (item_options.default_kind.empty() && list.kind.size() > 4 &&
-      list.kind.ends_with("List")) {
+  if (item_options.default_kind.empty() && list.kind.size() > 4 && list.kind.ends_with("List")) {
     item_options.default_kind = list.kind.substr(0, list.kind.size() - 4);
   }
   if (item_options.default_api_version.empty()) item_options.default_api_version = list.api_version;
   list.items.reserve(scanner.captures.size());
-  for (auto& c : scanner.captures) list.items.push_back(make_object(json, c, item_options));
+  for (auto& c : scanner.captures)
+    list.items.push_back(make_object(json, c, item_options));
   return list;
 }
 

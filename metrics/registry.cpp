@@ -28,9 +28,8 @@ Family<Histogram>& Registry::histogram(const std::string& name, const std::strin
 }
 
 const Histogram::BucketBoundaries& Registry::latency_buckets() {
-  static const Histogram::BucketBoundaries kBuckets{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                     0.25,  0.5,    1,     2.5,  5,     10,   30,
-                                                     60};
+  static const Histogram::BucketBoundaries kBuckets{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
   return kBuckets;
 }
 

@@ -43,8 +43,8 @@ class Registry {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::mutex mu_;
-  std::map<std::string, Family<Counter>*> counters_;    // guarded by mu_
-  std::map<std::string, Family<Gauge>*> gauges_;        // guarded by mu_
+  std::map<std::string, Family<Counter>*> counters_;      // guarded by mu_
+  std::map<std::string, Family<Gauge>*> gauges_;          // guarded by mu_
   std::map<std::string, Family<Histogram>*> histograms_;  // guarded by mu_
 };
 

@@ -44,8 +44,8 @@ Reply route(const httpd::Request& req, const Registry& registry, const HealthChe
     return r;
   }
   if (req.path == "/metrics") {
-    return Reply{200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}},
-                 registry.serialize()};
+    return Reply{
+        200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, registry.serialize()};
   }
   if (req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
     auto report = req.path == "/readyz" ? health.readiness() : health.liveness();

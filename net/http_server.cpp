@@ -3,12 +3,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <fmt/format.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <fmt/format.h>
 
 #include <charconv>
 #include <mutex>
@@ -90,8 +90,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       ssl_ = std::make_unique<ssl::context>(ssl::context::tls_server);
       error_code ec;
       ssl_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                        ssl::context::no_tlsv1_1);
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
       ssl_->use_certificate_chain(net::buffer(opt_.tls->cert_pem), ec);
       if (!ec) ssl_->use_private_key(net::buffer(opt_.tls->key_pem), ssl::context::pem, ec);
       if (ec) return unexpected(ErrorCode::kTls, "cannot load the serving certificate or key");
@@ -147,7 +146,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       http::response<http::string_body> res;
       res.version(version_);
       res.result(static_cast<unsigned>(status));
-      if (auto c = find_header(headers, "Connection"); c && iequals(*c, "close")) keep_alive_ = false;
+      if (auto c = find_header(headers, "Connection"); c && iequals(*c, "close"))
+        keep_alive_ = false;
       for (auto& [k, v] : headers) {
         if (!iequals(k, "Connection")) res.insert(k, v);
       }
@@ -165,7 +165,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       http::response<http::empty_body> res;
       res.version(version_);
       res.result(static_cast<unsigned>(status));
-      for (auto& [k, v] : headers) res.insert(k, v);
+      for (auto& [k, v] : headers)
+        res.insert(k, v);
       res.chunked(true);
       res.keep_alive(keep_alive_);
       http::response_serializer<http::empty_body> sr(res);
@@ -218,7 +219,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
     while (!stopping_) {
       error_code ec;
-      tcp::socket sock = co_await acceptor_.async_accept(net::redirect_error(net::use_awaitable, ec));
+      tcp::socket sock =
+          co_await acceptor_.async_accept(net::redirect_error(net::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == net::error::operation_aborted) break;
         continue;
@@ -233,8 +235,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     std::string cn;
     if (SSL_get_verify_result(s) == X509_V_OK) {
       char buf[256] = {0};
-      if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf,
-                                    sizeof buf) > 0) {
+      if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof buf) >
+          0) {
         cn = buf;
       }
     }
@@ -325,9 +327,17 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
 HttpServer::HttpServer(net::any_io_executor executor, ServerOptions options, Handler handler)
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(options), std::move(handler))) {}
-HttpServer::~HttpServer() { impl_->stop(); }
-Result<uint16_t> HttpServer::start() { return impl_->start(); }
-void HttpServer::stop() { impl_->stop(); }
-uint16_t HttpServer::port() const { return impl_->port(); }
+HttpServer::~HttpServer() {
+  impl_->stop();
+}
+Result<uint16_t> HttpServer::start() {
+  return impl_->start();
+}
+void HttpServer::stop() {
+  impl_->stop();
+}
+uint16_t HttpServer::port() const {
+  return impl_->port();
+}
 
 }  // namespace nvdra::httpd

@@ -19,9 +19,13 @@ using PKey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using Cert = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 
-Error ssl_error(const char* what) { return Error(ErrorCode::kTls, std::string("pki: ") + what); }
+Error ssl_error(const char* what) {
+  return Error(ErrorCode::kTls, std::string("pki: ") + what);
+}
 
-PKey new_key() { return PKey(EVP_EC_gen("P-256")); }
+PKey new_key() {
+  return PKey(EVP_EC_gen("P-256"));
+}
 
 std::string bio_string(BIO* b) {
   char* data = nullptr;
@@ -94,11 +98,13 @@ Result<KeyPair> make_ca(const std::string& common_name, int days) {
   X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get()));
   X509_set_pubkey(cert.get(), key.get());
   if (!add_ext(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE") ||
-      !add_ext(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") ||
+      !add_ext(cert.get(), cert.get(), NID_key_usage,
+               "critical,keyCertSign,cRLSign,digitalSignature") ||
       !add_ext(cert.get(), cert.get(), NID_subject_key_identifier, "hash")) {
     return unexpected(ssl_error("cannot add CA extensions"));
   }
-  if (!X509_sign(cert.get(), key.get(), EVP_sha256())) return unexpected(ssl_error("cannot sign CA"));
+  if (!X509_sign(cert.get(), key.get(), EVP_sha256()))
+    return unexpected(ssl_error("cannot sign CA"));
   auto c = cert_pem(cert.get());
   auto k = key_pem(key.get());
   if (!c || !k) return unexpected(ssl_error("cannot encode CA"));
@@ -115,11 +121,15 @@ Result<KeyPair> issue(const KeyPair& ca, const CertRequest& req) {
   X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get()));
   X509_set_pubkey(cert.get(), key.get());
   std::string san;
-  for (const auto& d : req.dns_names) san += (san.empty() ? "" : ",") + ("DNS:" + d);
-  for (const auto& ip : req.ip_addresses) san += (san.empty() ? "" : ",") + ("IP:" + ip);
+  for (const auto& d : req.dns_names)
+    san += (san.empty() ? "" : ",") + ("DNS:" + d);
+  for (const auto& ip : req.ip_addresses)
+    san += (san.empty() ? "" : ",") + ("IP:" + ip);
   bool ok = add_ext(cert.get(), ca_cert.get(), NID_basic_constraints, "critical,CA:FALSE") &&
-            add_ext(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
-            add_ext(cert.get(), ca_cert.get(), NID_ext_key_usage, req.server ? "serverAuth" : "clientAuth") &&
+            add_ext(cert.get(), ca_cert.get(), NID_key_usage,
+                    "critical,digitalSignature,keyEncipherment") &&
+            add_ext(cert.get(), ca_cert.get(), NID_ext_key_usage,
+                    req.server ? "serverAuth" : "clientAuth") &&
             add_ext(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid:always");
   if (ok && !san.empty()) ok = add_ext(cert.get(), ca_cert.get(), NID_subject_alt_name, san);
   if (!ok) return unexpected(ssl_error("cannot add certificate extensions"));

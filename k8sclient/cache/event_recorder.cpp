@@ -22,7 +22,8 @@ std::string truncate(std::string_view s, size_t n) {
   if (s.size() <= n) return std::string(s);
   // Do not cut a UTF-8 sequence in half.
   size_t cut = n;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
+    --cut;
   return std::string(s.substr(0, cut));
 }
 }  // namespace
@@ -40,9 +41,9 @@ awaitable<Status> EventRecorder::record(const ObjectReference& regarding, std::s
                                         std::string_view reason, std::string_view action,
                                         std::string_view note_in) {
   const std::string note = truncate(note_in, 1024);
-  const std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", regarding.kind,
-                                      regarding.namespace_, regarding.name, regarding.uid, type,
-                                      reason, action, note);
+  const std::string key =
+      fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", regarding.kind,
+                  regarding.namespace_, regarding.name, regarding.uid, type, reason, action, note);
   const auto now = clock_.now();
   const auto now_sys = clock_.system_now();
   std::string patch_name, patch_ns;
@@ -50,7 +51,8 @@ awaitable<Status> EventRecorder::record(const ObjectReference& regarding, std::s
   {
     std::lock_guard lock(mu_);
     auto& s = series_[key];
-    if (!s.bucket) s.bucket = std::make_unique<TokenBucket>(opt_.spam_refill_per_second, opt_.spam_burst);
+    if (!s.bucket)
+      s.bucket = std::make_unique<TokenBucket>(opt_.spam_refill_per_second, opt_.spam_burst);
     if (!s.bucket->try_take(now)) {
       ++dropped_;
       co_return ok();  // over the spam limit: dropped on purpose

@@ -5,7 +5,9 @@ namespace nvdra::k8s {
 Informer::Informer(std::shared_ptr<ListerWatcher> lw, ReflectorOptions options, const Clock& clock)
     : reflector_(std::move(lw), *this, std::move(options), clock) {}
 
-void Informer::add_handlers(EventHandlers handlers) { handlers_.push_back(std::move(handlers)); }
+void Informer::add_handlers(EventHandlers handlers) {
+  handlers_.push_back(std::move(handlers));
+}
 
 void Informer::notify_upsert(const ObjectPtr& old_obj, const ObjectPtr& obj) {
   for (const auto& h : handlers_) {
@@ -30,7 +32,8 @@ void Informer::replace(std::vector<ObjectPtr> objects, const std::string&) {
       if (h.on_delete) h.on_delete(d);
     }
   }
-  for (const auto& [old, obj] : changes) notify_upsert(old, obj);
+  for (const auto& [old, obj] : changes)
+    notify_upsert(old, obj);
   synced_.store(true);
 }
 
@@ -42,7 +45,9 @@ void Informer::added(ObjectPtr obj) {
   notify_upsert(old, obj);
 }
 
-void Informer::modified(ObjectPtr obj) { added(std::move(obj)); }
+void Informer::modified(ObjectPtr obj) {
+  added(std::move(obj));
+}
 
 void Informer::deleted(ObjectPtr obj) {
   ObjectPtr old = store_.remove(obj->key());

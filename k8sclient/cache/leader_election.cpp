@@ -51,7 +51,8 @@ std::optional<Clock::system_point> parse_time(std::string_view s) {
       ++pos;
     }
     if (digits == 0) return std::nullopt;
-    while (digits++ < 6) micros *= 10;
+    while (digits++ < 6)
+      micros *= 10;
   }
   int offset_minutes = 0;
   if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
@@ -84,7 +85,8 @@ Result<LeaseRecord> lease_record_from_object(const Object& lease) {
   const json::Value* spec = json::find(*doc, "spec");
   if (spec == nullptr || !spec->IsObject()) return r;
   r.holder = std::string(json::string_or(*spec, "holderIdentity"));
-  r.lease_duration_seconds = static_cast<int>(json::get_int(*spec, "leaseDurationSeconds").value_or(0));
+  r.lease_duration_seconds =
+      static_cast<int>(json::get_int(*spec, "leaseDurationSeconds").value_or(0));
   r.transitions = static_cast<int>(json::get_int(*spec, "leaseTransitions").value_or(0));
   if (auto t = parse_time(json::string_or(*spec, "acquireTime"))) r.acquire_time = *t;
   if (auto t = parse_time(json::string_or(*spec, "renewTime"))) r.renew_time = *t;
@@ -156,7 +158,8 @@ Result<std::unique_ptr<LeaderElector>> LeaderElector::create(LeaseLock& lock,
                                                              LeaderElectionConfig cfg,
                                                              LeaderCallbacks callbacks,
                                                              const Clock& clock) {
-  if (cfg.identity.empty()) return unexpected(ErrorCode::kInvalidArgument, "leader election: empty identity");
+  if (cfg.identity.empty())
+    return unexpected(ErrorCode::kInvalidArgument, "leader election: empty identity");
   if (cfg.lease_duration <= cfg.renew_deadline) {
     return unexpected(ErrorCode::kInvalidArgument,
                       "leader election: lease duration must be longer than the renew deadline");
@@ -232,7 +235,8 @@ awaitable<void> LeaderElector::release() {
   r.acquire_time = r.renew_time = clock_.system_now();
   auto res = co_await lock_.update(r);
   if (!res) {
-    NVDRA_WARN("leader election: releasing {} failed: {}", lock_.describe(), res.error().to_string());
+    NVDRA_WARN("leader election: releasing {} failed: {}", lock_.describe(),
+               res.error().to_string());
   } else {
     observe(*res);
   }

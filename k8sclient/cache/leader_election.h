@@ -86,9 +86,9 @@ struct LeaderCallbacks {
 class LeaderElector {
  public:
   // Rejects configurations client-go rejects (lease <= renew deadline, renew <= 1.2 * retry).
-  static Result<std::unique_ptr<LeaderElector>> create(LeaseLock& lock, LeaderElectionConfig cfg,
-                                                       LeaderCallbacks callbacks,
-                                                       const Clock& clock = SystemClock::instance());
+  static Result<std::unique_ptr<LeaderElector>> create(
+      LeaseLock& lock, LeaderElectionConfig cfg, LeaderCallbacks callbacks,
+      const Clock& clock = SystemClock::instance());
 
   // One attempt to acquire or renew; true when this candidate holds the lease afterwards.
   awaitable<bool> try_acquire_or_renew();

@@ -6,19 +6,23 @@ std::vector<std::string> namespace_index(const Object& o) {
   return {std::string(o.namespace_())};
 }
 
-Store::Store() { indexers_[kNamespaceIndex] = namespace_index; }
+Store::Store() {
+  indexers_[kNamespaceIndex] = namespace_index;
+}
 
 void Store::add_indexer(const std::string& name, IndexFunc f) {
   std::lock_guard lock(mu_);
   indexers_[name] = std::move(f);
   for (const auto& [key, obj] : items_) {
-    for (auto& v : indexers_[name](*obj)) indices_[name][v].insert(obj->key());
+    for (auto& v : indexers_[name](*obj))
+      indices_[name][v].insert(obj->key());
   }
 }
 
 void Store::index_locked(const ObjectPtr& obj) {
   for (const auto& [name, f] : indexers_) {
-    for (auto& v : f(*obj)) indices_[name][v].insert(obj->key());
+    for (auto& v : f(*obj))
+      indices_[name][v].insert(obj->key());
   }
 }
 
@@ -72,7 +76,8 @@ std::vector<ObjectPtr> Store::replace(std::vector<ObjectPtr> objects) {
   }
   items_ = std::move(next);
   indices_.clear();
-  for (const auto& [key, obj] : items_) index_locked(obj);
+  for (const auto& [key, obj] : items_)
+    index_locked(obj);
   return dropped;
 }
 
@@ -86,7 +91,8 @@ std::vector<ObjectPtr> Store::list() const {
   std::lock_guard lock(mu_);
   std::vector<ObjectPtr> out;
   out.reserve(items_.size());
-  for (const auto& [k, o] : items_) out.push_back(o);
+  for (const auto& [k, o] : items_)
+    out.push_back(o);
   return out;
 }
 
@@ -94,7 +100,8 @@ std::vector<std::string> Store::keys() const {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
   out.reserve(items_.size());
-  for (const auto& [k, o] : items_) out.emplace_back(k);
+  for (const auto& [k, o] : items_)
+    out.emplace_back(k);
   return out;
 }
 

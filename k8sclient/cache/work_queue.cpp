@@ -50,7 +50,9 @@ WorkQueue::duration WorkQueue::when(const std::string& key) {
   return std::max(item, bucket);
 }
 
-void WorkQueue::add_rate_limited(const std::string& key) { add_after(key, when(key)); }
+void WorkQueue::add_rate_limited(const std::string& key) {
+  add_after(key, when(key));
+}
 
 void WorkQueue::forget(const std::string& key) {
   std::lock_guard lock(mu_);

@@ -58,8 +58,8 @@ class WorkQueue {
 
   void shut_down();
   bool shutting_down() const;
-  size_t len() const;           // queued and ready
-  size_t waiting_len() const;   // delayed
+  size_t len() const;          // queued and ready
+  size_t waiting_len() const;  // delayed
   // Time the oldest ready key has waited (for the queue-latency metric).
   std::optional<duration> oldest_wait() const;
 
@@ -77,14 +77,14 @@ class WorkQueue {
   RateLimiterOptions rl_;
   TokenBucket overall_;
   mutable std::mutex mu_;
-  std::deque<std::string> queue_;                                 // guarded by mu_
-  std::unordered_map<std::string, Clock::steady_point> dirty_;    // guarded by mu_ (key -> added)
-  std::unordered_set<std::string> processing_;                    // guarded by mu_
+  std::deque<std::string> queue_;                               // guarded by mu_
+  std::unordered_map<std::string, Clock::steady_point> dirty_;  // guarded by mu_ (key -> added)
+  std::unordered_set<std::string> processing_;                  // guarded by mu_
   std::priority_queue<Delayed, std::vector<Delayed>, std::greater<>> delayed_;  // guarded by mu_
   std::unordered_map<std::string, Clock::steady_point> delayed_at_;  // earliest per key; mu_
-  std::unordered_map<std::string, int> failures_;                 // guarded by mu_
-  std::vector<std::shared_ptr<net::steady_timer>> waiters_;       // guarded by mu_
-  bool shutting_down_ = false;                                    // guarded by mu_
+  std::unordered_map<std::string, int> failures_;                    // guarded by mu_
+  std::vector<std::shared_ptr<net::steady_timer>> waiters_;          // guarded by mu_
+  bool shutting_down_ = false;                                       // guarded by mu_
 };
 
 }  // namespace nvdra::k8s

@@ -43,7 +43,8 @@ std::string TokenSource::token() {
   if (!read_at_ || now - *read_at_ >= refresh_) {
     if (auto text = read_file(path_)) {
       std::string t = std::move(*text);
-      while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+      while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' '))
+        t.pop_back();
       token_ = std::move(t);
       read_at_ = now;
     }
@@ -90,7 +91,8 @@ Status add_named(const YAML::Node& list, const char* section, const char* inner,
   if (!list) return ok();
   if (list.IsNull()) return ok();
   if (!list.IsSequence()) {
-    return unexpected(ErrorCode::kInvalidArgument, fmt::format("kubeconfig: {} must be a list", section));
+    return unexpected(ErrorCode::kInvalidArgument,
+                      fmt::format("kubeconfig: {} must be a list", section));
   }
   for (const auto& item : list) {
     if (!item.IsMap()) {
@@ -119,9 +121,11 @@ Status merge_one(const std::string& text, const std::string& base_dir, Merged& m
   if (!root.IsMap()) return unexpected(ErrorCode::kInvalidArgument, "kubeconfig: not a map");
   try {
     if (m.current_context.empty()) m.current_context = scalar(root, "current-context");
-    if (auto s = add_named(root["clusters"], "clusters", "cluster", base_dir, m.clusters); !s) return s;
+    if (auto s = add_named(root["clusters"], "clusters", "cluster", base_dir, m.clusters); !s)
+      return s;
     if (auto s = add_named(root["users"], "users", "user", base_dir, m.users); !s) return s;
-    if (auto s = add_named(root["contexts"], "contexts", "context", base_dir, m.contexts); !s) return s;
+    if (auto s = add_named(root["contexts"], "contexts", "context", base_dir, m.contexts); !s)
+      return s;
   } catch (const YAML::Exception& e) {
     return unexpected(ErrorCode::kInvalidArgument, fmt::format("kubeconfig: {}", e.what()));
   }
@@ -300,11 +304,13 @@ Result<RestConfig> in_cluster_config(const std::string& sa_dir) {
   cfg.tls.ca_pem = std::move(*ca);
   cfg.token = TokenSource::file(sa_dir + "/token");
   if (cfg.token->token().empty()) {
-    return unexpected(ErrorCode::kNotFound, "in-cluster config: the service-account token is missing");
+    return unexpected(ErrorCode::kNotFound,
+                      "in-cluster config: the service-account token is missing");
   }
   if (auto ns = read_file(sa_dir + "/namespace")) {
     std::string n = std::move(*ns);
-    while (!n.empty() && (n.back() == '\n' || n.back() == ' ')) n.pop_back();
+    while (!n.empty() && (n.back() == '\n' || n.back() == ' '))
+      n.pop_back();
     if (!n.empty()) cfg.namespace_ = n;
   }
   return cfg;

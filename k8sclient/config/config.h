@@ -21,7 +21,8 @@ class TokenSource {
  public:
   static constexpr std::chrono::seconds kDefaultRefresh{60};
   static std::shared_ptr<TokenSource> fixed(std::string token);
-  static std::shared_ptr<TokenSource> file(std::string path, const Clock& clock = SystemClock::instance(),
+  static std::shared_ptr<TokenSource> file(std::string path,
+                                           const Clock& clock = SystemClock::instance(),
                                            std::chrono::seconds refresh = kDefaultRefresh);
 
   // The current token (empty when none is configured or the file cannot be read).

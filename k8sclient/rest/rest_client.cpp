@@ -37,10 +37,14 @@ ResourceRef ResourceRef::sub(std::string s) const {
 
 std::string_view content_type(PatchType t) {
   switch (t) {
-    case PatchType::kJson: return "application/json-patch+json";
-    case PatchType::kMerge: return "application/merge-patch+json";
-    case PatchType::kStrategicMerge: return "application/strategic-merge-patch+json";
-    case PatchType::kApply: return "application/apply-patch+yaml";
+    case PatchType::kJson:
+      return "application/json-patch+json";
+    case PatchType::kMerge:
+      return "application/merge-patch+json";
+    case PatchType::kStrategicMerge:
+      return "application/strategic-merge-patch+json";
+    case PatchType::kApply:
+      return "application/apply-patch+yaml";
   }
   return "application/json";
 }
@@ -62,7 +66,9 @@ std::optional<std::chrono::seconds> parse_retry_after(const HttpResponse& r) {
   return std::chrono::seconds(v);
 }
 
-awaitable<void> timer_sleep(std::chrono::nanoseconds d) { co_await sleep_for(d); }
+awaitable<void> timer_sleep(std::chrono::nanoseconds d) {
+  co_await sleep_for(d);
+}
 }  // namespace
 
 std::string list_query(const ListOptions& o, bool watch) {
@@ -149,25 +155,25 @@ awaitable<Result<HttpResponse>> RestClient::execute(const Call& call) {
     auto res = co_await transport_->send(std::move(req));
     if (!res) {
       // Transport failures: repeat only requests that are safe to repeat, a few times.
-      if (call.retry_5xx && attempt < 3 && (res.error().code == ErrorCode::kIo ||
-                                            res.error().code == ErrorCode::kTimeout)) {
+      if (call.retry_5xx && attempt < 3 &&
+          (res.error().code == ErrorCode::kIo || res.error().code == ErrorCode::kTimeout)) {
         auto d = backoff.next();
-        NVDRA_V(4, "{} {}: {}; retrying in {} ms", call.method, call.target,
-                res.error().message, std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+        NVDRA_V(4, "{} {}: {}; retrying in {} ms", call.method, call.target, res.error().message,
+                std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
         co_await options_.sleep(d);
         continue;
       }
       co_return unexpected(res.error());
     }
     for (const auto& [k, v] : res->headers) {
-      if (iequals(k, "Warning")) NVDRA_WARN("API server warning for {} {}: {}", call.method, call.target, v);
+      if (iequals(k, "Warning"))
+        NVDRA_WARN("API server warning for {} {}: {}", call.method, call.target, v);
     }
     const int s = res->status;
     if (s >= 200 && s < 300) co_return std::move(*res);
     auto retry_after = parse_retry_after(*res);
     const bool retryable =
-        attempt < options_.max_retries &&
-        (s == 429 || (s >= 500 && call.retry_5xx));
+        attempt < options_.max_retries && (s == 429 || (s >= 500 && call.retry_5xx));
     if (!retryable) co_return unexpected(error_from_response(s, res->body, retry_after));
     Error e = error_from_response(s, res->body, retry_after);
     std::chrono::nanoseconds delay = backoff.next();
@@ -225,7 +231,8 @@ awaitable<Result<ObjectList>> RestClient::list_all(const ResourceRef& ref, ListO
       all.api_version = page->api_version;
       all.resource_version = page->resource_version;
     }
-    for (auto& item : page->items) all.items.push_back(std::move(item));
+    for (auto& item : page->items)
+      all.items.push_back(std::move(item));
     if (page->continue_token.empty()) break;
     options.continue_token = page->continue_token;
     // Later pages must not repeat resourceVersion (the token carries it).
@@ -269,7 +276,8 @@ std::string delete_body(const DeleteOptions& o) {
   if (!o.propagation_policy.empty()) {
     b += R"(,"propagationPolicy":)" + json::quote(o.propagation_policy);
   }
-  if (o.grace_period_seconds) b += fmt::format(R"(,"gracePeriodSeconds":{})", *o.grace_period_seconds);
+  if (o.grace_period_seconds)
+    b += fmt::format(R"(,"gracePeriodSeconds":{})", *o.grace_period_seconds);
   if (o.precondition_uid || o.precondition_resource_version) {
     b += R"(,"preconditions":{)";
     bool first = true;

@@ -28,7 +28,7 @@ namespace nvdra::k8s {
 struct ResourceRef {
   std::string group;  // "" for the core group
   std::string version = "v1";
-  std::string resource;  // plural, e.g. "resourceclaims"
+  std::string resource;    // plural, e.g. "resourceclaims"
   std::string namespace_;  // "" = cluster-scoped, or all namespaces for lists
   std::string name;
   std::string subresource;  // e.g. "status"
@@ -109,12 +109,14 @@ class RestClient {
   // Every page (limit defaults to 500), restarting once when the continue token expires (410).
   awaitable<Result<ObjectList>> list_all(const ResourceRef& ref, ListOptions options);
   awaitable<Result<ObjectList>> list_all(const ResourceRef& ref) { return list_all(ref, {}); }
-  awaitable<Result<ObjectPtr>> create(const ResourceRef& ref, std::string body, WriteOptions options);
+  awaitable<Result<ObjectPtr>> create(const ResourceRef& ref, std::string body,
+                                      WriteOptions options);
   awaitable<Result<ObjectPtr>> create(const ResourceRef& ref, std::string body) {
     return create(ref, std::move(body), WriteOptions{});
   }
   // PUT; the body must carry metadata.resourceVersion for optimistic concurrency.
-  awaitable<Result<ObjectPtr>> update(const ResourceRef& ref, std::string body, WriteOptions options);
+  awaitable<Result<ObjectPtr>> update(const ResourceRef& ref, std::string body,
+                                      WriteOptions options);
   awaitable<Result<ObjectPtr>> update(const ResourceRef& ref, std::string body) {
     return update(ref, std::move(body), WriteOptions{});
   }
@@ -130,7 +132,9 @@ class RestClient {
   }
   // Returns the object when the server answers with it (finalizers pending), else null.
   awaitable<Result<ObjectPtr>> remove(const ResourceRef& ref, DeleteOptions options);
-  awaitable<Result<ObjectPtr>> remove(const ResourceRef& ref) { return remove(ref, DeleteOptions{}); }
+  awaitable<Result<ObjectPtr>> remove(const ResourceRef& ref) {
+    return remove(ref, DeleteOptions{});
+  }
   awaitable<Status> remove_collection(const ResourceRef& ref, ListOptions selection,
                                       DeleteOptions options);
 

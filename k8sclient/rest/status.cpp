@@ -6,22 +6,38 @@ namespace nvdra::k8s {
 
 std::string_view reason_for_http_status(int s) {
   switch (s) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 406: return "NotAcceptable";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "RequestEntityTooLarge";
-    case 415: return "UnsupportedMediaType";
-    case 422: return "Invalid";
-    case 429: return "TooManyRequests";
-    case 500: return "InternalError";
-    case 503: return "ServiceUnavailable";
-    case 504: return "Timeout";
-    default: return s >= 500 ? "InternalError" : "Unknown";
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 406:
+      return "NotAcceptable";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 413:
+      return "RequestEntityTooLarge";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 500:
+      return "InternalError";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
+    default:
+      return s >= 500 ? "InternalError" : "Unknown";
   }
 }
 
@@ -84,8 +100,12 @@ std::string status_json(int code, std::string_view reason, std::string_view mess
   return out;
 }
 
-bool is_api_error(const Error& e) { return e.code == ErrorCode::kApi; }
-bool is_not_found(const Error& e) { return is_api_error(e) && e.http_status == 404; }
+bool is_api_error(const Error& e) {
+  return e.code == ErrorCode::kApi;
+}
+bool is_not_found(const Error& e) {
+  return is_api_error(e) && e.http_status == 404;
+}
 bool is_already_exists(const Error& e) {
   return is_api_error(e) && e.http_status == 409 && e.reason == "AlreadyExists";
 }
@@ -95,12 +115,24 @@ bool is_conflict(const Error& e) {
 bool is_gone(const Error& e) {
   return is_api_error(e) && (e.http_status == 410 || e.reason == "Expired" || e.reason == "Gone");
 }
-bool is_invalid(const Error& e) { return is_api_error(e) && e.http_status == 422; }
-bool is_bad_request(const Error& e) { return is_api_error(e) && e.http_status == 400; }
-bool is_unauthorized(const Error& e) { return is_api_error(e) && e.http_status == 401; }
-bool is_forbidden(const Error& e) { return is_api_error(e) && e.http_status == 403; }
-bool is_too_many_requests(const Error& e) { return is_api_error(e) && e.http_status == 429; }
-bool is_server_error(const Error& e) { return is_api_error(e) && e.http_status >= 500; }
+bool is_invalid(const Error& e) {
+  return is_api_error(e) && e.http_status == 422;
+}
+bool is_bad_request(const Error& e) {
+  return is_api_error(e) && e.http_status == 400;
+}
+bool is_unauthorized(const Error& e) {
+  return is_api_error(e) && e.http_status == 401;
+}
+bool is_forbidden(const Error& e) {
+  return is_api_error(e) && e.http_status == 403;
+}
+bool is_too_many_requests(const Error& e) {
+  return is_api_error(e) && e.http_status == 429;
+}
+bool is_server_error(const Error& e) {
+  return is_api_error(e) && e.http_status >= 500;
+}
 
 std::optional<std::chrono::seconds> suggests_client_delay(const Error& e) {
   if (!is_api_error(e)) return std::nullopt;

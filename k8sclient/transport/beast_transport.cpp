@@ -5,12 +5,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <fmt/format.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <fmt/format.h>
 
 #include <array>
 #include <limits>
@@ -128,9 +128,11 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
       idle.swap(idle_);
     }
     auto self = shared_from_this();
-    for (Conn* c : active) post_close(c);
+    for (Conn* c : active)
+      post_close(c);
     net::post(ex_, [self, idle = std::make_shared<decltype(idle)>(std::move(idle))] {
-      for (auto& c : *idle) c->close();
+      for (auto& c : *idle)
+        c->close();
     });
   }
 
@@ -201,8 +203,8 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
 
     tcp::resolver resolver(ex_);
     error_code ec;
-    auto endpoints =
-        co_await resolver.async_resolve(ep.host, ep.port, net::redirect_error(net::use_awaitable, ec));
+    auto endpoints = co_await resolver.async_resolve(ep.host, ep.port,
+                                                     net::redirect_error(net::use_awaitable, ec));
     if (ec) {
       forget(raw);
       co_return unexpected(io_error(what, ec, is_cancelled()));
@@ -255,7 +257,8 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
     }
     req.target(r.target);
     req.set(http::field::host, host_header_);
-    for (const auto& [k, val] : r.headers) req.insert(k, val);
+    for (const auto& [k, val] : r.headers)
+      req.insert(k, val);
     if (!find_header(r.headers, "User-Agent")) req.set(http::field::user_agent, "nvdra/0.1");
     req.body() = r.body;
     req.prepare_payload();
@@ -289,9 +292,11 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
     if (!ec) {
       c.lowest().expires_after(opt_.request_timeout);
       if (c.tls) {
-        co_await http::async_read(*c.tls, c.buffer, parser, net::redirect_error(net::use_awaitable, ec));
+        co_await http::async_read(*c.tls, c.buffer, parser,
+                                  net::redirect_error(net::use_awaitable, ec));
       } else {
-        co_await http::async_read(*c.tcp, c.buffer, parser, net::redirect_error(net::use_awaitable, ec));
+        co_await http::async_read(*c.tcp, c.buffer, parser,
+                                  net::redirect_error(net::use_awaitable, ec));
       }
       *got_bytes = parser.got_some();
     }
@@ -313,7 +318,8 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
   template <class Stream>
   awaitable<Result<HttpResponse>> stream_impl(Stream& s, Conn& c, const HttpRequest& r,
                                               const BodyCallback& on_body,
-                                              std::chrono::milliseconds idle, Cancellation* cancel) {
+                                              std::chrono::milliseconds idle,
+                                              Cancellation* cancel) {
     const std::string what = fmt::format("{} {}", r.method, r.target);
     auto cancelled = [&] { return is_cancelled() || (cancel && cancel->cancelled()); };
     auto req = build(r);
@@ -323,7 +329,8 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // a watch has no natural end
     c.lowest().expires_after(opt_.request_timeout);
-    co_await http::async_read_header(s, c.buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    co_await http::async_read_header(s, c.buffer, parser,
+                                     net::redirect_error(net::use_awaitable, ec));
     if (ec) co_return unexpected(io_error(what, ec, cancelled()));
     HttpResponse head;
     head.status = parser.get().result_int();
@@ -336,7 +343,8 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
       parser.get().body().data = chunk.data();
       parser.get().body().size = chunk.size();
       c.lowest().expires_after(idle);
-      co_await http::async_read_some(s, c.buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      co_await http::async_read_some(s, c.buffer, parser,
+                                     net::redirect_error(net::use_awaitable, ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         if (ec == http::error::end_of_stream || ec == boost::asio::error::eof) break;
@@ -374,7 +382,7 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
 }  // namespace
 
 Result<std::shared_ptr<Transport>> make_beast_transport(net::any_io_executor executor,
-                                                         TransportOptions options) {
+                                                        TransportOptions options) {
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
   error_code ec;
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |

@@ -20,7 +20,8 @@ bool parse_server_url(std::string_view url, Endpoint* out, std::string* error) {
   size_t slash = url.find('/');
   std::string_view hostport = url.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? "" : url.substr(slash);
-  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  while (!path.empty() && path.back() == '/')
+    path.remove_suffix(1);
   ep.path_prefix = std::string(path);
   if (hostport.empty()) {
     *error = "server URL has no host";

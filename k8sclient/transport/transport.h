@@ -51,6 +51,6 @@ class Transport {
 // The real transport on Boost.Beast and OpenSSL. Fails at construction time (Error) when the TLS
 // material does not load.
 Result<std::shared_ptr<Transport>> make_beast_transport(net::any_io_executor executor,
-                                                         TransportOptions options);
+                                                        TransportOptions options);
 
 }  // namespace nvdra::k8s

@@ -91,9 +91,9 @@ awaitable<Reflector::WatchEnd> Reflector::watch_once(Cancellation* cancel, bool 
           last_rv_ = e.object->resource_version();
           if (!initial_done) {
             auto doc = e.object->doc();
-            const json::Value* v =
-                doc ? json::find_path(*doc, {"metadata", "annotations", "k8s.io/initial-events-end"})
-                    : nullptr;
+            const json::Value* v = doc ? json::find_path(*doc, {"metadata", "annotations",
+                                                                "k8s.io/initial-events-end"})
+                                       : nullptr;
             if (v && v->IsString() && std::string_view(v->GetString()) == "true") {
               initial_done = true;
               sink_.replace(std::move(initial_objects), last_rv_);
@@ -133,8 +133,8 @@ awaitable<Reflector::WatchEnd> Reflector::watch_once(Cancellation* cancel, bool 
   if (cancel && cancel->cancelled()) co_return WatchEnd::kCancelled;
   if (!st) {
     const Error& err = st.error();
-    if (initial && (is_invalid(err) || is_bad_request(err) || is_forbidden(err) ||
-                    is_not_found(err))) {
+    if (initial &&
+        (is_invalid(err) || is_bad_request(err) || is_forbidden(err) || is_not_found(err))) {
       // The server does not do watch-list (gate off, older server): LIST from now on.
       NVDRA_V(2, "{}: watch-list refused ({}); using list+watch", opt_.name, err.to_string());
       watch_list_supported_ = false;
@@ -184,7 +184,8 @@ awaitable<void> Reflector::run(Cancellation* cancel) {
     }
     auto end = co_await watch_once(cancel, /*initial=*/false);
     switch (end) {
-      case WatchEnd::kCancelled: co_return;
+      case WatchEnd::kCancelled:
+        co_return;
       case WatchEnd::kResume:
         if (clock_.now() - healthy_since >= opt_.backoff_reset_after) backoff.reset();
         break;

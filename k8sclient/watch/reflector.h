@@ -4,7 +4,8 @@
 //  - resumes the watch from the last resourceVersion seen (event or bookmark) when a stream ends
 //    or drops, so no event is missed or delivered twice;
 //  - relists when the server says the resourceVersion is too old (410 Gone / Expired);
-//  - backs off between failures (800 ms doubling to 30 s, with jitter; reset after 2 min of health);
+//  - backs off between failures (800 ms doubling to 30 s, with jitter; reset after 2 min of
+//  health);
 //  - asks for randomized watch timeouts in [min, 2*min) as client-go does, to spread reconnects.
 #pragma once
 
@@ -38,8 +39,7 @@ class RestListerWatcher final : public ListerWatcher {
   RestListerWatcher(std::shared_ptr<RestClient> client, ResourceRef ref,
                     std::string label_selector = {}, std::string field_selector = {});
   awaitable<Result<ObjectList>> list(ListOptions options) override;
-  awaitable<Status> watch(ListOptions options, BodyCallback on_body,
-                          Cancellation* cancel) override;
+  awaitable<Status> watch(ListOptions options, BodyCallback on_body, Cancellation* cancel) override;
 
  private:
   std::shared_ptr<RestClient> client_;

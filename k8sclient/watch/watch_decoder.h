@@ -47,8 +47,8 @@ class WatchDecoder {
   DecodeOptions options_;
   size_t max_event_bytes_;
   std::string buf_;
-  size_t consumed_ = 0;  // bytes of buf_ already returned as events
-  size_t scan_ = 0;      // scan position (>= consumed_)
+  size_t consumed_ = 0;               // bytes of buf_ already returned as events
+  size_t scan_ = 0;                   // scan position (>= consumed_)
   size_t start_ = std::string::npos;  // start of the event being scanned
   int depth_ = 0;
   bool in_string_ = false;

@@ -96,11 +96,14 @@ TEST(Kubeconfig, MissingFilesAndNamesAreClearErrors) {
   cfg = parse_kubeconfig(kBasic, "/", "nope");
   ASSERT_FALSE(cfg);
   EXPECT_NE(cfg.error().message.find("context \"nope\" not found"), std::string::npos);
-  for (const char* bad : {"[", "- a\n- b", "clusters: 5\ncurrent-context: x", "current-context: x",
-                          "current-context: x\ncontexts:\n- name: x\n  context: {cluster: y}",
-                          "current-context: x\ncontexts:\n- context: {}",
-                          "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster: {server: 'ftp://x'}",
-                          "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\nclusters:\n- name: c\n  cluster: {server: 'https://x', certificate-authority-data: '!!notbase64'}"}) {
+  for (const char* bad :
+       {"[", "- a\n- b", "clusters: 5\ncurrent-context: x", "current-context: x",
+        "current-context: x\ncontexts:\n- name: x\n  context: {cluster: y}",
+        "current-context: x\ncontexts:\n- context: {}",
+        "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\nclusters:\n- name: c\n "
+        " cluster: {server: 'ftp://x'}",
+        "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\nclusters:\n- name: c\n "
+        " cluster: {server: 'https://x', certificate-authority-data: '!!notbase64'}"}) {
     SCOPED_TRACE(bad);
     auto r = parse_kubeconfig(bad, "/");
     ASSERT_FALSE(r);
@@ -114,7 +117,8 @@ current-context: x
 contexts: [{name: x, context: {cluster: c, user: u}}]
 clusters: [{name: c, cluster: {server: 'https://h'}}]
 users: [{name: u, user: {exec: {command: aws}}}]
-)", "/");
+)",
+                            "/");
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("exec"), std::string::npos);
 }
@@ -196,7 +200,8 @@ TEST(InCluster, ReadsServiceAccountFiles) {
 }
 
 TEST(Base64, RoundTripAndRejects) {
-  for (std::string s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+  for (std::string s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
     EXPECT_EQ(base64_decode(base64_encode(s)), s);
   }
   EXPECT_EQ(base64_decode("Q0Et\nUEVN"), "CA-PEM");

@@ -17,28 +17,36 @@ struct Harness {
   std::unique_ptr<testing::TestServer> server;
   std::unique_ptr<EventRecorder> recorder;
   Harness() {
-    server = std::make_unique<testing::TestServer>(io, testing::reply_with([this](const httpd::Request& r) {
-      log.add(r);
-      return Reply{r.method == "POST" ? 201 : 200, {}, R"({"kind":"Event","metadata":{"name":"e"}})"};
-    }));
+    server = std::make_unique<testing::TestServer>(
+        io, testing::reply_with([this](const httpd::Request& r) {
+          log.add(r);
+          return Reply{
+              r.method == "POST" ? 201 : 200, {}, R"({"kind":"Event","metadata":{"name":"e"}})"};
+        }));
     RestConfig cfg;
     cfg.server = server->url(false);
     std::string err;
     parse_server_url(cfg.server, &cfg.endpoint, &err);
     cfg.qps = 0;
     auto client = RestClient::create(io.executor(), cfg);
-    recorder = std::make_unique<EventRecorder>(*client, EventRecorderOptions{.reporting_instance = "ctrl-0"}, clock);
+    recorder = std::make_unique<EventRecorder>(
+        *client, EventRecorderOptions{.reporting_instance = "ctrl-0"}, clock);
   }
 };
 
-ObjectReference cd() { return {"ComputeDomain", "resource.nvidia.com/v1beta1", "team", "cd1", "uid-1"}; }
+ObjectReference cd() {
+  return {"ComputeDomain", "resource.nvidia.com/v1beta1", "team", "cd1", "uid-1"};
+}
 
 TEST(EventRecorder, CreatesThenFoldsRepeatsIntoASeries) {
   Harness h;
-  ASSERT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
+  ASSERT_TRUE(h.io.run(
+      h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
   h.clock.advance(10s);
-  ASSERT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
-  ASSERT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
+  ASSERT_TRUE(h.io.run(
+      h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
+  ASSERT_TRUE(h.io.run(
+      h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
   auto reqs = h.log.all();
   ASSERT_EQ(reqs.size(), 3u);
   EXPECT_EQ(reqs[0].method, "POST");
@@ -58,7 +66,8 @@ TEST(EventRecorder, CreatesThenFoldsRepeatsIntoASeries) {
   EXPECT_NE(reqs[2].body.find("\"count\":3"), std::string::npos);
   // Outside the series window a new Event starts.
   h.clock.advance(7min);
-  ASSERT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
+  ASSERT_TRUE(h.io.run(
+      h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
   EXPECT_EQ(h.log.all()[3].method, "POST");
 }
 

@@ -4,6 +4,7 @@
 
 #include "k8sclient/rest/status.h"
 #include "support/io_thread.h"
+#include "support/test_server.h"
 
 namespace nvdra::k8s {
 namespace {
@@ -23,7 +24,8 @@ class MemoryLease final : public LeaseLock {
     co_return save(r);
   }
   awaitable<Result<LeaseRecord>> update(const LeaseRecord& r) override {
-    if (!stored || stored->resource_version != r.resource_version) co_return unexpected(conflict("Conflict"));
+    if (!stored || stored->resource_version != r.resource_version)
+      co_return unexpected(conflict("Conflict"));
     co_return save(r);
   }
   std::string describe() const override { return "memory/lease"; }
@@ -129,7 +131,8 @@ TEST(LeaderElection, RunCallsCallbacksAndReleasesOnCancel) {
   ASSERT_TRUE(e);
   Cancellation cancel;
   auto done = io.spawn((*e)->run(&cancel));
-  for (int i = 0; i < 200 && started == 0; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 200 && started == 0; ++i)
+    std::this_thread::sleep_for(5ms);
   EXPECT_EQ(started.load(), 1);
   cancel.cancel();
   ASSERT_EQ(done.wait_for(3s), std::future_status::ready);
@@ -155,6 +158,89 @@ TEST(LeaseTime, MicroTimeRoundTrip) {
   EXPECT_FALSE(parse_time("2023-11-14 22:13:20Z"));
   EXPECT_FALSE(parse_time("garbage"));
   EXPECT_FALSE(parse_time("2023-13-14T22:13:20Z"));
+}
+
+// A Lease endpoint with the API server's rules for create, merge patch and resourceVersion.
+class LeaseEndpoint {
+ public:
+  testing::Reply handle(const httpd::Request& r) {
+    std::lock_guard lock(mu_);
+    const std::string path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases";
+    if (r.method == "GET" && r.path == path + "/nvdra") {
+      if (spec_.empty())
+        return {404, {}, status_json(404, "NotFound", "leases \"nvdra\" not found")};
+      return {200, {}, body()};
+    }
+    if (r.method == "POST" && r.path == path) {
+      if (!spec_.empty()) return {409, {}, status_json(409, "AlreadyExists", "exists")};
+      auto doc = json::parse(r.body);
+      if (!doc || json::string_or(*json::find(*doc, "metadata"), "name") != "nvdra") {
+        return {422, {}, status_json(422, "Invalid", "bad lease")};
+      }
+      spec_ = json::write(*json::find(*doc, "spec"));
+      ++rv_;
+      return {201, {}, body()};
+    }
+    if (r.method == "PATCH" && r.path == path + "/nvdra") {
+      EXPECT_EQ(r.header("Content-Type"), "application/merge-patch+json");
+      auto doc = json::parse(r.body);
+      auto rv = json::find_path(*doc, {"metadata", "resourceVersion"});
+      if (!rv || std::string_view(rv->GetString()) != std::to_string(rv_)) {
+        return {409, {}, status_json(409, "Conflict", "the object has been modified")};
+      }
+      spec_ = json::write(*json::find(*doc, "spec"));
+      ++rv_;
+      return {200, {}, body()};
+    }
+    return {405, {}, status_json(405, "MethodNotAllowed", "no")};
+  }
+  std::string holder() {
+    std::lock_guard lock(mu_);
+    auto doc = json::parse(spec_);
+    return doc ? std::string(json::string_or(*doc, "holderIdentity")) : "";
+  }
+
+ private:
+  std::string body() const {
+    return R"({"kind":"Lease","apiVersion":"coordination.k8s.io/v1","metadata":{"name":"nvdra","namespace":"kube-system","resourceVersion":")" +
+           std::to_string(rv_) + R"(","labels":{"keep":"me"}},"spec":)" + spec_ + "}";
+  }
+  std::mutex mu_;
+  std::string spec_;
+  int rv_ = 0;
+};
+
+TEST(LeaderElectionOverHttp, TwoCandidatesOneLeaderThenTakeover) {
+  testing::IoThread io;
+  LeaseEndpoint endpoint;
+  testing::TestServer server(
+      io, testing::reply_with([&](const httpd::Request& r) { return endpoint.handle(r); }));
+  RestConfig cfg;
+  cfg.server = server.url(false);
+  std::string err;
+  parse_server_url(cfg.server, &cfg.endpoint, &err);
+  cfg.qps = 0;
+  auto client = *RestClient::create(io.executor(), cfg);
+  RestLeaseLock lock_a(client, "kube-system", "nvdra"), lock_b(client, "kube-system", "nvdra");
+  FakeClock clock;
+  Candidate a(lock_a, "a", clock), b(lock_b, "b", clock);
+  EXPECT_TRUE(io.run(a.elector->try_acquire_or_renew()));
+  EXPECT_FALSE(io.run(b.elector->try_acquire_or_renew()));
+  EXPECT_EQ(endpoint.holder(), "a");
+  clock.advance(2s);
+  EXPECT_TRUE(io.run(a.elector->try_acquire_or_renew()));
+  clock.advance(16s);  // a stopped renewing, but b has not seen its last renewal yet:
+  EXPECT_FALSE(io.run(b.elector->try_acquire_or_renew()));  // the lease changed: b waits anew
+  clock.advance(16s);
+  EXPECT_TRUE(io.run(b.elector->try_acquire_or_renew()));
+  EXPECT_EQ(endpoint.holder(), "b");
+  EXPECT_FALSE(io.run(a.elector->try_acquire_or_renew()));
+  io.run(b.elector->release());
+  EXPECT_EQ(endpoint.holder(), "");
+  auto rec = io.run(lock_a.get());
+  ASSERT_TRUE(rec && rec->has_value());
+  EXPECT_EQ((*rec)->transitions, 1);
+  EXPECT_EQ((*rec)->lease_duration_seconds, 1);
 }
 
 }  // namespace

@@ -25,7 +25,9 @@ std::vector<std::filesystem::path> fixtures() {
   return out;
 }
 
-TEST(ObjectCodec, FixturesAreFound) { EXPECT_GE(fixtures().size(), 20u); }
+TEST(ObjectCodec, FixturesAreFound) {
+  EXPECT_GE(fixtures().size(), 20u);
+}
 
 // Decode then encode keeps every field, including ones no typed view models.
 TEST(ObjectCodec, RoundTripKeepsEveryFieldOfEveryFixture) {

@@ -7,6 +7,7 @@
 #include "k8sclient/cache/informer.h"
 #include "k8sclient/rest/status.h"
 #include "support/io_thread.h"
+#include "support/test_server.h"
 
 namespace nvdra::k8s {
 namespace {
@@ -15,8 +16,8 @@ using testing::IoThread;
 
 std::string obj_json(const std::string& name, int64_t rv, const std::string& data = "") {
   return R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":")" + name +
-         R"(","namespace":"ns","resourceVersion":")" + std::to_string(rv) +
-         R"("},"data":{"v":")" + data + "\"}}";
+         R"(","namespace":"ns","resourceVersion":")" + std::to_string(rv) + R"("},"data":{"v":")" +
+         data + "\"}}";
 }
 
 // An API server in miniature for one resource: objects, an event history, and knobs for faults.
@@ -69,52 +70,66 @@ class FakeApi final : public ListerWatcher {
   std::vector<ListOptions> watch_calls;  // guarded by mu_
   std::atomic<int> list_calls{0};
 
-  awaitable<Result<ObjectList>> list(ListOptions) override {
-    std::string body;
-    {
-      std::lock_guard lock(mu_);
-      ++list_calls;
-      body = R"({"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":")" +
-             std::to_string(rv_) + R"("},"items":[)";
-      bool first = true;
-      for (auto& [n, j] : objects_) {
-        if (!first) body += ",";
-        first = false;
-        body += j;
-      }
-      body += "]}";
+  std::string list_json() {
+    std::lock_guard lock(mu_);
+    ++list_calls;
+    std::string body =
+        R"({"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":")" +
+        std::to_string(rv_) + R"("},"items":[)";
+    bool first = true;
+    for (auto& [n, j] : objects_) {
+      if (!first) body += ",";
+      first = false;
+      body += j;
     }
-    co_return parse_list(body);
+    return body + "]}";
   }
+
+  awaitable<Result<ObjectList>> list(ListOptions) override { co_return parse_list(list_json()); }
 
   awaitable<Status> watch(ListOptions options, BodyCallback on_body,
                           Cancellation* cancel) override {
+    AsyncSink sink = [&on_body](std::string_view bytes) -> awaitable<bool> {
+      co_return on_body(bytes);
+    };
+    co_return co_await serve_watch(std::move(options), std::move(sink), cancel);
+  }
+
+  // Writes a watch stream to `sink`. Errors before the stream starts come back as API errors;
+  // a planned drop writes half an event and returns kIo.
+  using AsyncSink = std::function<awaitable<bool>(std::string_view)>;
+  awaitable<Status> serve_watch(ListOptions options, AsyncSink sink, Cancellation* cancel) {
     int64_t from = 0;
+    std::string initial;
     {
       std::lock_guard lock(mu_);
       watch_calls.push_back(options);
       if (options.send_initial_events.value_or(false)) {
         if (!watch_list_supported) {
           co_return unexpected(error_from_response(
-              422, R"({"kind":"Status","code":422,"reason":"Invalid","message":"sendInitialEvents not supported"})"));
+              422,
+              R"({"kind":"Status","code":422,"reason":"Invalid","message":"sendInitialEvents not supported"})"));
         }
-        std::string initial;
-        for (auto& [n, j] : objects_) initial += R"({"type":"ADDED","object":)" + j + "}\n";
-        initial += R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":")" +
-                   std::to_string(rv_) + R"(","annotations":{"k8s.io/initial-events-end":"true"}}}})" + "\n";
+        for (auto& [n, j] : objects_)
+          initial += R"({"type":"ADDED","object":)" + j + "}\n";
+        initial +=
+            R"({"type":"BOOKMARK","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"resourceVersion":")" +
+            std::to_string(rv_) + R"(","annotations":{"k8s.io/initial-events-end":"true"}}}})" +
+            "\n";
         from = rv_;
-        if (!on_body(initial)) co_return ok();
       } else {
         from = std::stoll(options.resource_version.value_or("0"));
         if (from < compacted_rv_) {
-          std::string err = R"({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version","reason":"Expired","code":410}})";
-          on_body(err);
-          co_return ok();
+          initial =
+              R"({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version","reason":"Expired","code":410}})";
+          from = -1;
         }
       }
     }
-    // Stream history after `from`, then new events as they come, until cancelled. A compaction
-    // ends the stream (the resume then gets 410).
+    if (!initial.empty() && !co_await sink(initial)) co_return ok();
+    if (from < 0) co_return ok();
+    // History after `from`, then new events as they come, until cancelled. A compaction ends the
+    // stream (the resume then gets 410).
     size_t pos = 0;
     int epoch;
     {
@@ -122,7 +137,7 @@ class FakeApi final : public ListerWatcher {
       epoch = epoch_;
     }
     for (;;) {
-      if (cancel->cancelled()) co_return unexpected(ErrorCode::kCancelled, "cancelled");
+      if (cancel && cancel->cancelled()) co_return unexpected(ErrorCode::kCancelled, "cancelled");
       std::vector<Event> batch;
       std::optional<int64_t> drop;
       {
@@ -141,11 +156,14 @@ class FakeApi final : public ListerWatcher {
             std::lock_guard lock(mu_);
             drop_at_rv_.reset();
           }
-          on_body(std::string_view(wire).substr(0, wire.size() / 2));
+          std::string half = wire.substr(0, wire.size() / 2);
+          co_await sink(half);
           co_return unexpected(ErrorCode::kIo, "connection reset by peer");
         }
-        if (!on_body(wire)) co_return ok();
+        if (!co_await sink(wire)) co_return ok();
       }
+      // An empty write asks the sink whether its reader is still there.
+      if (!co_await sink(std::string_view())) co_return ok();
       co_await sleep_for(std::chrono::milliseconds(2), cancel);
     }
   }
@@ -298,7 +316,7 @@ TEST(Informer, BookmarksMoveTheResumePoint) {
   ASSERT_TRUE(rec.wait_for(1));
   api->put("x", "1");  // 102
   ASSERT_TRUE(rec.wait_for(2));
-  api->bookmark();     // bookmark at 102
+  api->bookmark();  // bookmark at 102
   api->drop_during(103);
   api->put("y", "1");  // 103, dropped then redelivered
   ASSERT_TRUE(rec.wait_for(3));
@@ -328,7 +346,8 @@ TEST(Informer, UsesWatchListWhenSupported) {
   Running run;
   run.start(inf);
   ASSERT_TRUE(rec.wait_for(2));
-  for (int i = 0; i < 100 && !inf.has_synced(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  for (int i = 0; i < 100 && !inf.has_synced(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   EXPECT_TRUE(inf.has_synced());
   api->put("c", "1");
   ASSERT_TRUE(rec.wait_for(3));
@@ -358,7 +377,8 @@ TEST(Store, CustomIndexers) {
     return v ? std::vector<std::string>{std::string(*v)} : std::vector<std::string>{};
   });
   auto mk = [](std::string name, std::string pool) {
-    return *Object::parse(R"({"metadata":{"name":")" + name + R"(","labels":{"pool":")" + pool + "\"}}}");
+    return *Object::parse(R"({"metadata":{"name":")" + name + R"(","labels":{"pool":")" + pool +
+                          "\"}}}");
   };
   s.upsert(mk("a", "p1"));
   s.upsert(mk("b", "p1"));
@@ -373,6 +393,147 @@ TEST(Store, CustomIndexers) {
   EXPECT_EQ(dropped.size(), 2u);
   EXPECT_EQ(s.by_index("by-label", "p3").size(), 1u);
   EXPECT_TRUE(s.by_index("by-label", "p1").empty());
+}
+
+// --- The same behaviour over the real stack: RestClient, Beast transport, chunked HTTP. ---
+
+Headers json_headers() {
+  return Headers{{"Content-Type", "application/json"}};
+}
+
+// Serves a FakeApi as the collection /api/v1/namespaces/ns/configmaps.
+httpd::Handler serve_over_http(FakeApi& api) {
+  return [&api](const httpd::Request& r, httpd::ResponseWriter& w) -> awaitable<void> {
+    if (r.query_param("watch") != "true") {
+      std::string body = api.list_json();
+      Headers headers = json_headers();
+      co_await w.respond(200, std::move(headers), std::move(body));
+      co_return;
+    }
+    ListOptions o;
+    o.resource_version = r.query_param("resourceVersion");
+    if (r.query_param("sendInitialEvents") == "true") o.send_initial_events = true;
+    if (auto t = r.query_param("timeoutSeconds")) o.timeout_seconds = std::stoll(*t);
+    o.allow_watch_bookmarks = r.query_param("allowWatchBookmarks") == "true";
+    bool started = false;
+    FakeApi::AsyncSink sink = [&](std::string_view bytes) -> awaitable<bool> {
+      if (w.closed()) co_return false;
+      if (!started) {
+        started = true;
+        Headers headers = json_headers();
+        if (!co_await w.start_stream(200, std::move(headers))) co_return false;
+      }
+      co_return co_await w.write_chunk(bytes);
+    };
+    auto st = co_await api.serve_watch(std::move(o), std::move(sink), nullptr);
+    if (!st) {
+      if (!started && st.error().code == ErrorCode::kApi) {
+        std::string body =
+            status_json(st.error().http_status, st.error().reason, st.error().message);
+        Headers headers = json_headers();
+        co_await w.respond(st.error().http_status, std::move(headers), std::move(body));
+      } else {
+        w.abort();  // the planned drop: the connection dies mid-event
+      }
+      co_return;
+    }
+    if (!started) {
+      Headers headers = json_headers();
+      co_await w.start_stream(200, std::move(headers));
+    }
+    co_await w.end_stream();
+  };
+}
+
+struct OverHttp {
+  testing::IoThread io;
+  std::unique_ptr<testing::TestServer> server;
+  std::shared_ptr<RestClient> client;
+  explicit OverHttp(FakeApi& api) {
+    server = std::make_unique<testing::TestServer>(io, serve_over_http(api));
+    RestConfig cfg;
+    cfg.server = server->url(false);
+    std::string err;
+    parse_server_url(cfg.server, &cfg.endpoint, &err);
+    cfg.qps = 0;
+    client = *RestClient::create(io.executor(), cfg);
+  }
+  std::shared_ptr<ListerWatcher> lister() {
+    ResourceRef ref;
+    ref.resource = "configmaps";
+    ref.namespace_ = "ns";
+    return std::make_shared<RestListerWatcher>(client, ref);
+  }
+};
+
+TEST(InformerOverHttp, SyncsWatchesAndResumesAfterADroppedConnection) {
+  FakeApi api;
+  api.put("a", "1");  // 101
+  OverHttp http(api);
+  Informer inf(http.lister(), fast_options());
+  Recorder rec;
+  inf.add_handlers(rec.handlers());
+  Cancellation cancel;
+  auto done = http.io.spawn(inf.run(&cancel));
+  ASSERT_TRUE(rec.wait_for(1));
+  api.drop_during(103);
+  api.put("b", "1");  // 102
+  api.put("c", "1");  // 103: the TCP connection dies halfway through this event
+  api.put("b", "2");  // 104
+  api.remove("a");    // 105
+  ASSERT_TRUE(rec.wait_for(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::vector<std::string> want = {"add a@101", "add b@102", "add c@103", "update b 102->104",
+                                   "delete a"};
+  EXPECT_EQ(rec.get(), want);
+  EXPECT_EQ(api.list_calls.load(), 1);
+  cancel.cancel();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+}
+
+TEST(InformerOverHttp, RelistsAfterGone) {
+  FakeApi api;
+  api.put("a", "1");  // 101
+  OverHttp http(api);
+  Informer inf(http.lister(), fast_options());
+  Recorder rec;
+  inf.add_handlers(rec.handlers());
+  Cancellation cancel;
+  auto done = http.io.spawn(inf.run(&cancel));
+  ASSERT_TRUE(rec.wait_for(1));
+  api.pause(true);
+  api.put("b", "1");  // 102
+  api.compact();      // the stream ends; resuming from 101 is too old: 410, relist
+  api.pause(false);
+  ASSERT_TRUE(rec.wait_for(2));
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"add a@101", "add b@102"}));
+  EXPECT_EQ(api.list_calls.load(), 2);
+  EXPECT_GE(inf.reflector().stats().relists_after_gone.load(), 1);
+  cancel.cancel();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+}
+
+TEST(InformerOverHttp, WatchListOverHttp) {
+  FakeApi api;
+  api.watch_list_supported = true;
+  api.put("a", "1");
+  OverHttp http(api);
+  auto opts = fast_options();
+  opts.use_watch_list = true;
+  Informer inf(http.lister(), opts);
+  Recorder rec;
+  inf.add_handlers(rec.handlers());
+  Cancellation cancel;
+  auto done = http.io.spawn(inf.run(&cancel));
+  ASSERT_TRUE(rec.wait_for(1));
+  api.put("b", "1");
+  ASSERT_TRUE(rec.wait_for(2));
+  EXPECT_EQ(api.list_calls.load(), 0);
+  auto calls = api.calls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls[0].send_initial_events, true);
+  cancel.cancel();
+  ASSERT_EQ(done.wait_for(std::chrono::seconds(5)), std::future_status::ready);
 }
 
 }  // namespace

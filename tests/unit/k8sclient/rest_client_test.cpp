@@ -1,6 +1,11 @@
 #include "k8sclient/rest/rest_client.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <sstream>
+
+#include "base/log.h"
 
 #include "k8sclient/rest/status.h"
 #include "support/test_server.h"
@@ -23,10 +28,11 @@ struct Harness {
   std::shared_ptr<Transport> transport;
 
   explicit Harness(std::function<Reply(const httpd::Request&)> f, double qps = 0) {
-    server = std::make_unique<TestServer>(io, testing::reply_with([this, f](const httpd::Request& r) {
-      log.add(r);
-      return f(r);
-    }));
+    server =
+        std::make_unique<TestServer>(io, testing::reply_with([this, f](const httpd::Request& r) {
+                                       log.add(r);
+                                       return f(r);
+                                     }));
     TransportOptions topt;
     std::string err;
     parse_server_url(server->url(false), &topt.endpoint, &err);
@@ -55,8 +61,9 @@ ResourceRef claims(std::string ns = "ns1", std::string name = "") {
 
 std::string status_body(int code, const std::string& reason, const std::string& msg,
                         const std::string& details = "") {
-  std::string b = R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":")" +
-                  msg + R"(","reason":")" + reason + R"(","code":)" + std::to_string(code);
+  std::string b =
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":")" + msg +
+      R"(","reason":")" + reason + R"(","code":)" + std::to_string(code);
   if (!details.empty()) b += ",\"details\":" + details;
   return b + "}";
 }
@@ -86,7 +93,8 @@ TEST(RestClient, QueryParametersAreEncoded) {
             "nodeName%3Dn1&limit=500&continue=abc%3D&resourceVersion=0&resourceVersionMatch="
             "NotOlderThan&timeoutSeconds=300&allowWatchBookmarks=true&sendInitialEvents=true");
   WriteOptions w{"nvdra", true, "Strict", true};
-  EXPECT_EQ(write_query(w, true), "?fieldManager=nvdra&dryRun=All&fieldValidation=Strict&force=true");
+  EXPECT_EQ(write_query(w, true),
+            "?fieldManager=nvdra&dryRun=All&fieldValidation=Strict&force=true");
   EXPECT_EQ(write_query(w, false), "?fieldManager=nvdra&dryRun=All&fieldValidation=Strict");
 }
 
@@ -115,7 +123,8 @@ TEST(RestClient, SendsAuthAcceptAndContentTypes) {
 
 TEST(RestClient, DeleteSendsPreconditionsAndPropagation) {
   Harness h([](const httpd::Request&) {
-    return Reply{200, {}, R"({"kind":"Status","apiVersion":"v1","status":"Success","metadata":{}})"};
+    return Reply{
+        200, {}, R"({"kind":"Status","apiVersion":"v1","status":"Success","metadata":{}})"};
   });
   DeleteOptions d;
   d.propagation_policy = "Foreground";
@@ -141,26 +150,39 @@ TEST(RestClient, EveryErrorCodeIsMapped) {
     std::function<bool(const Error&)> pred;
   };
   std::vector<Case> cases = {
-      {400, "BadRequest", is_bad_request},   {401, "Unauthorized", is_unauthorized},
-      {403, "Forbidden", is_forbidden},      {404, "NotFound", is_not_found},
-      {405, "MethodNotAllowed", is_api_error}, {406, "NotAcceptable", is_api_error},
-      {409, "AlreadyExists", is_already_exists}, {409, "Conflict", is_conflict},
-      {410, "Gone", is_gone},                {410, "Expired", is_gone},
-      {413, "RequestEntityTooLarge", is_api_error}, {415, "UnsupportedMediaType", is_api_error},
-      {422, "Invalid", is_invalid},          {429, "TooManyRequests", is_too_many_requests},
-      {500, "InternalError", is_server_error}, {503, "ServiceUnavailable", is_server_error},
+      {400, "BadRequest", is_bad_request},
+      {401, "Unauthorized", is_unauthorized},
+      {403, "Forbidden", is_forbidden},
+      {404, "NotFound", is_not_found},
+      {405, "MethodNotAllowed", is_api_error},
+      {406, "NotAcceptable", is_api_error},
+      {409, "AlreadyExists", is_already_exists},
+      {409, "Conflict", is_conflict},
+      {410, "Gone", is_gone},
+      {410, "Expired", is_gone},
+      {413, "RequestEntityTooLarge", is_api_error},
+      {415, "UnsupportedMediaType", is_api_error},
+      {422, "Invalid", is_invalid},
+      {429, "TooManyRequests", is_too_many_requests},
+      {500, "InternalError", is_server_error},
+      {503, "ServiceUnavailable", is_server_error},
       {504, "Timeout", is_server_error},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.reason);
     Harness h([&](const httpd::Request&) {
-      return Reply{c.code, {}, status_body(c.code, c.reason, "boom",
-                                           R"({"name":"c1","group":"resource.k8s.io","kind":"resourceclaims","uid":"u","causes":[{"reason":"FieldValueInvalid","message":"bad","field":"spec.x"}]})")};
+      return Reply{
+          c.code,
+          {},
+          status_body(
+              c.code, c.reason, "boom",
+              R"({"name":"c1","group":"resource.k8s.io","kind":"resourceclaims","uid":"u","causes":[{"reason":"FieldValueInvalid","message":"bad","field":"spec.x"}]})")};
     });
     // POST is not retried on 5xx, so every case is one request (429 is retried; cap it).
     h.client = std::make_shared<RestClient>(
         h.transport,
-        RestClientOptions{.qps = 0, .sleep = [](std::chrono::nanoseconds) -> awaitable<void> { co_return; },
+        RestClientOptions{.qps = 0,
+                          .sleep = [](std::chrono::nanoseconds) -> awaitable<void> { co_return; },
                           .max_retries = 0});
     auto r = h.io.run(h.client->create(claims(), "{}"));
     ASSERT_FALSE(r);
@@ -178,7 +200,9 @@ TEST(RestClient, EveryErrorCodeIsMapped) {
 }
 
 TEST(RestClient, NonStatusErrorBodiesStillMap) {
-  Harness h([](const httpd::Request&) { return Reply{404, {{"Content-Type", "text/plain"}}, "nope"}; });
+  Harness h([](const httpd::Request&) {
+    return Reply{404, {{"Content-Type", "text/plain"}}, "nope"};
+  });
   auto r = h.io.run(h.client->get(claims("ns1", "x")));
   ASSERT_FALSE(r);
   EXPECT_TRUE(is_not_found(r.error()));
@@ -189,7 +213,8 @@ TEST(RestClient, RetryAfterIsHonoured) {
   std::atomic<int> n{0};
   Harness h([&](const httpd::Request&) {
     if (n++ < 2) {
-      return Reply{429, {{"Content-Type", "application/json"}, {"Retry-After", "3"}},
+      return Reply{429,
+                   {{"Content-Type", "application/json"}, {"Retry-After", "3"}},
                    status_body(429, "TooManyRequests", "slow down")};
     }
     return Reply{200, {}, R"({"metadata":{"name":"c1"}})"};
@@ -205,7 +230,9 @@ TEST(RestClient, RetryAfterIsHonoured) {
 TEST(RestClient, RetryAfterInDetailsIsHonoured) {
   std::atomic<int> n{0};
   Harness h([&](const httpd::Request&) {
-    if (n++ < 1) return Reply{503, {}, status_body(503, "ServiceUnavailable", "x", R"({"retryAfterSeconds":7})")};
+    if (n++ < 1)
+      return Reply{
+          503, {}, status_body(503, "ServiceUnavailable", "x", R"({"retryAfterSeconds":7})")};
     return Reply{200, {}, R"({"metadata":{"name":"c1"}})"};
   });
   ASSERT_TRUE(h.io.run(h.client->get(claims("ns1", "c1"))));
@@ -252,9 +279,11 @@ TEST(RestClient, ListAllFollowsContinueTokens) {
       if (!items.empty()) items += ",";
       items += R"({"metadata":{"name":"c)" + std::to_string(i) + R"(","namespace":"ns1"}})";
     }
-    return Reply{200, {},
-                 R"({"kind":"ResourceClaimList","apiVersion":"resource.k8s.io/v1","metadata":{"resourceVersion":"99","continue":")" +
-                     next + R"("},"items":[)" + items + "]}"};
+    return Reply{
+        200,
+        {},
+        R"({"kind":"ResourceClaimList","apiVersion":"resource.k8s.io/v1","metadata":{"resourceVersion":"99","continue":")" +
+            next + R"("},"items":[)" + items + "]}"};
   });
   ListOptions o;
   o.limit = 2;
@@ -273,9 +302,11 @@ TEST(RestClient, ListAllRestartsWhenTheContinueTokenExpires) {
     auto cont = r.query_param("continue").value_or("");
     if (i == 1) return Reply{410, {}, status_body(410, "Expired", "continue expired")};
     std::string next = cont.empty() ? "p2" : "";
-    return Reply{200, {},
-                 R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"5","continue":")" + next +
-                     R"("},"items":[{"metadata":{"name":"p)" + std::to_string(i) + R"("}}]})"};
+    return Reply{
+        200,
+        {},
+        R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"5","continue":")" +
+            next + R"("},"items":[{"metadata":{"name":"p)" + std::to_string(i) + R"("}}]})"};
   });
   auto all = h.io.run(h.client->list_all(claims()));
   ASSERT_TRUE(all) << all.error().message;
@@ -295,7 +326,8 @@ TEST(RestClient, QpsLimiterSpacesRequestsAfterTheBurst) {
     co_return;
   };
   RestClient client(h.transport, o);
-  for (int i = 0; i < 12; ++i) ASSERT_TRUE(h.io.run(client.get(claims("ns1", "c"))));
+  for (int i = 0; i < 12; ++i)
+    ASSERT_TRUE(h.io.run(client.get(claims("ns1", "c"))));
   ASSERT_EQ(h.sleeps.size(), 2u);  // the first 10 ride the burst
   EXPECT_EQ(h.sleeps[0], std::chrono::milliseconds(200));
   EXPECT_EQ(h.sleeps[1], std::chrono::milliseconds(400));
@@ -303,10 +335,26 @@ TEST(RestClient, QpsLimiterSpacesRequestsAfterTheBurst) {
 
 TEST(RestClient, WarningHeadersDoNotFailTheRequest) {
   Harness h([](const httpd::Request&) {
-    return Reply{200, {{"Content-Type", "application/json"}, {"Warning", "299 - \"unknown field\""}},
+    return Reply{200,
+                 {{"Content-Type", "application/json"}, {"Warning", "299 - \"unknown field\""}},
                  R"({"metadata":{"name":"c1"}})"};
   });
   EXPECT_TRUE(h.io.run(h.client->get(claims("ns1", "c1"))));
+}
+
+TEST(RestClient, TokensNeverReachTheLogsEvenAtHighVerbosity) {
+  std::ostringstream out;
+  log::init({log::Format::kText, 10}, std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  {
+    Harness h([](const httpd::Request&) {
+      return Reply{200, {}, R"({"metadata":{"name":"c1"}})"};
+    });
+    ASSERT_TRUE(h.io.run(h.client->get(claims("ns1", "c1"))));
+  }
+  log::init({});
+  const std::string logs = out.str();
+  EXPECT_NE(logs.find("Authorization: Bearer <redacted>"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("s3cr3t-token"), std::string::npos) << logs;
 }
 
 }  // namespace

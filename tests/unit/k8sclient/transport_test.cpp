@@ -34,7 +34,8 @@ httpd::Handler echo_handler() {
 TEST(Transport, HttpsWithTheRightCa) {
   IoThread io;
   auto pki = TestPki::make();
-  TestServer server(io, echo_handler(), httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
+  TestServer server(io, echo_handler(),
+                    httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
   auto t = make_beast_transport(io.executor(), options_for(server.url(true), pki.ca.cert_pem));
   ASSERT_TRUE(t) << t.error().message;
   auto res = io.run((*t)->send(HttpRequest{"GET", "/api?x=1", {}, {}}));
@@ -47,7 +48,8 @@ TEST(Transport, WrongCaIsRefused) {
   IoThread io;
   auto pki = TestPki::make();
   auto other = TestPki::make("other-ca");
-  TestServer server(io, echo_handler(), httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
+  TestServer server(io, echo_handler(),
+                    httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
   auto t = make_beast_transport(io.executor(), options_for(server.url(true), other.ca.cert_pem));
   ASSERT_TRUE(t);
   auto res = io.run((*t)->send(HttpRequest{"GET", "/", {}, {}}));
@@ -59,10 +61,12 @@ TEST(Transport, WrongCaIsRefused) {
 TEST(Transport, HostNameMustMatchTheCertificate) {
   IoThread io;
   auto pki = TestPki::make();
-  TestServer server(io, echo_handler(), httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
+  TestServer server(io, echo_handler(),
+                    httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
   // By DNS name (SAN localhost): accepted.
   auto ok_t = make_beast_transport(
-      io.executor(), options_for("https://localhost:" + std::to_string(server.port()), pki.ca.cert_pem));
+      io.executor(),
+      options_for("https://localhost:" + std::to_string(server.port()), pki.ca.cert_pem));
   auto ok = io.run((*ok_t)->send(HttpRequest{"GET", "/", {}, {}}));
   EXPECT_TRUE(ok) << ok.error().message;
   // A name the certificate does not carry: refused even though the CA is right.
@@ -91,7 +95,8 @@ TEST(Transport, IpAddressMustBeInTheCertificate) {
 TEST(Transport, InsecureSkipVerifyAcceptsAnyCertificate) {
   IoThread io;
   auto pki = TestPki::make();
-  TestServer server(io, echo_handler(), httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
+  TestServer server(io, echo_handler(),
+                    httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
   auto opts = options_for(server.url(true), "");
   opts.tls.insecure_skip_verify = true;
   auto t = make_beast_transport(io.executor(), opts);
@@ -107,8 +112,9 @@ TEST(Transport, ClientCertificateIsPresented) {
   req.organizations = {"system:nodes"};
   req.server = false;
   auto client = *pki::issue(pki.ca, req);
-  TestServer server(io, echo_handler(),
-                    httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, pki.ca.cert_pem});
+  TestServer server(
+      io, echo_handler(),
+      httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, pki.ca.cert_pem});
   auto opts = options_for(server.url(true), pki.ca.cert_pem);
   opts.tls.client_cert_pem = client.cert_pem;
   opts.tls.client_key_pem = client.key_pem;
@@ -138,10 +144,10 @@ TEST(Transport, KeepAliveReusesOneConnection) {
   std::mutex mu;
   std::set<uint64_t> connections;
   TestServer server(io, testing::reply_with([&](const httpd::Request& r) {
-    std::lock_guard lock(mu);
-    connections.insert(r.connection_id);
-    return Reply{};
-  }));
+                      std::lock_guard lock(mu);
+                      connections.insert(r.connection_id);
+                      return Reply{};
+                    }));
   auto t = make_beast_transport(io.executor(), options_for(server.url(false), ""));
   ASSERT_TRUE(t);
   for (int i = 0; i < 20; ++i) {
@@ -194,7 +200,8 @@ TEST(Transport, ConnectionRefusedIsAnIoError) {
     port = s.port();
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  auto t = make_beast_transport(io.executor(), options_for("http://127.0.0.1:" + std::to_string(port), ""));
+  auto t = make_beast_transport(io.executor(),
+                                options_for("http://127.0.0.1:" + std::to_string(port), ""));
   auto res = io.run((*t)->send(HttpRequest{"GET", "/", {}, {}}));
   ASSERT_FALSE(res);
   EXPECT_EQ(res.error().code, ErrorCode::kIo);
@@ -224,15 +231,16 @@ TEST(Transport, StreamDeliversChunksAndCancelStopsIt) {
       ++chunks;
       return true;
     };
-    auto res = co_await (*t)->stream(std::move(req), std::move(on_body), std::chrono::seconds(5),
-                                     &cancel);
+    auto res =
+        co_await (*t)->stream(std::move(req), std::move(on_body), std::chrono::seconds(5), &cancel);
     EXPECT_FALSE(res);
     if (!res) {
       EXPECT_EQ(res.error().code, ErrorCode::kCancelled) << res.error().message;
     }
   };
   auto fut = io.spawn(body());
-  while (chunks.load() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (chunks.load() < 3)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   cancel.cancel();
   ASSERT_EQ(fut.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   fut.get();
@@ -242,13 +250,15 @@ TEST(Transport, StreamDeliversChunksAndCancelStopsIt) {
 TEST(Transport, StreamReturnsNon2xxWhole) {
   IoThread io;
   TestServer server(io, testing::reply_with([](const httpd::Request&) {
-    return Reply{403, {{"Content-Type", "application/json"}}, "{\"kind\":\"Status\",\"code\":403}"};
-  }));
+                      return Reply{403,
+                                   {{"Content-Type", "application/json"}},
+                                   "{\"kind\":\"Status\",\"code\":403}"};
+                    }));
   auto t = make_beast_transport(io.executor(), options_for(server.url(false), ""));
   bool called = false;
-  auto res = io.run((*t)->stream(HttpRequest{"GET", "/", {}, {}},
-                                 [&](std::string_view) { return called = true; },
-                                 std::chrono::seconds(5), nullptr));
+  auto res = io.run((*t)->stream(
+      HttpRequest{"GET", "/", {}, {}}, [&](std::string_view) { return called = true; },
+      std::chrono::seconds(5), nullptr));
   ASSERT_TRUE(res) << res.error().message;
   EXPECT_EQ(res->status, 403);
   EXPECT_FALSE(called);

@@ -32,7 +32,8 @@ std::vector<Seen> drain(WatchDecoder& d) {
   while (auto ev = d.next()) {
     EXPECT_TRUE(*ev) << ev->error().message;
     if (!*ev) break;
-    out.push_back({(*ev)->type, std::string((*ev)->object->resource_version()), (*ev)->object->json()});
+    out.push_back(
+        {(*ev)->type, std::string((*ev)->object->resource_version()), (*ev)->object->json()});
   }
   return out;
 }
@@ -107,7 +108,8 @@ TEST(WatchDecoder, SameEventsWithThreeWaySplits) {
 TEST(WatchDecoder, ByteAtATime) {
   std::vector<std::string_view> bytes;
   std::string_view s = kStream;
-  for (size_t i = 0; i < s.size(); ++i) bytes.push_back(s.substr(i, 1));
+  for (size_t i = 0; i < s.size(); ++i)
+    bytes.push_back(s.substr(i, 1));
   expect_same(decode_in_pieces({kStream}), decode_in_pieces(bytes));
 }
 

@@ -61,7 +61,8 @@ TEST(WorkQueue, PerItemExponentialBackoffAndForget) {
   EXPECT_EQ(q.when("a"), 20ms);
   EXPECT_EQ(q.when("b"), 5ms);
   EXPECT_EQ(q.num_requeues("a"), 3);
-  for (int i = 0; i < 40; ++i) q.when("a");
+  for (int i = 0; i < 40; ++i)
+    q.when("a");
   EXPECT_EQ(q.when("a"), std::chrono::nanoseconds(1000s));  // capped
   q.forget("a");
   EXPECT_EQ(q.num_requeues("a"), 0);
@@ -71,7 +72,8 @@ TEST(WorkQueue, PerItemExponentialBackoffAndForget) {
 TEST(WorkQueue, OverallTokenBucketLimitsBursts) {
   FakeClock clock;
   WorkQueue q(clock);  // defaults: 10/s, burst 100
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(q.when("k" + std::to_string(i)), 5ms);
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(q.when("k" + std::to_string(i)), 5ms);
   EXPECT_EQ(q.when("k100"), 100ms);  // the bucket is empty: 1/10 s per token
   EXPECT_EQ(q.when("k101"), 200ms);
   clock.advance(1s);
@@ -101,7 +103,8 @@ TEST(WorkQueue, AsyncGetWakesOnAddAndShutdownDrains) {
   std::this_thread::sleep_for(20ms);
   q.add("a");
   q.add_after("b", 30ms);
-  for (int i = 0; i < 200 && got.size() < 2; ++i) std::this_thread::sleep_for(2ms);
+  for (int i = 0; i < 200 && got.size() < 2; ++i)
+    std::this_thread::sleep_for(2ms);
   q.add("c");
   q.shut_down();
   ASSERT_EQ(worker.wait_for(2s), std::future_status::ready);

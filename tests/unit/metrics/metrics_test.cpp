@@ -50,7 +50,8 @@ void fill(Registry& r) {
   c.Add({{"controller", "computedomain"}, {"result", "error"}}).Increment();
   r.gauge("nvdra_workqueue_depth", "Keys waiting.").Add({{"name", "cd"}}).Set(7);
   auto& h = r.histogram("nvdra_prepare_duration_seconds", "Prepare latency.");
-  auto& hist = h.Add({{"driver", "gpu.nvidia.com"}, {"device_type", "gpu"}}, Registry::latency_buckets());
+  auto& hist =
+      h.Add({{"driver", "gpu.nvidia.com"}, {"device_type", "gpu"}}, Registry::latency_buckets());
   hist.Observe(0.004);
   hist.Observe(0.2);
 }
@@ -71,8 +72,10 @@ TEST(Metrics, ExpositionHasLabelsAndBuckets) {
             std::string::npos);
   EXPECT_NE(text.find(R"(nvdra_workqueue_depth{name="cd"} 7)"), std::string::npos);
   EXPECT_NE(text.find(R"(le="0.005"} 1)"), std::string::npos);
-  EXPECT_NE(text.find(R"(nvdra_prepare_duration_seconds_count{device_type="gpu",driver="gpu.nvidia.com"} 2)"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(
+          R"(nvdra_prepare_duration_seconds_count{device_type="gpu",driver="gpu.nvidia.com"} 2)"),
+      std::string::npos);
 }
 
 TEST(MetricsServer, ServesMetricsHealthAndReadiness) {
@@ -80,7 +83,8 @@ TEST(MetricsServer, ServesMetricsHealthAndReadiness) {
   fill(s.registry);
   std::atomic<bool> ready{false};
   s.health.add_liveness("ping", [] { return std::string(); });
-  s.health.add_readiness("informers-synced", [&] { return ready ? "" : std::string("not synced"); });
+  s.health.add_readiness("informers-synced",
+                         [&] { return ready ? "" : std::string("not synced"); });
   auto m = s.get("/metrics");
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("nvdra_reconcile_total"), std::string::npos);
@@ -121,7 +125,8 @@ TEST(MetricsServer, PromtoolAcceptsScrapedOutput) {
   ASSERT_NE(p, nullptr);
   std::string out;
   char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
+  while (fgets(buf, sizeof buf, p))
+    out += buf;
   int rc = pclose(p);
   std::filesystem::remove(path);
   EXPECT_EQ(rc, 0) << out;

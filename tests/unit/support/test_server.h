@@ -85,10 +85,11 @@ struct Reply {
   std::string body;
 };
 inline httpd::Handler reply_with(std::function<Reply(const httpd::Request&)> f) {
-  return [f = std::move(f)](const httpd::Request& req, httpd::ResponseWriter& w) -> awaitable<void> {
-    Reply r = f(req);
-    co_await w.respond(r.status, std::move(r.headers), std::move(r.body));
-  };
+  return
+      [f = std::move(f)](const httpd::Request& req, httpd::ResponseWriter& w) -> awaitable<void> {
+        Reply r = f(req);
+        co_await w.respond(r.status, std::move(r.headers), std::move(r.body));
+      };
 }
 
 }  // namespace nvdra::testing
