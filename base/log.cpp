@@ -1,5 +1,7 @@
 #include "base/log.h"
 
+#include "base/json.h"
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <unistd.h>
@@ -15,33 +17,9 @@ namespace {
 std::atomic<int> g_verbosity{0};
 
 void append_json_string(std::string_view s, spdlog::memory_buf_t& out) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out.append(std::string_view("\\\""));
-        break;
-      case '\\':
-        out.append(std::string_view("\\\\"));
-        break;
-      case '\n':
-        out.append(std::string_view("\\n"));
-        break;
-      case '\r':
-        out.append(std::string_view("\\r"));
-        break;
-      case '\t':
-        out.append(std::string_view("\\t"));
-        break;
-      default:
-        if (c < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
+  std::string quoted;
+  json::append_quoted(quoted, s);
+  out.append(quoted.data(), quoted.data() + quoted.size());
 }
 
 std::string_view base_name(const char* path) {

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "base/log.h"
+#include "base/url.h"
 
 namespace nvdra::httpd {
 namespace {
@@ -24,24 +25,6 @@ namespace http = beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 using boost::system::error_code;
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      int v = 0;
-      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      if (ec == std::errc() && p == s.data() + i + 3) {
-        out.push_back(static_cast<char>(v));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(s[i] == '+' ? ' ' : s[i]);
-  }
-  return out;
-}
 
 std::string too_large_body() {
   return R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
@@ -56,9 +39,9 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
     size_t amp = q.find('&');
     std::string_view kv = q.substr(0, amp);
     size_t eq = kv.find('=');
-    std::string k = percent_decode(kv.substr(0, eq));
+    std::string k = url_decode(kv.substr(0, eq));
     if (k == name) {
-      return eq == std::string_view::npos ? std::string() : percent_decode(kv.substr(eq + 1));
+      return eq == std::string_view::npos ? std::string() : url_decode(kv.substr(eq + 1));
     }
     if (amp == std::string_view::npos) break;
     q.remove_prefix(amp + 1);

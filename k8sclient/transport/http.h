@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/headers.h"
+#include "base/url.h"
 
 namespace nvdra::k8s {
 
@@ -50,8 +51,7 @@ struct Endpoint {
 // Parses "https://host:port/prefix". Default ports 443/80.
 bool parse_server_url(std::string_view url, Endpoint* out, std::string* error);
 
-// Percent-encodes a query parameter value or path segment (RFC 3986 unreserved kept).
-std::string url_encode(std::string_view s);
-std::string url_decode(std::string_view s);
+using nvdra::url_decode;
+using nvdra::url_encode;
 
 }  // namespace nvdra::k8s

@@ -466,74 +466,70 @@ struct OverHttp {
   }
 };
 
+// An informer on the HTTP stack, running until the test ends.
+struct InformerOverHttp {
+  OverHttp http;
+  Informer inf;
+  Recorder rec;
+  Cancellation cancel;
+  std::future<void> done;
+  InformerOverHttp(FakeApi& api, ReflectorOptions opts) : http(api), inf(http.lister(), opts) {
+    inf.add_handlers(rec.handlers());
+    done = http.io.spawn(inf.run(&cancel));
+  }
+  ~InformerOverHttp() {
+    cancel.cancel();
+    EXPECT_EQ(done.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  }
+};
+
 TEST(InformerOverHttp, SyncsWatchesAndResumesAfterADroppedConnection) {
   FakeApi api;
   api.put("a", "1");  // 101
-  OverHttp http(api);
-  Informer inf(http.lister(), fast_options());
-  Recorder rec;
-  inf.add_handlers(rec.handlers());
-  Cancellation cancel;
-  auto done = http.io.spawn(inf.run(&cancel));
-  ASSERT_TRUE(rec.wait_for(1));
+  InformerOverHttp run(api, fast_options());
+  ASSERT_TRUE(run.rec.wait_for(1));
   api.drop_during(103);
   api.put("b", "1");  // 102
   api.put("c", "1");  // 103: the TCP connection dies halfway through this event
   api.put("b", "2");  // 104
   api.remove("a");    // 105
-  ASSERT_TRUE(rec.wait_for(5));
+  ASSERT_TRUE(run.rec.wait_for(5));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::vector<std::string> want = {"add a@101", "add b@102", "add c@103", "update b 102->104",
                                    "delete a"};
-  EXPECT_EQ(rec.get(), want);
+  EXPECT_EQ(run.rec.get(), want);
   EXPECT_EQ(api.list_calls.load(), 1);
-  cancel.cancel();
-  ASSERT_EQ(done.wait_for(std::chrono::seconds(5)), std::future_status::ready);
 }
 
 TEST(InformerOverHttp, RelistsAfterGone) {
   FakeApi api;
   api.put("a", "1");  // 101
-  OverHttp http(api);
-  Informer inf(http.lister(), fast_options());
-  Recorder rec;
-  inf.add_handlers(rec.handlers());
-  Cancellation cancel;
-  auto done = http.io.spawn(inf.run(&cancel));
-  ASSERT_TRUE(rec.wait_for(1));
+  InformerOverHttp run(api, fast_options());
+  ASSERT_TRUE(run.rec.wait_for(1));
   api.pause(true);
   api.put("b", "1");  // 102
   api.compact();      // the stream ends; resuming from 101 is too old: 410, relist
   api.pause(false);
-  ASSERT_TRUE(rec.wait_for(2));
-  EXPECT_EQ(rec.get(), (std::vector<std::string>{"add a@101", "add b@102"}));
+  ASSERT_TRUE(run.rec.wait_for(2));
+  EXPECT_EQ(run.rec.get(), (std::vector<std::string>{"add a@101", "add b@102"}));
   EXPECT_EQ(api.list_calls.load(), 2);
-  EXPECT_GE(inf.reflector().stats().relists_after_gone.load(), 1);
-  cancel.cancel();
-  ASSERT_EQ(done.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_GE(run.inf.reflector().stats().relists_after_gone.load(), 1);
 }
 
 TEST(InformerOverHttp, WatchListOverHttp) {
   FakeApi api;
   api.watch_list_supported = true;
   api.put("a", "1");
-  OverHttp http(api);
   auto opts = fast_options();
   opts.use_watch_list = true;
-  Informer inf(http.lister(), opts);
-  Recorder rec;
-  inf.add_handlers(rec.handlers());
-  Cancellation cancel;
-  auto done = http.io.spawn(inf.run(&cancel));
-  ASSERT_TRUE(rec.wait_for(1));
+  InformerOverHttp run(api, opts);
+  ASSERT_TRUE(run.rec.wait_for(1));
   api.put("b", "1");
-  ASSERT_TRUE(rec.wait_for(2));
+  ASSERT_TRUE(run.rec.wait_for(2));
   EXPECT_EQ(api.list_calls.load(), 0);
   auto calls = api.calls();
   ASSERT_FALSE(calls.empty());
   EXPECT_EQ(calls[0].send_initial_events, true);
-  cancel.cancel();
-  ASSERT_EQ(done.wait_for(std::chrono::seconds(5)), std::future_status::ready);
 }
 
 }  // namespace
