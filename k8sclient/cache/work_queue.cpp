@@ -141,6 +141,17 @@ void WorkQueue::shut_down() {
   wake_waiters_locked();
 }
 
+awaitable<void> WorkQueue::shut_down_with_drain(std::chrono::milliseconds poll) {
+  shut_down();
+  while (processing_len() > 0)
+    co_await sleep_for(poll);
+}
+
+size_t WorkQueue::processing_len() const {
+  std::lock_guard lock(mu_);
+  return processing_.size();
+}
+
 bool WorkQueue::shutting_down() const {
   std::lock_guard lock(mu_);
   return shutting_down_;

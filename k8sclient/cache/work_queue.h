@@ -57,7 +57,12 @@ class WorkQueue {
   void done(const std::string& key);
 
   void shut_down();
+  // Shuts down, then waits until every key handed out has been marked done (client-go's
+  // ShutDownWithDrain): a graceful stop lets in-flight reconciles finish.
+  awaitable<void> shut_down_with_drain(
+      std::chrono::milliseconds poll = std::chrono::milliseconds(10));
   bool shutting_down() const;
+  size_t processing_len() const;
   size_t len() const;          // queued and ready
   size_t waiting_len() const;  // delayed
   // Time the oldest ready key has waited (for the queue-latency metric).

@@ -114,5 +114,17 @@ TEST(WorkQueue, AsyncGetWakesOnAddAndShutdownDrains) {
   EXPECT_EQ(q.len(), 0u);
 }
 
+TEST(WorkQueue, ShutDownWithDrainWaitsForInFlightKeys) {
+  testing::IoThread io;
+  WorkQueue q;
+  q.add("a");
+  ASSERT_EQ(q.try_get(), "a");  // a worker holds "a"
+  auto drained = io.spawn(q.shut_down_with_drain(1ms));
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(drained.wait_for(0ms), std::future_status::timeout);
+  q.done("a");
+  EXPECT_EQ(drained.wait_for(2s), std::future_status::ready);
+}
+
 }  // namespace
 }  // namespace nvdra::k8s
