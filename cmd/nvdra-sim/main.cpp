@@ -1,0 +1,146 @@
+// nvdra-sim: a local Kubernetes API server (and, later, a whole simulated GPU cluster).
+//
+//   nvdra-sim serve [--port N] [--address A] [--kubeconfig-out FILE]
+//
+// Prints the kubeconfig path on its first line of output and serves until SIGINT/SIGTERM.
+#include <sys/stat.h>
+
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+
+#include "base/base64.h"
+#include "base/log.h"
+#include "cmd/common/process.h"
+#include "net/http_server.h"
+#include "net/pki.h"
+#include "sim/api_server.h"
+
+namespace po = boost::program_options;
+using namespace nvdra;
+
+namespace {
+
+std::string random_token() {
+  std::random_device rd;
+  std::string t;
+  static const char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  for (int i = 0; i < 40; ++i) t.push_back(kChars[rd() % 36]);
+  return t;
+}
+
+// Writes a file readable only by its owner (it holds a credential), atomically.
+bool write_private(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return false;
+    ::chmod(tmp.c_str(), 0600);
+    out << content;
+    if (!out.flush()) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::string kubeconfig(const std::string& server, const std::string& ca_pem, const std::string& token) {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: nvdra-sim\nclusters:\n- name: nvdra-sim\n"
+         "  cluster:\n    server: " + server + "\n    certificate-authority-data: " +
+         base64_encode(ca_pem) +
+         "\nusers:\n- name: admin\n  user:\n    token: " + token +
+         "\ncontexts:\n- name: nvdra-sim\n  context:\n    cluster: nvdra-sim\n    user: admin\n"
+         "    namespace: default\n";
+}
+
+int serve(const po::variables_map& vm) {
+  const std::string address = vm["address"].as<std::string>();
+  auto ca = pki::make_ca("nvdra-sim-ca");
+  if (!ca) {
+    std::cerr << "nvdra-sim: " << ca.error().message << "\n";
+    return 1;
+  }
+  pki::CertRequest req;
+  req.common_name = "nvdra-sim";
+  req.dns_names = {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"};
+  req.ip_addresses = {"127.0.0.1"};
+  if (address != "127.0.0.1" && address != "0.0.0.0" && address != "localhost") {
+    req.ip_addresses.push_back(address);
+  }
+  auto serving = pki::issue(*ca, req);
+  if (!serving) {
+    std::cerr << "nvdra-sim: " << serving.error().message << "\n";
+    return 1;
+  }
+  net::io_context io(1);
+  sim::ResourceRegistry registry;
+  sim::Store store;
+  for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+    auto doc = json::parse(std::string(R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")") + ns + "\"}}");
+    (void)store.create(*registry.find("", "v1", "namespaces"), "", std::move(*doc));
+  }
+  const std::string token = random_token();
+  sim::ApiServer api(store, registry, sim::ApiServerOptions{.admin_token = token});
+  httpd::ServerOptions sopt;
+  sopt.address = address;
+  sopt.port = static_cast<uint16_t>(vm["port"].as<int>());
+  sopt.tls = httpd::TlsServerConfig{serving->cert_pem, serving->key_pem, ""};
+  httpd::HttpServer server(io.get_executor(), sopt,
+                           [&api](const httpd::Request& r, httpd::ResponseWriter& w) { return api.handle(r, w); });
+  auto port = server.start();
+  if (!port) {
+    std::cerr << "nvdra-sim: " << port.error().message << "\n";
+    return 1;
+  }
+  std::string host = address == "0.0.0.0" ? "127.0.0.1" : address;
+  std::string url = "https://" + host + ":" + std::to_string(*port);
+  std::string kc_path = vm["kubeconfig-out"].as<std::string>();
+  if (kc_path.empty()) kc_path = (std::filesystem::temp_directory_path() / ("nvdra-sim-" + std::to_string(*port) + ".kubeconfig")).string();
+  if (!write_private(kc_path, kubeconfig(url, ca->cert_pem, token))) {
+    std::cerr << "nvdra-sim: cannot write " << kc_path << "\n";
+    return 1;
+  }
+  std::cout << kc_path << std::endl;
+  std::cout << "nvdra-sim API server on " << url << "\n  export KUBECONFIG=" << kc_path
+            << "\n  kubectl get namespaces" << std::endl;
+  NVDRA_INFO("serving on {}", url);
+  cmd::run_until_signal(io, [&] { server.stop(); io.stop(); });
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description d("nvdra-sim serve options");
+  d.add_options()("help,h", "show this help")("port", po::value<int>()->default_value(0),
+                                             "port to listen on (0 = any free port)")(
+      "address", po::value<std::string>()->default_value("127.0.0.1"), "address to listen on")(
+      "kubeconfig-out", po::value<std::string>()->default_value(""),
+      "where to write the kubeconfig (default: a file in the temp directory)")(
+      "data-dir", po::value<std::string>()->default_value(""),
+      "keep objects here across restarts (not implemented yet: refused)");
+  cmd::add_logging_flags(d);
+  if (argc < 2 || std::string(argv[1]) != "serve") {
+    std::cerr << "usage: nvdra-sim serve [options]\n\n" << d;
+    return 2;
+  }
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc - 1, argv + 1, d), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "nvdra-sim: " << e.what() << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << d;
+    return 0;
+  }
+  if (!cmd::init_logging(vm)) return 2;
+  if (!vm["data-dir"].as<std::string>().empty()) {
+    std::cerr << "nvdra-sim: --data-dir is not implemented yet\n";
+    return 2;
+  }
+  return serve(vm);
+}

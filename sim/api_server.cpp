@@ -1,0 +1,635 @@
+#include "sim/api_server.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "base/json_patch.h"
+#include "base/log.h"
+#include "base/url.h"
+#include "k8sclient/cache/leader_election.h"  // parse_time
+#include "k8sclient/object.h"
+#include "k8sclient/rest/status.h"
+#include "sim/yaml_json.h"
+
+namespace nvdra::sim {
+namespace {
+
+using Reply = ApiServer::Reply;
+using Route = ApiServer::Route;
+using json::Value;
+
+Headers json_headers() { return Headers{{"Content-Type", "application/json"}}; }
+
+Reply json_reply(int status, std::string body) { return Reply{status, json_headers(), std::move(body)}; }
+
+Reply error_reply(const Error& e) {
+  int code = e.http_status ? e.http_status : (e.code == ErrorCode::kInvalidArgument ? 400 : 500);
+  Error copy = e;
+  copy.http_status = code;
+  if (copy.reason.empty()) copy.reason = std::string(k8s::reason_for_http_status(code));
+  return json_reply(code, status_body(copy));
+}
+
+Reply error_reply(int code, std::string_view reason, std::string message) {
+  return error_reply(api_error(code, reason, std::move(message)));
+}
+
+std::vector<std::string> split_path(std::string_view p) {
+  std::vector<std::string> out;
+  while (!p.empty()) {
+    if (p.front() == '/') {
+      p.remove_prefix(1);
+      continue;
+    }
+    size_t slash = p.find('/');
+    out.push_back(url_decode(p.substr(0, slash)));
+    if (slash == std::string_view::npos) break;
+    p.remove_prefix(slash);
+  }
+  return out;
+}
+
+std::string verbs_json(bool status) {
+  return status ? R"(["get","patch","update"])"
+                : R"(["create","delete","deletecollection","get","list","patch","update","watch"])";
+}
+
+std::string string_array(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ",";
+    out += json::quote(v[i]);
+  }
+  return out + "]";
+}
+
+std::string resource_list(const ResourceRegistry& reg, const std::string& group,
+                          const std::string& version) {
+  std::string gv = group.empty() ? version : group + "/" + version;
+  std::string out = R"({"kind":"APIResourceList","apiVersion":"v1","groupVersion":)" + json::quote(gv) +
+                    R"(,"resources":[)";
+  bool first = true;
+  for (const auto& t : reg.all()) {
+    if (t->group != group || t->version != version) continue;
+    if (!first) out += ",";
+    first = false;
+    out += fmt::format(
+        R"({{"name":{},"singularName":{},"namespaced":{},"kind":{},"verbs":{},"shortNames":{},"categories":{}}})",
+        json::quote(t->resource), json::quote(t->singular), t->namespaced ? "true" : "false",
+        json::quote(t->kind), verbs_json(false), string_array(t->short_names),
+        string_array(t->categories));
+    if (t->status_subresource) {
+      out += fmt::format(R"(,{{"name":{},"singularName":"","namespaced":{},"kind":{},"verbs":{}}})",
+                         json::quote(t->resource + "/status"), t->namespaced ? "true" : "false",
+                         json::quote(t->kind), verbs_json(true));
+    }
+  }
+  return out + "]}";
+}
+
+std::string group_json(const std::string& name, const std::vector<std::string>& versions) {
+  std::string vs;
+  for (size_t i = 0; i < versions.size(); ++i) {
+    if (i) vs += ",";
+    vs += fmt::format(R"({{"groupVersion":{},"version":{}}})", json::quote(name + "/" + versions[i]),
+                      json::quote(versions[i]));
+  }
+  return fmt::format(R"({{"name":{},"versions":[{}],"preferredVersion":{{"groupVersion":{},"version":{}}}}})",
+                     json::quote(name), vs, json::quote(name + "/" + versions[0]),
+                     json::quote(versions[0]));
+}
+
+// Enough OpenAPI v3 for kubectl: each resource's PATCH operation, tagged with its
+// group/version/kind and declaring the fieldValidation query parameter, which tells kubectl that
+// the server validates fields itself (so it skips client-side schema validation).
+std::string openapi_v3(const ResourceRegistry& reg, const std::string& group, const std::string& version) {
+  std::string out = R"({"openapi":"3.0.0","info":{"title":"Kubernetes","version":"v1.34.0"},"paths":{)";
+  bool first = true;
+  for (const auto& t : reg.all()) {
+    if (t->group != group || t->version != version) continue;
+    std::string base = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
+    std::string path = base + (t->namespaced ? "/namespaces/{namespace}/" : "/") + t->resource + "/{name}";
+    if (!first) out += ",";
+    first = false;
+    out += json::quote(path) +
+           R"(:{"patch":{"parameters":[{"name":"fieldValidation","in":"query","schema":{"type":"string"}},{"name":"fieldManager","in":"query","schema":{"type":"string"}}],"x-kubernetes-action":"patch","x-kubernetes-group-version-kind":{"group":)" +
+           json::quote(group) + R"(,"version":)" + json::quote(version) + R"(,"kind":)" + json::quote(t->kind) + "}}}";
+  }
+  return out + R"(},"components":{"schemas":{}}})";
+}
+
+bool wants_table(const httpd::Request& req) {
+  auto accept = req.header("Accept");
+  return accept && accept->find("as=Table") != std::string_view::npos;
+}
+
+// "5d3h", "7m", "42s": the server-side rendering kube-apiserver uses for the Age column.
+std::string human_age(std::string_view created) {
+  auto t = k8s::parse_time(created);
+  if (!t) return "<unknown>";
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t).count();
+  if (s < 0) s = 0;
+  if (s < 120) return fmt::format("{}s", s);
+  if (s < 600) return fmt::format("{}m{}s", s / 60, s % 60);
+  if (s < 3 * 3600) return fmt::format("{}m", s / 60);
+  if (s < 8 * 3600) return fmt::format("{}h{}m", s / 3600, (s % 3600) / 60);
+  if (s < 2 * 86400) return fmt::format("{}h", s / 3600);
+  if (s < 8 * 86400) return fmt::format("{}d{}h", s / 86400, (s % 86400) / 3600);
+  return fmt::format("{}d", s / 86400);
+}
+
+// A meta.k8s.io/v1 Table with Name and Age, plus the full objects so `-o wide` and custom
+// columns keep working.
+std::string table_json(const std::vector<std::string>& items, int64_t rv, const std::string& cont) {
+  std::string out =
+      R"({"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":)" +
+      json::quote(std::to_string(rv)) + (cont.empty() ? "" : ",\"continue\":" + json::quote(cont)) +
+      R"(},"columnDefinitions":[{"name":"Name","type":"string","format":"name","description":"Name of the object","priority":0},)"
+      R"({"name":"Age","type":"string","format":"","description":"Time since the object was created","priority":0}],"rows":[)";
+  for (size_t i = 0; i < items.size(); ++i) {
+    auto doc = json::parse(items[i]);
+    std::string name, created;
+    if (doc) {
+      if (const Value* m = json::find(*doc, "metadata")) {
+        name = json::string_or(*m, "name");
+        created = json::string_or(*m, "creationTimestamp");
+      }
+    }
+    if (i) out += ",";
+    out += R"({"cells":[)" + json::quote(name) + "," + json::quote(human_age(created)) +
+           R"(],"object":)" + items[i] + "}";
+  }
+  return out + "]}";
+}
+
+std::string list_json(const ResourceType& t, const ListResult& r) {
+  std::string out = R"({"kind":)" + json::quote(t.kind + "List") + R"(,"apiVersion":)" +
+                    json::quote(t.group_version()) + R"(,"metadata":{"resourceVersion":)" +
+                    json::quote(std::to_string(r.resource_version));
+  if (!r.continue_token.empty()) out += ",\"continue\":" + json::quote(r.continue_token);
+  if (r.remaining) out += fmt::format(",\"remainingItemCount\":{}", *r.remaining);
+  out += R"(},"items":[)";
+  for (size_t i = 0; i < r.items.size(); ++i) {
+    if (i) out += ",";
+    out += r.items[i];
+  }
+  return out + "]}";
+}
+
+bool truthy(const std::optional<std::string>& v) { return v && (*v == "true" || *v == "1"); }
+
+DeleteRequest delete_request(const httpd::Request& req) {
+  DeleteRequest d;
+  if (auto p = req.query_param("propagationPolicy")) d.propagation = *p;
+  d.dry_run = req.query_param("dryRun") == "All";
+  if (!req.body.empty()) {
+    if (auto doc = json::parse(req.body); doc && doc->IsObject()) {
+      if (auto p = json::get_string(*doc, "propagationPolicy")) d.propagation = std::string(*p);
+      if (const Value* pre = json::find(*doc, "preconditions")) {
+        if (auto u = json::get_string(*pre, "uid")) d.precondition_uid = std::string(*u);
+        if (auto r = json::get_string(*pre, "resourceVersion")) d.precondition_rv = std::string(*r);
+      }
+      if (const Value* dr = json::find(*doc, "dryRun"); dr && dr->IsArray() && !dr->Empty()) {
+        d.dry_run = true;
+      }
+    }
+  }
+  if (auto o = req.query_param("orphanDependents"); o == "true") d.propagation = "Orphan";
+  return d;
+}
+
+}  // namespace
+
+std::string status_body(const Error& e) {
+  std::string out = R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":)" +
+                    json::quote(e.message) + R"(,"reason":)" + json::quote(e.reason);
+  if (!e.details_name.empty() || !e.details_kind.empty() || !e.causes.empty() || e.retry_after) {
+    out += R"(,"details":{)";
+    std::vector<std::string> parts;
+    if (!e.details_name.empty()) parts.push_back("\"name\":" + json::quote(e.details_name));
+    if (!e.details_group.empty()) parts.push_back("\"group\":" + json::quote(e.details_group));
+    if (!e.details_kind.empty()) parts.push_back("\"kind\":" + json::quote(e.details_kind));
+    if (!e.causes.empty()) {
+      std::string c = "\"causes\":[";
+      for (size_t i = 0; i < e.causes.size(); ++i) {
+        if (i) c += ",";
+        c += "{\"reason\":" + json::quote(e.causes[i].reason) + ",\"message\":" +
+             json::quote(e.causes[i].message) + ",\"field\":" + json::quote(e.causes[i].field) + "}";
+      }
+      parts.push_back(c + "]");
+    }
+    if (e.retry_after) parts.push_back(fmt::format("\"retryAfterSeconds\":{}", e.retry_after->count()));
+    for (size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + parts[i];
+    out += "}";
+  }
+  return out + fmt::format(R"(,"code":{}}})", e.http_status);
+}
+
+ApiServer::ApiServer(Store& store, ResourceRegistry& registry, ApiServerOptions options)
+    : store_(store), registry_(registry), opt_(std::move(options)) {}
+
+Reply ApiServer::discovery(const httpd::Request& req, bool* handled) {
+  *handled = true;
+  const std::string& p = req.path;
+  if (p == "/version") {
+    return json_reply(200, fmt::format(R"({{"major":"1","minor":"34","gitVersion":{},"platform":"linux/amd64"}})",
+                                       json::quote(opt_.version)));
+  }
+  if (p == "/healthz" || p == "/livez" || p == "/readyz") return Reply{200, {{"Content-Type", "text/plain"}}, "ok"};
+  if (p == "/api") {
+    return json_reply(200, R"({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]})");
+  }
+  if (p == "/api/v1") return json_reply(200, resource_list(registry_, "", "v1"));
+  if (p == "/openapi/v3") {
+    std::string out = R"({"paths":{)";
+    bool first = true;
+    for (const auto& [g, vs] : registry_.groups()) {
+      for (const auto& v : vs) {
+        std::string gv = g.empty() ? "api/" + v : "apis/" + g + "/" + v;
+        if (!first) out += ",";
+        first = false;
+        out += json::quote(gv) + R"(:{"serverRelativeURL":)" + json::quote("/openapi/v3/" + gv + "?hash=0") + "}";
+      }
+    }
+    return json_reply(200, out + "}}");
+  }
+  if (p.rfind("/openapi/v3/", 0) == 0) {
+    auto segs = split_path(p.substr(12));
+    std::string group, version;
+    if (segs.size() == 2 && segs[0] == "api") {
+      version = segs[1];
+    } else if (segs.size() == 3 && segs[0] == "apis") {
+      group = segs[1];
+      version = segs[2];
+    } else {
+      return error_reply(404, "NotFound", "the server could not find the requested resource");
+    }
+    return json_reply(200, openapi_v3(registry_, group, version));
+  }
+  if (p == "/apis") {
+    std::string out = R"({"kind":"APIGroupList","apiVersion":"v1","groups":[)";
+    bool first = true;
+    for (const auto& [g, vs] : registry_.groups()) {
+      if (g.empty()) continue;
+      if (!first) out += ",";
+      first = false;
+      out += group_json(g, vs);
+    }
+    return json_reply(200, out + "]}");
+  }
+  auto segs = split_path(p);
+  if (segs.size() == 2 && segs[0] == "apis") {
+    for (const auto& [g, vs] : registry_.groups()) {
+      if (g == segs[1]) {
+        std::string body = group_json(g, vs);
+        body.insert(1, R"("kind":"APIGroup","apiVersion":"v1",)");
+        return json_reply(200, body);
+      }
+    }
+    return error_reply(404, "NotFound", "the server could not find the requested resource");
+  }
+  if (segs.size() == 3 && segs[0] == "apis") {
+    for (const auto& [g, vs] : registry_.groups()) {
+      if (g == segs[1] && std::find(vs.begin(), vs.end(), segs[2]) != vs.end()) {
+        return json_reply(200, resource_list(registry_, segs[1], segs[2]));
+      }
+    }
+    return error_reply(404, "NotFound", "the server could not find the requested resource");
+  }
+  *handled = false;
+  return {};
+}
+
+awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWriter& w) {
+  Reply reply;
+  bool done = false;
+  const bool public_path = req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz";
+  auto auth = req.header("Authorization");
+  if (!public_path && (!auth || *auth != "Bearer " + opt_.admin_token)) {
+    reply = error_reply(401, "Unauthorized", "Unauthorized");
+    done = true;
+  }
+  if (!done) reply = discovery(req, &done);
+  if (!done) {
+    // /api/v1/... or /apis/<group>/<version>/...
+    auto segs = split_path(req.path);
+    std::string group, version;
+    size_t i = 0;
+    if (segs.size() >= 2 && segs[0] == "api") {
+      version = segs[1];
+      i = 2;
+    } else if (segs.size() >= 3 && segs[0] == "apis") {
+      group = segs[1];
+      version = segs[2];
+      i = 3;
+    }
+    Route route;
+    std::vector<std::string> rest(segs.begin() + std::min(i, segs.size()), segs.end());
+    if (i == 0 || rest.empty()) {
+      reply = error_reply(404, "NotFound", "the server could not find the requested resource");
+      done = true;
+    } else {
+      if (rest.size() >= 3 && rest[0] == "namespaces" &&
+          !(rest.size() == 3 && (rest[2] == "status" || rest[2] == "finalize"))) {
+        route.ns = rest[1];
+        rest.erase(rest.begin(), rest.begin() + 2);
+      }
+      route.type = registry_.find(group, version, rest[0]);
+      if (rest.size() > 1) route.name = rest[1];
+      if (rest.size() > 2) route.subresource = rest[2];
+      if (!route.type || rest.size() > 3) {
+        reply = error_reply(404, "NotFound", "the server could not find the requested resource");
+        done = true;
+      } else if (req.method == "GET" && route.name.empty() && truthy(req.query_param("watch"))) {
+        co_await watch(req, route, w);
+        co_return;
+      } else {
+        reply = serve(req, route);
+      }
+    }
+  }
+  NVDRA_V(4, "{} {} -> {}", req.method, req.target, reply.status);
+  co_await w.respond(reply.status, std::move(reply.headers), std::move(reply.body));
+}
+
+Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
+  const ResourceType& t = *r.type;
+  if (!r.subresource.empty() && !(r.subresource == "status" && t.status_subresource)) {
+    return error_reply(404, "NotFound", "the server could not find the requested resource");
+  }
+  if (t.namespaced && r.ns.empty() && !r.name.empty()) {
+    return error_reply(404, "NotFound", "the server could not find the requested resource");
+  }
+  const bool status = r.subresource == "status";
+  const bool dry_run = req.query_param("dryRun") == "All";
+  const std::string& m = req.method;
+
+  if (m == "GET" && r.name.empty()) {
+    ListQuery q;
+    q.label_selector = req.query_param("labelSelector").value_or("");
+    q.field_selector = req.query_param("fieldSelector").value_or("");
+    if (auto l = req.query_param("limit")) q.limit = std::atoll(l->c_str());
+    q.continue_token = req.query_param("continue").value_or("");
+    auto res = store_.list(t, r.ns, q);
+    if (!res) return error_reply(res.error());
+    if (wants_table(req)) return json_reply(200, table_json(res->items, res->resource_version, res->continue_token));
+    return json_reply(200, list_json(t, *res));
+  }
+  if (m == "GET") {
+    auto res = store_.get(t, r.ns, r.name);
+    if (!res) return error_reply(res.error());
+    if (wants_table(req)) return json_reply(200, table_json({*res}, store_.current_rv(), ""));
+    return json_reply(200, std::move(*res));
+  }
+  if (m == "POST" || m == "PUT") {
+    if (auto ct = req.header("Content-Type"); ct && ct->find("json") == std::string_view::npos &&
+                                                ct->find("yaml") == std::string_view::npos) {
+      return error_reply(415, "UnsupportedMediaType",
+                         fmt::format("the body of the request was in an unknown format - accepted "
+                                     "media types include: application/json, application/yaml"));
+    }
+    auto doc = parse_json_or_yaml(req.body);
+    if (!doc || !doc->IsObject()) {
+      return error_reply(400, "BadRequest",
+                         doc ? "the request body must be a JSON object" : doc.error().message);
+    }
+    auto kind = json::get_string(*doc, "kind");
+    auto api = json::get_string(*doc, "apiVersion");
+    if ((kind && !kind->empty() && *kind != t.kind) || (api && !api->empty() && *api != t.group_version())) {
+      return error_reply(400, "BadRequest",
+                         fmt::format("the API version in the data ({}) does not match the expected "
+                                     "API version ({}) or kind {} is not {}",
+                                     api.value_or(""), t.group_version(), kind.value_or(""), t.kind));
+    }
+    if (m == "POST") {
+      if (!r.name.empty()) return error_reply(405, "MethodNotAllowed", "POST to an object is not allowed");
+      auto res = store_.create(t, r.ns, std::move(*doc), dry_run);
+      if (!res) return error_reply(res.error());
+      if (!dry_run) after_write(t, *res, false);
+      return json_reply(201, std::move(*res));
+    }
+    if (r.name.empty()) return error_reply(405, "MethodNotAllowed", "PUT to a collection is not allowed");
+    auto res = store_.update(t, r.ns, r.name, std::move(*doc), status, dry_run);
+    if (!res) return error_reply(res.error());
+    return json_reply(200, std::move(*res));
+  }
+  if (m == "PATCH") {
+    if (r.name.empty()) return error_reply(405, "MethodNotAllowed", "PATCH to a collection is not allowed");
+    std::string ct(req.header("Content-Type").value_or(""));
+    ct = ct.substr(0, ct.find(';'));
+    const bool apply = ct == "application/apply-patch+yaml";
+    if (apply && !req.query_param("fieldManager")) {
+      return error_reply(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch");
+    }
+    if (ct != "application/merge-patch+json" && ct != "application/json-patch+json" &&
+        ct != "application/strategic-merge-patch+json" && !apply) {
+      return error_reply(415, "UnsupportedMediaType",
+                         fmt::format("the body of the request was in an unknown format - accepted "
+                                     "media types include: application/json-patch+json, "
+                                     "application/merge-patch+json, "
+                                     "application/apply-patch+yaml, "
+                                     "application/strategic-merge-patch+json"));
+    }
+    auto patch = apply ? parse_json_or_yaml(req.body) : json::parse(req.body);
+    if (!patch) return error_reply(400, "BadRequest", patch.error().message);
+    if (ct == "application/json-patch+json" ? !patch->IsArray() : !patch->IsObject()) {
+      return error_reply(400, "BadRequest", "the patch has the wrong shape for its content type");
+    }
+    const json::Document& p = *patch;
+    auto res = store_.modify(t, r.ns, r.name, status, dry_run, apply,
+                             [&](json::Document& obj, bool) -> Status {
+                               // Strategic merge and apply are handled as merge patches here: lists
+                               // are replaced whole (see docs/compatibility.md).
+                               Status st = ct == "application/json-patch+json" ? json::json_patch(obj, p)
+                                                                               : json::merge_patch(obj, p);
+                               if (!st) {
+                                 Error e = api_error(422, "Invalid", st.error().message);
+                                 return unexpected(e);
+                               }
+                               return ok();
+                             });
+    if (!res) return error_reply(res.error());
+    if (!dry_run) after_write(t, *res, false);
+    return json_reply(200, std::move(*res));
+  }
+  if (m == "DELETE") {
+    auto d = delete_request(req);
+    if (r.name.empty()) {
+      ListQuery q;
+      q.label_selector = req.query_param("labelSelector").value_or("");
+      q.field_selector = req.query_param("fieldSelector").value_or("");
+      auto res = store_.list(t, r.ns, q);
+      if (!res) return error_reply(res.error());
+      for (const auto& item : res->items) {
+        auto o = k8s::Object::parse(item);
+        if (!o) continue;
+        auto del = store_.remove(t, std::string((*o)->namespace_()), std::string((*o)->name()), d);
+        if (del && !d.dry_run) after_write(t, *del, true);
+      }
+      return json_reply(200, R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success"})");
+    }
+    auto res = store_.remove(t, r.ns, r.name, d);
+    if (!res) return error_reply(res.error());
+    if (!d.dry_run) after_write(t, *res, true);
+    return json_reply(200, std::move(*res));
+  }
+  return error_reply(405, "MethodNotAllowed", fmt::format("the server does not allow method {}", m));
+}
+
+// CustomResourceDefinitions: creating one serves its kinds; deleting one stops serving them.
+void ApiServer::after_write(const ResourceType& t, const std::string& body, bool deleted) {
+  if (t.group != "apiextensions.k8s.io" || t.resource != "customresourcedefinitions") return;
+  auto doc = json::parse(body);
+  if (!doc) return;
+  const Value* spec = json::find(*doc, "spec");
+  if (!spec) return;
+  std::string group(json::string_or(*spec, "group"));
+  const Value* names = json::find(*spec, "names");
+  const Value* versions = json::find(*spec, "versions");
+  if (!names || !versions || !versions->IsArray()) return;
+  const bool gone = deleted && !json::find_path(*doc, {"metadata", "deletionTimestamp"});
+  for (const auto& v : versions->GetArray()) {
+    std::string version(json::string_or(v, "name"));
+    if (gone || deleted) {
+      registry_.remove(group, version, std::string(json::string_or(*names, "plural")));
+      continue;
+    }
+    if (json::get_bool(v, "served") == false) continue;
+    ResourceType rt;
+    rt.group = group;
+    rt.version = version;
+    rt.resource = json::string_or(*names, "plural");
+    rt.kind = json::string_or(*names, "kind");
+    rt.singular = json::string_or(*names, "singular");
+    if (rt.singular.empty()) {
+      rt.singular = rt.kind;
+      std::transform(rt.singular.begin(), rt.singular.end(), rt.singular.begin(), ::tolower);
+    }
+    rt.namespaced = json::string_or(*spec, "scope") != "Cluster";
+    rt.status_subresource = json::find_path(v, {"subresources", "status"}) != nullptr;
+    if (const Value* sn = json::find(*names, "shortNames"); sn && sn->IsArray()) {
+      for (const auto& s : sn->GetArray()) {
+        if (s.IsString()) rt.short_names.emplace_back(s.GetString());
+      }
+    }
+    if (const Value* cs = json::find(*names, "categories"); cs && cs->IsArray()) {
+      for (const auto& s : cs->GetArray()) {
+        if (s.IsString()) rt.categories.emplace_back(s.GetString());
+      }
+    }
+    if (const Value* sf = json::find(v, "selectableFields"); sf && sf->IsArray()) {
+      for (const auto& f : sf->GetArray()) {
+        std::string path(json::string_or(f, "jsonPath"));
+        if (!path.empty() && path[0] == '.') path.erase(0, 1);
+        rt.selectable_fields.push_back(path);
+      }
+    }
+    registry_.add(std::move(rt));
+  }
+  if (deleted) return;
+  // Report the CRD as established at once.
+  std::string name(json::string_or(*json::find(*doc, "metadata"), "name"));
+  (void)store_.modify(t, "", name, /*status=*/true, false, false, [&](json::Document& obj, bool) -> Status {
+    std::string st = fmt::format(
+        R"({{"status":{{"conditions":[{{"type":"NamesAccepted","status":"True","reason":"NoConflicts","message":"no conflicts found","lastTransitionTime":{}}},{{"type":"Established","status":"True","reason":"InitialNamesAccepted","message":"the initial names have been accepted","lastTransitionTime":{}}}],"acceptedNames":{},"storedVersions":[]}}}})",
+        json::quote(json::string_or(*json::find(obj, "metadata"), "creationTimestamp")),
+        json::quote(json::string_or(*json::find(obj, "metadata"), "creationTimestamp")),
+        json::write(*json::find(*json::find(obj, "spec"), "names")));
+    auto patch = json::parse(st);
+    return json::merge_patch(obj, *patch);
+  });
+}
+
+awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r, httpd::ResponseWriter& w) {
+  const ResourceType& t = *r.type;
+  auto labels = k8s::LabelSelector::parse(req.query_param("labelSelector").value_or(""));
+  auto fields = k8s::FieldSelector::parse(req.query_param("fieldSelector").value_or(""));
+  const bool initial_events = truthy(req.query_param("sendInitialEvents"));
+  const bool bookmarks = truthy(req.query_param("allowWatchBookmarks"));
+  std::optional<std::string> rv_param = req.query_param("resourceVersion");
+  Reply early;
+  if (!labels || !fields) {
+    early = error_reply(400, "BadRequest", !labels ? labels.error().message : fields.error().message);
+  } else if (initial_events && req.query_param("resourceVersionMatch") != "NotOlderThan") {
+    early = error_reply(422, "Invalid",
+                        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: "
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+  }
+  if (early.status != 200) {
+    co_await w.respond(early.status, std::move(early.headers), std::move(early.body));
+    co_return;
+  }
+  auto matches = [&](const std::string& obj_json) {
+    auto o = k8s::Object::parse(obj_json);
+    if (!o || !labels->matches((*o)->labels())) return false;
+    if (fields->requirements().empty()) return true;
+    auto d = json::parse(obj_json);
+    return d && fields->matches([&](const std::string& f) { return Store::field_value(*d, f); });
+  };
+  auto event = [](std::string_view type, const std::string& obj) {
+    return "{\"type\":\"" + std::string(type) + "\",\"object\":" + obj + "}\n";
+  };
+  auto bookmark = [&](int64_t rv, bool initial_end) {
+    std::string obj = R"({"kind":)" + json::quote(t.kind) + R"(,"apiVersion":)" +
+                      json::quote(t.group_version()) + R"(,"metadata":{"resourceVersion":)" +
+                      json::quote(std::to_string(rv)) +
+                      (initial_end ? R"(,"annotations":{"k8s.io/initial-events-end":"true"}})" : "}") + "}";
+    return event("BOOKMARK", obj);
+  };
+
+  Headers headers = json_headers();
+  if (!co_await w.start_stream(200, std::move(headers))) co_return;
+  int64_t from = 0;
+  std::string out;
+  const bool from_now = !rv_param || rv_param->empty() || *rv_param == "0";
+  if (initial_events || from_now) {
+    ListQuery q;
+    auto list = store_.list(t, r.ns, q);
+    if (list) {
+      for (const auto& item : list->items) {
+        if (matches(item)) out += event("ADDED", item);
+      }
+      from = list->resource_version;
+    }
+    if (initial_events) out += bookmark(from, true);
+  } else {
+    from = std::atoll(rv_param->c_str());
+  }
+  if (!out.empty() && !co_await w.write_chunk(out)) co_return;
+
+  const auto timeout = std::chrono::seconds(std::atoll(req.query_param("timeoutSeconds").value_or("1800").c_str()));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto next_bookmark = std::chrono::steady_clock::now() + opt_.bookmark_interval;
+  while (!w.closed() && std::chrono::steady_clock::now() < deadline) {
+    auto events = store_.events_after(from, t.storage_key(), t.namespaced ? r.ns : "");
+    if (!events) {
+      std::string err = event("ERROR", status_body(events.error()));
+      co_await w.write_chunk(err);
+      break;
+    }
+    out.clear();
+    for (const auto& e : *events) {
+      from = std::max(from, e.rv);
+      if (matches(e.json)) out += event(e.type, e.json);
+    }
+    if (!out.empty() && !co_await w.write_chunk(out)) co_return;
+    auto now = std::chrono::steady_clock::now();
+    if (bookmarks && now >= next_bookmark) {
+      std::string b = bookmark(std::max(from, store_.current_rv()), false);
+      from = std::max(from, store_.current_rv());
+      if (!co_await w.write_chunk(b)) co_return;
+      next_bookmark = now + opt_.bookmark_interval;
+    }
+    if (events->empty()) {
+      auto wait = std::min<std::chrono::steady_clock::duration>(
+          {deadline - now, next_bookmark - now, std::chrono::milliseconds(500)});
+      co_await store_.wait_for_change(store_.current_rv(),
+                                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::max<std::chrono::steady_clock::duration>(wait, {})));
+    }
+  }
+  co_await w.end_stream();
+}
+
+}  // namespace nvdra::sim

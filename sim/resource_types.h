@@ -1,0 +1,51 @@
+// The resource types nvdra-sim serves: what discovery lists and what the store validates against.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nvdra::sim {
+
+struct ResourceType {
+  std::string group;  // "" for the core group
+  std::string version;
+  std::string resource;  // plural
+  std::string kind;
+  std::string singular;
+  bool namespaced = true;
+  bool status_subresource = false;
+  std::vector<std::string> short_names;
+  std::vector<std::string> categories;
+  // Fields usable in fieldSelector besides metadata.name and metadata.namespace.
+  std::vector<std::string> selectable_fields;
+
+  std::string group_version() const { return group.empty() ? version : group + "/" + version; }
+  // Objects of one group/resource share storage across versions.
+  std::string storage_key() const { return group + "/" + resource; }
+};
+
+// Built-in types plus those CRDs add. Thread-safe; types are never removed while referenced
+// (shared_ptr), so handlers may keep one across a request.
+class ResourceRegistry {
+ public:
+  ResourceRegistry();
+  void add(ResourceType t);
+  void remove(const std::string& group, const std::string& version, const std::string& resource);
+  std::shared_ptr<const ResourceType> find(const std::string& group, const std::string& version,
+                                           const std::string& resource) const;
+  std::shared_ptr<const ResourceType> find_kind(const std::string& group_version,
+                                                const std::string& kind) const;
+  std::vector<std::shared_ptr<const ResourceType>> all() const;
+  // Group -> versions (preferred first), in registration order of groups.
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<const ResourceType>> types_;  // guarded by mu_
+};
+
+}  // namespace nvdra::sim
