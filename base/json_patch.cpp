@@ -38,7 +38,8 @@ void merge_into(Value& target, const Value& patch, Alloc& a) {
 Result<std::vector<std::string>> parse_pointer(std::string_view p) {
   std::vector<std::string> out;
   if (p.empty()) return out;
-  if (p.front() != '/') return unexpected(ErrorCode::kInvalidArgument, "JSON pointer must start with '/'");
+  if (p.front() != '/')
+    return unexpected(ErrorCode::kInvalidArgument, "JSON pointer must start with '/'");
   p.remove_prefix(1);
   for (;;) {
     size_t slash = p.find('/');
@@ -79,7 +80,8 @@ Value* resolve(Value& root, const std::vector<std::string>& toks, size_t n) {
   Value* cur = &root;
   for (size_t i = 0; i < n; ++i) {
     if (cur->IsObject()) {
-      auto it = cur->FindMember(Value(toks[i].c_str(), static_cast<rapidjson::SizeType>(toks[i].size())));
+      auto it =
+          cur->FindMember(Value(toks[i].c_str(), static_cast<rapidjson::SizeType>(toks[i].size())));
       if (it == cur->MemberEnd()) return nullptr;
       cur = &it->value;
     } else if (cur->IsArray()) {
@@ -102,11 +104,13 @@ Status add_at(Value& root, const std::vector<std::string>& toks, Value value, Al
   if (parent == nullptr) return unexpected(ErrorCode::kInvalidArgument, "path not found");
   const std::string& last = toks.back();
   if (parent->IsObject()) {
-    auto it = parent->FindMember(Value(last.c_str(), static_cast<rapidjson::SizeType>(last.size())));
+    auto it =
+        parent->FindMember(Value(last.c_str(), static_cast<rapidjson::SizeType>(last.size())));
     if (it != parent->MemberEnd()) {
       it->value = std::move(value);
     } else {
-      parent->AddMember(Value(last.c_str(), static_cast<rapidjson::SizeType>(last.size()), a), value, a);
+      parent->AddMember(Value(last.c_str(), static_cast<rapidjson::SizeType>(last.size()), a),
+                        value, a);
     }
     return ok();
   }
@@ -117,7 +121,8 @@ Status add_at(Value& root, const std::vector<std::string>& toks, Value value, Al
     }
     parent->PushBack(Value(), a);
     for (size_t i = parent->Size() - 1; i > idx; --i) {
-      (*parent)[static_cast<rapidjson::SizeType>(i)] = std::move((*parent)[static_cast<rapidjson::SizeType>(i - 1)]);
+      (*parent)[static_cast<rapidjson::SizeType>(i)] =
+          std::move((*parent)[static_cast<rapidjson::SizeType>(i - 1)]);
     }
     (*parent)[static_cast<rapidjson::SizeType>(idx)] = std::move(value);
     return ok();
@@ -131,7 +136,8 @@ Result<Value> remove_at(Value& root, const std::vector<std::string>& toks) {
   if (parent == nullptr) return unexpected(ErrorCode::kInvalidArgument, "path not found");
   const std::string& last = toks.back();
   if (parent->IsObject()) {
-    auto it = parent->FindMember(Value(last.c_str(), static_cast<rapidjson::SizeType>(last.size())));
+    auto it =
+        parent->FindMember(Value(last.c_str(), static_cast<rapidjson::SizeType>(last.size())));
     if (it == parent->MemberEnd()) return unexpected(ErrorCode::kInvalidArgument, "path not found");
     Value v = std::move(it->value);
     parent->EraseMember(it);
@@ -164,7 +170,8 @@ Status json_patch(Document& target, const Value& ops) {
   for (rapidjson::SizeType i = 0; i < ops.Size(); ++i) {
     const Value& op = ops[i];
     auto fail = [&](std::string_view why) {
-      return unexpected(ErrorCode::kInvalidArgument, fmt::format("JSON patch operation {}: {}", i, why));
+      return unexpected(ErrorCode::kInvalidArgument,
+                        fmt::format("JSON patch operation {}: {}", i, why));
     };
     if (!op.IsObject()) return fail("not an object");
     auto name = get_string(op, "op");
@@ -176,7 +183,8 @@ Status json_patch(Document& target, const Value& ops) {
     Status st;
     if (*name == "add" || *name == "replace") {
       if (value == nullptr) return fail("needs a value");
-      if (*name == "replace" && resolve(work, *path, path->size()) == nullptr) return fail("path not found");
+      if (*name == "replace" && resolve(work, *path, path->size()) == nullptr)
+        return fail("path not found");
       Value v(*value, a);
       if (*name == "replace" && !path->empty()) {
         *resolve(work, *path, path->size()) = std::move(v);

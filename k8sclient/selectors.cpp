@@ -9,8 +9,10 @@ namespace nvdra::k8s {
 namespace {
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -40,7 +42,8 @@ bool valid_key(std::string_view k) {
   auto ok_char = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
   };
-  if (!std::all_of(k.begin(), k.end(), [&](char c) { return ok_char(c) || c == '/'; })) return false;
+  if (!std::all_of(k.begin(), k.end(), [&](char c) { return ok_char(c) || c == '/'; }))
+    return false;
   return std::isalnum(static_cast<unsigned char>(name.front())) &&
          std::isalnum(static_cast<unsigned char>(name.back()));
 }
@@ -111,9 +114,11 @@ Result<LabelSelector> LabelSelector::parse(std::string_view text) {
       r.key = std::string(part);
       r.op = LabelRequirement::Op::kExists;
     }
-    if (!valid_key(r.key)) return unexpected(bad(part, fmt::format("invalid label key \"{}\"", r.key)));
+    if (!valid_key(r.key))
+      return unexpected(bad(part, fmt::format("invalid label key \"{}\"", r.key)));
     for (const auto& v : r.values) {
-      if (!valid_value(v)) return unexpected(bad(part, fmt::format("invalid label value \"{}\"", v)));
+      if (!valid_value(v))
+        return unexpected(bad(part, fmt::format("invalid label value \"{}\"", v)));
     }
     sel.reqs_.push_back(std::move(r));
   }
@@ -129,7 +134,9 @@ bool LabelSelector::matches(const Labels& labels) const {
   };
   for (const auto& r : reqs_) {
     const std::string* v = find(r.key);
-    auto in = [&] { return v && std::find(r.values.begin(), r.values.end(), *v) != r.values.end(); };
+    auto in = [&] {
+      return v && std::find(r.values.begin(), r.values.end(), *v) != r.values.end();
+    };
     switch (r.op) {
       case LabelRequirement::Op::kEquals:
       case LabelRequirement::Op::kIn:
@@ -169,11 +176,13 @@ Result<FieldSelector> FieldSelector::parse(std::string_view text) {
       r.field = std::string(trim(part.substr(0, p)));
       r.value = std::string(trim(part.substr(p + 1)));
     } else {
-      return unexpected(Error(ErrorCode::kInvalidArgument,
-                              fmt::format("invalid selector: '{}'; can't understand '{}'", text, part)));
+      return unexpected(
+          Error(ErrorCode::kInvalidArgument,
+                fmt::format("invalid selector: '{}'; can't understand '{}'", text, part)));
     }
     if (r.field.empty()) {
-      return unexpected(Error(ErrorCode::kInvalidArgument, fmt::format("invalid field selector: '{}'", text)));
+      return unexpected(
+          Error(ErrorCode::kInvalidArgument, fmt::format("invalid field selector: '{}'", text)));
     }
     sel.reqs_.push_back(std::move(r));
   }

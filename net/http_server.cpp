@@ -118,6 +118,18 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
   uint16_t port() const { return port_; }
 
+  void drop_connections() {
+    auto self = shared_from_this();
+    net::post(ex_, [self] {
+      error_code ec;
+      std::lock_guard lock(self->mu_);
+      for (auto* s : self->sockets_) {
+        s->shutdown(tcp::socket::shutdown_both, ec);
+        s->close(ec);
+      }
+    });
+  }
+
  private:
   template <class Stream>
   class Writer final : public ResponseWriter {
@@ -318,6 +330,9 @@ Result<uint16_t> HttpServer::start() {
 }
 void HttpServer::stop() {
   impl_->stop();
+}
+void HttpServer::drop_connections() {
+  impl_->drop_connections();
 }
 uint16_t HttpServer::port() const {
   return impl_->port();

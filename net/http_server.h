@@ -79,6 +79,8 @@ class HttpServer {
   Result<uint16_t> start();
   // Stops accepting and closes every connection.
   void stop();
+  // Closes every open connection but keeps listening (fault injection: watches drop).
+  void drop_connections();
   uint16_t port() const;
 
   class Impl;

@@ -19,9 +19,13 @@ using Reply = ApiServer::Reply;
 using Route = ApiServer::Route;
 using json::Value;
 
-Headers json_headers() { return Headers{{"Content-Type", "application/json"}}; }
+Headers json_headers() {
+  return Headers{{"Content-Type", "application/json"}};
+}
 
-Reply json_reply(int status, std::string body) { return Reply{status, json_headers(), std::move(body)}; }
+Reply json_reply(int status, std::string body) {
+  return Reply{status, json_headers(), std::move(body)};
+}
 
 Reply error_reply(const Error& e) {
   int code = e.http_status ? e.http_status : (e.code == ErrorCode::kInvalidArgument ? 400 : 500);
@@ -67,8 +71,8 @@ std::string string_array(const std::vector<std::string>& v) {
 std::string resource_list(const ResourceRegistry& reg, const std::string& group,
                           const std::string& version) {
   std::string gv = group.empty() ? version : group + "/" + version;
-  std::string out = R"({"kind":"APIResourceList","apiVersion":"v1","groupVersion":)" + json::quote(gv) +
-                    R"(,"resources":[)";
+  std::string out = R"({"kind":"APIResourceList","apiVersion":"v1","groupVersion":)" +
+                    json::quote(gv) + R"(,"resources":[)";
   bool first = true;
   for (const auto& t : reg.all()) {
     if (t->group != group || t->version != version) continue;
@@ -92,29 +96,34 @@ std::string group_json(const std::string& name, const std::vector<std::string>& 
   std::string vs;
   for (size_t i = 0; i < versions.size(); ++i) {
     if (i) vs += ",";
-    vs += fmt::format(R"({{"groupVersion":{},"version":{}}})", json::quote(name + "/" + versions[i]),
-                      json::quote(versions[i]));
+    vs += fmt::format(R"({{"groupVersion":{},"version":{}}})",
+                      json::quote(name + "/" + versions[i]), json::quote(versions[i]));
   }
-  return fmt::format(R"({{"name":{},"versions":[{}],"preferredVersion":{{"groupVersion":{},"version":{}}}}})",
-                     json::quote(name), vs, json::quote(name + "/" + versions[0]),
-                     json::quote(versions[0]));
+  return fmt::format(
+      R"({{"name":{},"versions":[{}],"preferredVersion":{{"groupVersion":{},"version":{}}}}})",
+      json::quote(name), vs, json::quote(name + "/" + versions[0]), json::quote(versions[0]));
 }
 
 // Enough OpenAPI v3 for kubectl: each resource's PATCH operation, tagged with its
 // group/version/kind and declaring the fieldValidation query parameter, which tells kubectl that
 // the server validates fields itself (so it skips client-side schema validation).
-std::string openapi_v3(const ResourceRegistry& reg, const std::string& group, const std::string& version) {
-  std::string out = R"({"openapi":"3.0.0","info":{"title":"Kubernetes","version":"v1.34.0"},"paths":{)";
+std::string openapi_v3(const ResourceRegistry& reg, const std::string& group,
+                       const std::string& version) {
+  std::string out =
+      R"({"openapi":"3.0.0","info":{"title":"Kubernetes","version":"v1.34.0"},"paths":{)";
   bool first = true;
   for (const auto& t : reg.all()) {
     if (t->group != group || t->version != version) continue;
     std::string base = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
-    std::string path = base + (t->namespaced ? "/namespaces/{namespace}/" : "/") + t->resource + "/{name}";
+    std::string path =
+        base + (t->namespaced ? "/namespaces/{namespace}/" : "/") + t->resource + "/{name}";
     if (!first) out += ",";
     first = false;
-    out += json::quote(path) +
-           R"(:{"patch":{"parameters":[{"name":"fieldValidation","in":"query","schema":{"type":"string"}},{"name":"fieldManager","in":"query","schema":{"type":"string"}}],"x-kubernetes-action":"patch","x-kubernetes-group-version-kind":{"group":)" +
-           json::quote(group) + R"(,"version":)" + json::quote(version) + R"(,"kind":)" + json::quote(t->kind) + "}}}";
+    out +=
+        json::quote(path) +
+        R"(:{"patch":{"parameters":[{"name":"fieldValidation","in":"query","schema":{"type":"string"}},{"name":"fieldManager","in":"query","schema":{"type":"string"}}],"x-kubernetes-action":"patch","x-kubernetes-group-version-kind":{"group":)" +
+        json::quote(group) + R"(,"version":)" + json::quote(version) + R"(,"kind":)" +
+        json::quote(t->kind) + "}}}";
   }
   return out + R"(},"components":{"schemas":{}}})";
 }
@@ -128,7 +137,8 @@ bool wants_table(const httpd::Request& req) {
 std::string human_age(std::string_view created) {
   auto t = k8s::parse_time(created);
   if (!t) return "<unknown>";
-  auto s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t).count();
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - *t)
+               .count();
   if (s < 0) s = 0;
   if (s < 120) return fmt::format("{}s", s);
   if (s < 600) return fmt::format("{}m{}s", s / 60, s % 60);
@@ -177,7 +187,9 @@ std::string list_json(const ResourceType& t, const ListResult& r) {
   return out + "]}";
 }
 
-bool truthy(const std::optional<std::string>& v) { return v && (*v == "true" || *v == "1"); }
+bool truthy(const std::optional<std::string>& v) {
+  return v && (*v == "true" || *v == "1");
+}
 
 DeleteRequest delete_request(const httpd::Request& req) {
   DeleteRequest d;
@@ -202,8 +214,9 @@ DeleteRequest delete_request(const httpd::Request& req) {
 }  // namespace
 
 std::string status_body(const Error& e) {
-  std::string out = R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":)" +
-                    json::quote(e.message) + R"(,"reason":)" + json::quote(e.reason);
+  std::string out =
+      R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":)" +
+      json::quote(e.message) + R"(,"reason":)" + json::quote(e.reason);
   if (!e.details_name.empty() || !e.details_kind.empty() || !e.causes.empty() || e.retry_after) {
     out += R"(,"details":{)";
     std::vector<std::string> parts;
@@ -214,13 +227,16 @@ std::string status_body(const Error& e) {
       std::string c = "\"causes\":[";
       for (size_t i = 0; i < e.causes.size(); ++i) {
         if (i) c += ",";
-        c += "{\"reason\":" + json::quote(e.causes[i].reason) + ",\"message\":" +
-             json::quote(e.causes[i].message) + ",\"field\":" + json::quote(e.causes[i].field) + "}";
+        c += "{\"reason\":" + json::quote(e.causes[i].reason) +
+             ",\"message\":" + json::quote(e.causes[i].message) +
+             ",\"field\":" + json::quote(e.causes[i].field) + "}";
       }
       parts.push_back(c + "]");
     }
-    if (e.retry_after) parts.push_back(fmt::format("\"retryAfterSeconds\":{}", e.retry_after->count()));
-    for (size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + parts[i];
+    if (e.retry_after)
+      parts.push_back(fmt::format("\"retryAfterSeconds\":{}", e.retry_after->count()));
+    for (size_t i = 0; i < parts.size(); ++i)
+      out += (i ? "," : "") + parts[i];
     out += "}";
   }
   return out + fmt::format(R"(,"code":{}}})", e.http_status);
@@ -233,12 +249,16 @@ Reply ApiServer::discovery(const httpd::Request& req, bool* handled) {
   *handled = true;
   const std::string& p = req.path;
   if (p == "/version") {
-    return json_reply(200, fmt::format(R"({{"major":"1","minor":"34","gitVersion":{},"platform":"linux/amd64"}})",
-                                       json::quote(opt_.version)));
+    return json_reply(
+        200, fmt::format(R"({{"major":"1","minor":"34","gitVersion":{},"platform":"linux/amd64"}})",
+                         json::quote(opt_.version)));
   }
-  if (p == "/healthz" || p == "/livez" || p == "/readyz") return Reply{200, {{"Content-Type", "text/plain"}}, "ok"};
+  if (p == "/healthz" || p == "/livez" || p == "/readyz")
+    return Reply{200, {{"Content-Type", "text/plain"}}, "ok"};
   if (p == "/api") {
-    return json_reply(200, R"({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]})");
+    return json_reply(
+        200,
+        R"({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]})");
   }
   if (p == "/api/v1") return json_reply(200, resource_list(registry_, "", "v1"));
   if (p == "/openapi/v3") {
@@ -249,7 +269,8 @@ Reply ApiServer::discovery(const httpd::Request& req, bool* handled) {
         std::string gv = g.empty() ? "api/" + v : "apis/" + g + "/" + v;
         if (!first) out += ",";
         first = false;
-        out += json::quote(gv) + R"(:{"serverRelativeURL":)" + json::quote("/openapi/v3/" + gv + "?hash=0") + "}";
+        out += json::quote(gv) + R"(:{"serverRelativeURL":)" +
+               json::quote("/openapi/v3/" + gv + "?hash=0") + "}";
       }
     }
     return json_reply(200, out + "}}");
@@ -373,7 +394,8 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     q.continue_token = req.query_param("continue").value_or("");
     auto res = store_.list(t, r.ns, q);
     if (!res) return error_reply(res.error());
-    if (wants_table(req)) return json_reply(200, table_json(res->items, res->resource_version, res->continue_token));
+    if (wants_table(req))
+      return json_reply(200, table_json(res->items, res->resource_version, res->continue_token));
     return json_reply(200, list_json(t, *res));
   }
   if (m == "GET") {
@@ -384,7 +406,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
   }
   if (m == "POST" || m == "PUT") {
     if (auto ct = req.header("Content-Type"); ct && ct->find("json") == std::string_view::npos &&
-                                                ct->find("yaml") == std::string_view::npos) {
+                                              ct->find("yaml") == std::string_view::npos) {
       return error_reply(415, "UnsupportedMediaType",
                          fmt::format("the body of the request was in an unknown format - accepted "
                                      "media types include: application/json, application/yaml"));
@@ -396,31 +418,38 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     }
     auto kind = json::get_string(*doc, "kind");
     auto api = json::get_string(*doc, "apiVersion");
-    if ((kind && !kind->empty() && *kind != t.kind) || (api && !api->empty() && *api != t.group_version())) {
-      return error_reply(400, "BadRequest",
-                         fmt::format("the API version in the data ({}) does not match the expected "
-                                     "API version ({}) or kind {} is not {}",
-                                     api.value_or(""), t.group_version(), kind.value_or(""), t.kind));
+    if ((kind && !kind->empty() && *kind != t.kind) ||
+        (api && !api->empty() && *api != t.group_version())) {
+      return error_reply(
+          400, "BadRequest",
+          fmt::format("the API version in the data ({}) does not match the expected "
+                      "API version ({}) or kind {} is not {}",
+                      api.value_or(""), t.group_version(), kind.value_or(""), t.kind));
     }
     if (m == "POST") {
-      if (!r.name.empty()) return error_reply(405, "MethodNotAllowed", "POST to an object is not allowed");
+      if (!r.name.empty())
+        return error_reply(405, "MethodNotAllowed", "POST to an object is not allowed");
       auto res = store_.create(t, r.ns, std::move(*doc), dry_run);
       if (!res) return error_reply(res.error());
       if (!dry_run) after_write(t, *res, false);
       return json_reply(201, std::move(*res));
     }
-    if (r.name.empty()) return error_reply(405, "MethodNotAllowed", "PUT to a collection is not allowed");
+    if (r.name.empty())
+      return error_reply(405, "MethodNotAllowed", "PUT to a collection is not allowed");
     auto res = store_.update(t, r.ns, r.name, std::move(*doc), status, dry_run);
     if (!res) return error_reply(res.error());
     return json_reply(200, std::move(*res));
   }
   if (m == "PATCH") {
-    if (r.name.empty()) return error_reply(405, "MethodNotAllowed", "PATCH to a collection is not allowed");
+    if (r.name.empty())
+      return error_reply(405, "MethodNotAllowed", "PATCH to a collection is not allowed");
     std::string ct(req.header("Content-Type").value_or(""));
     ct = ct.substr(0, ct.find(';'));
     const bool apply = ct == "application/apply-patch+yaml";
     if (apply && !req.query_param("fieldManager")) {
-      return error_reply(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch");
+      return error_reply(400, "BadRequest",
+                         "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
+                         "is required for apply patch");
     }
     if (ct != "application/merge-patch+json" && ct != "application/json-patch+json" &&
         ct != "application/strategic-merge-patch+json" && !apply) {
@@ -437,18 +466,18 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
       return error_reply(400, "BadRequest", "the patch has the wrong shape for its content type");
     }
     const json::Document& p = *patch;
-    auto res = store_.modify(t, r.ns, r.name, status, dry_run, apply,
-                             [&](json::Document& obj, bool) -> Status {
-                               // Strategic merge and apply are handled as merge patches here: lists
-                               // are replaced whole (see docs/compatibility.md).
-                               Status st = ct == "application/json-patch+json" ? json::json_patch(obj, p)
-                                                                               : json::merge_patch(obj, p);
-                               if (!st) {
-                                 Error e = api_error(422, "Invalid", st.error().message);
-                                 return unexpected(e);
-                               }
-                               return ok();
-                             });
+    auto res = store_.modify(
+        t, r.ns, r.name, status, dry_run, apply, [&](json::Document& obj, bool) -> Status {
+          // Strategic merge and apply are handled as merge patches here: lists
+          // are replaced whole (see docs/compatibility.md).
+          Status st = ct == "application/json-patch+json" ? json::json_patch(obj, p)
+                                                          : json::merge_patch(obj, p);
+          if (!st) {
+            Error e = api_error(422, "Invalid", st.error().message);
+            return unexpected(e);
+          }
+          return ok();
+        });
     if (!res) return error_reply(res.error());
     if (!dry_run) after_write(t, *res, false);
     return json_reply(200, std::move(*res));
@@ -467,14 +496,16 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
         auto del = store_.remove(t, std::string((*o)->namespace_()), std::string((*o)->name()), d);
         if (del && !d.dry_run) after_write(t, *del, true);
       }
-      return json_reply(200, R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success"})");
+      return json_reply(200,
+                        R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success"})");
     }
     auto res = store_.remove(t, r.ns, r.name, d);
     if (!res) return error_reply(res.error());
     if (!d.dry_run) after_write(t, *res, true);
     return json_reply(200, std::move(*res));
   }
-  return error_reply(405, "MethodNotAllowed", fmt::format("the server does not allow method {}", m));
+  return error_reply(405, "MethodNotAllowed",
+                     fmt::format("the server does not allow method {}", m));
 }
 
 // CustomResourceDefinitions: creating one serves its kinds; deleting one stops serving them.
@@ -530,18 +561,20 @@ void ApiServer::after_write(const ResourceType& t, const std::string& body, bool
   if (deleted) return;
   // Report the CRD as established at once.
   std::string name(json::string_or(*json::find(*doc, "metadata"), "name"));
-  (void)store_.modify(t, "", name, /*status=*/true, false, false, [&](json::Document& obj, bool) -> Status {
-    std::string st = fmt::format(
-        R"({{"status":{{"conditions":[{{"type":"NamesAccepted","status":"True","reason":"NoConflicts","message":"no conflicts found","lastTransitionTime":{}}},{{"type":"Established","status":"True","reason":"InitialNamesAccepted","message":"the initial names have been accepted","lastTransitionTime":{}}}],"acceptedNames":{},"storedVersions":[]}}}})",
-        json::quote(json::string_or(*json::find(obj, "metadata"), "creationTimestamp")),
-        json::quote(json::string_or(*json::find(obj, "metadata"), "creationTimestamp")),
-        json::write(*json::find(*json::find(obj, "spec"), "names")));
-    auto patch = json::parse(st);
-    return json::merge_patch(obj, *patch);
-  });
+  (void)store_.modify(
+      t, "", name, /*status=*/true, false, false, [&](json::Document& obj, bool) -> Status {
+        std::string st = fmt::format(
+            R"({{"status":{{"conditions":[{{"type":"NamesAccepted","status":"True","reason":"NoConflicts","message":"no conflicts found","lastTransitionTime":{}}},{{"type":"Established","status":"True","reason":"InitialNamesAccepted","message":"the initial names have been accepted","lastTransitionTime":{}}}],"acceptedNames":{},"storedVersions":[]}}}})",
+            json::quote(json::string_or(*json::find(obj, "metadata"), "creationTimestamp")),
+            json::quote(json::string_or(*json::find(obj, "metadata"), "creationTimestamp")),
+            json::write(*json::find(*json::find(obj, "spec"), "names")));
+        auto patch = json::parse(st);
+        return json::merge_patch(obj, *patch);
+      });
 }
 
-awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r, httpd::ResponseWriter& w) {
+awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
+                                 httpd::ResponseWriter& w) {
   const ResourceType& t = *r.type;
   auto labels = k8s::LabelSelector::parse(req.query_param("labelSelector").value_or(""));
   auto fields = k8s::FieldSelector::parse(req.query_param("fieldSelector").value_or(""));
@@ -550,7 +583,8 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r, http
   std::optional<std::string> rv_param = req.query_param("resourceVersion");
   Reply early;
   if (!labels || !fields) {
-    early = error_reply(400, "BadRequest", !labels ? labels.error().message : fields.error().message);
+    early =
+        error_reply(400, "BadRequest", !labels ? labels.error().message : fields.error().message);
   } else if (initial_events && req.query_param("resourceVersionMatch") != "NotOlderThan") {
     early = error_reply(422, "Invalid",
                         "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: "
@@ -571,10 +605,10 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r, http
     return "{\"type\":\"" + std::string(type) + "\",\"object\":" + obj + "}\n";
   };
   auto bookmark = [&](int64_t rv, bool initial_end) {
-    std::string obj = R"({"kind":)" + json::quote(t.kind) + R"(,"apiVersion":)" +
-                      json::quote(t.group_version()) + R"(,"metadata":{"resourceVersion":)" +
-                      json::quote(std::to_string(rv)) +
-                      (initial_end ? R"(,"annotations":{"k8s.io/initial-events-end":"true"}})" : "}") + "}";
+    std::string obj =
+        R"({"kind":)" + json::quote(t.kind) + R"(,"apiVersion":)" + json::quote(t.group_version()) +
+        R"(,"metadata":{"resourceVersion":)" + json::quote(std::to_string(rv)) +
+        (initial_end ? R"(,"annotations":{"k8s.io/initial-events-end":"true"}})" : "}") + "}";
     return event("BOOKMARK", obj);
   };
 
@@ -595,10 +629,12 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r, http
     if (initial_events) out += bookmark(from, true);
   } else {
     from = std::atoll(rv_param->c_str());
+    if (force_gone_.load() > 0 && force_gone_.fetch_sub(1) > 0) from = -1;  // injected 410
   }
   if (!out.empty() && !co_await w.write_chunk(out)) co_return;
 
-  const auto timeout = std::chrono::seconds(std::atoll(req.query_param("timeoutSeconds").value_or("1800").c_str()));
+  const auto timeout =
+      std::chrono::seconds(std::atoll(req.query_param("timeoutSeconds").value_or("1800").c_str()));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto next_bookmark = std::chrono::steady_clock::now() + opt_.bookmark_interval;
   while (!w.closed() && std::chrono::steady_clock::now() < deadline) {

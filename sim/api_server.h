@@ -4,6 +4,7 @@
 // gives for the same mistakes.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -26,6 +27,9 @@ class ApiServer {
   ApiServer(Store& store, ResourceRegistry& registry, ApiServerOptions options);
   awaitable<void> handle(const httpd::Request& req, httpd::ResponseWriter& w);
 
+  // Fault injection: the next `n` watches that resume from a resourceVersion get 410 Expired.
+  void force_gone_on_resume(int n) { force_gone_ += n; }
+
   struct Reply {
     int status = 200;
     Headers headers;
@@ -45,6 +49,7 @@ class ApiServer {
   Store& store_;
   ResourceRegistry& registry_;
   ApiServerOptions opt_;
+  std::atomic<int> force_gone_{0};
 };
 
 // Status JSON for an error (with details and causes).

@@ -45,7 +45,8 @@ ResourceRegistry::ResourceRegistry() {
   add(t("rbac.authorization.k8s.io", "v1", "roles", "Role", true, false));
   add(t("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, false));
   add(t("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, false));
-  add(t("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, false));
+  add(t("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false,
+        false));
   for (const char* v : {"v1", "v1beta2", "v1beta1"}) {
     add(t("resource.k8s.io", v, "deviceclasses", "DeviceClass", false, false));
     add(t("resource.k8s.io", v, "resourceclaims", "ResourceClaim", true, true));
@@ -101,7 +102,8 @@ std::vector<std::pair<std::string, std::vector<std::string>>> ResourceRegistry::
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
   for (const auto& e : types_) {
-    auto it = std::find_if(out.begin(), out.end(), [&](const auto& g) { return g.first == e->group; });
+    auto it =
+        std::find_if(out.begin(), out.end(), [&](const auto& g) { return g.first == e->group; });
     if (it == out.end()) {
       out.emplace_back(e->group, std::vector<std::string>{e->version});
     } else if (std::find(it->second.begin(), it->second.end(), e->version) == it->second.end()) {

@@ -65,7 +65,8 @@ std::string random_string(size_t n, std::string_view alphabet) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uniform_int_distribution<size_t> d(0, alphabet.size() - 1);
   std::string s;
-  for (size_t i = 0; i < n; ++i) s.push_back(alphabet[d(rng)]);
+  for (size_t i = 0; i < n; ++i)
+    s.push_back(alphabet[d(rng)]);
   return s;
 }
 
@@ -91,7 +92,8 @@ Error invalid(const ResourceType& t, std::string_view name, std::string field, s
   Error e = api_error(422, "Invalid",
                       fmt::format("{}.{} \"{}\" is invalid: {}: {}", t.resource,
                                   t.group.empty() ? "" : t.group, name, field, msg));
-  if (t.group.empty()) e.message = fmt::format("{} \"{}\" is invalid: {}: {}", t.kind, name, field, msg);
+  if (t.group.empty())
+    e.message = fmt::format("{} \"{}\" is invalid: {}: {}", t.kind, name, field, msg);
   e.details_name = std::string(name);
   e.details_group = t.group;
   e.details_kind = t.resource;
@@ -147,14 +149,16 @@ std::vector<std::string> owner_uids(const Value& obj) {
   std::vector<std::string> out;
   const Value* refs = json::find_path(obj, {"metadata", "ownerReferences"});
   if (refs && refs->IsArray()) {
-    for (const auto& r : refs->GetArray()) out.emplace_back(json::string_or(r, "uid"));
+    for (const auto& r : refs->GetArray())
+      out.emplace_back(json::string_or(r, "uid"));
   }
   return out;
 }
 
 }  // namespace
 
-Store::Store(const Clock& clock, size_t history_limit) : clock_(clock), history_limit_(history_limit) {}
+Store::Store(const Clock& clock, size_t history_limit)
+    : clock_(clock), history_limit_(history_limit) {}
 
 int64_t Store::current_rv() const {
   std::lock_guard lock(mu_);
@@ -175,7 +179,8 @@ bool Store::namespace_exists_locked(const std::string& ns) const {
 }
 
 void Store::notify_locked() {
-  for (auto& t : waiters_) net::post(t->get_executor(), [t] { t->cancel(); });
+  for (auto& t : waiters_)
+    net::post(t->get_executor(), [t] { t->cancel(); });
   waiters_.clear();
 }
 
@@ -212,7 +217,8 @@ Result<std::string> Store::create(const ResourceType& t, const std::string& ns, 
 }
 
 Result<std::string> Store::update(const ResourceType& t, const std::string& ns,
-                                  const std::string& name, Document obj, bool status, bool dry_run) {
+                                  const std::string& name, Document obj, bool status,
+                                  bool dry_run) {
   std::lock_guard lock(mu_);
   return write_locked(t, ns, name, std::move(obj), status, dry_run, false);
 }
@@ -232,7 +238,8 @@ Result<std::string> Store::modify(const ResourceType& t, const std::string& ns,
     doc.Parse(it->second.json.data(), it->second.json.size());
   }
   if (auto st = mutate(doc, exists); !st) return unexpected(st.error());
-  if (!doc.IsObject()) return unexpected(api_error(422, "Invalid", "the patched object is not a JSON object"));
+  if (!doc.IsObject())
+    return unexpected(api_error(422, "Invalid", "the patched object is not a JSON object"));
   if (!exists) {
     Value& meta = ensure_object(doc, "metadata", doc.GetAllocator());
     set_string(meta, "name", name, doc.GetAllocator());
@@ -244,7 +251,8 @@ Result<std::string> Store::modify(const ResourceType& t, const std::string& ns,
 Result<std::string> Store::write_locked(const ResourceType& t, const std::string& ns_in,
                                         const std::string& name_in, Document obj, bool status,
                                         bool dry_run, bool is_create) {
-  if (!obj.IsObject()) return unexpected(api_error(400, "BadRequest", "the body is not a JSON object"));
+  if (!obj.IsObject())
+    return unexpected(api_error(400, "BadRequest", "the body is not a JSON object"));
   auto& a = obj.GetAllocator();
   set_string(obj, "apiVersion", t.group_version(), a);
   set_string(obj, "kind", t.kind, a);
@@ -253,10 +261,11 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
   auto meta_of = [&obj]() -> Value& { return obj["metadata"]; };
   const std::string ns = t.namespaced ? ns_in : "";
   if (t.namespaced && ns.empty()) {
-    return unexpected(api_error(400, "BadRequest", "the namespace of the provided object is missing"));
+    return unexpected(
+        api_error(400, "BadRequest", "the namespace of the provided object is missing"));
   }
-  if (auto body_ns = json::get_string(meta_of(), "namespace"); body_ns && !body_ns->empty() && t.namespaced &&
-                                                          *body_ns != ns) {
+  if (auto body_ns = json::get_string(meta_of(), "namespace");
+      body_ns && !body_ns->empty() && t.namespaced && *body_ns != ns) {
     return unexpected(api_error(400, "BadRequest",
                                 "the namespace of the provided object does not match the namespace "
                                 "sent on the request"));
@@ -286,10 +295,11 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       set_string(meta_of(), "name", name, a);
     }
     if (!valid_dns_subdomain(name)) {
-      return unexpected(invalid(t, name, "metadata.name",
-                                "a lowercase RFC 1123 subdomain must consist of lower case "
-                                "alphanumeric characters, '-' or '.', and must start and end with an "
-                                "alphanumeric character"));
+      return unexpected(
+          invalid(t, name, "metadata.name",
+                  "a lowercase RFC 1123 subdomain must consist of lower case "
+                  "alphanumeric characters, '-' or '.', and must start and end with an "
+                  "alphanumeric character"));
     }
     if (t.namespaced && !namespace_exists_locked(ns)) {
       return unexpected(api_error(404, "NotFound", fmt::format("namespaces \"{}\" not found", ns)));
@@ -298,7 +308,8 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       auto nsb = buckets_.find("/namespaces");
       if (nsb != buckets_.end()) {
         auto n = nsb->second.find(ns);
-        if (n != nsb->second.end() && n->second.json.find("\"deletionTimestamp\"") != std::string::npos) {
+        if (n != nsb->second.end() &&
+            n->second.json.find("\"deletionTimestamp\"") != std::string::npos) {
           return unexpected(api_error(403, "Forbidden",
                                       fmt::format("unable to create new content in namespace {} "
                                                   "because it is being terminated",
@@ -341,8 +352,8 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
   const std::string name = name_in;
   const Value& meta = meta_of();
   if (auto body_name = json::get_string(meta, "name"); body_name && *body_name != name) {
-    return unexpected(api_error(400, "BadRequest",
-                                "the name of the object does not match the name on the URL"));
+    return unexpected(
+        api_error(400, "BadRequest", "the name of the object does not match the name on the URL"));
   }
   auto it = bucket.find(key_of(ns, name));
   if (it == bucket.end()) return unexpected(not_found(t, name));
@@ -372,8 +383,8 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
     // Fields the server owns.
     Value& nm = next["metadata"];
     auto& na = next.GetAllocator();
-    for (const char* f : {"uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                          "generateName"}) {
+    for (const char* f : {"uid", "creationTimestamp", "deletionTimestamp",
+                          "deletionGracePeriodSeconds", "generateName"}) {
       remove_member(nm, f);
       if (const Value* v = json::find(old_meta, f)) nm.AddMember(Value(f, na), Value(*v, na), na);
     }
@@ -382,8 +393,9 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       auto before = finalizers_of(old);
       for (const auto& f : finalizers_of(next)) {
         if (std::find(before.begin(), before.end(), f) == before.end()) {
-          return unexpected(invalid(t, name, "metadata.finalizers",
-                                    "no new finalizers can be added if the object is being deleted"));
+          return unexpected(
+              invalid(t, name, "metadata.finalizers",
+                      "no new finalizers can be added if the object is being deleted"));
         }
       }
     }
@@ -391,7 +403,8 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
   Value& nm = next["metadata"];
   auto& na = next.GetAllocator();
   int64_t generation = json::get_int(old_meta, "generation").value_or(1);
-  if (!status && spec_fingerprint(next, t.status_subresource) != spec_fingerprint(old, t.status_subresource)) {
+  if (!status &&
+      spec_fingerprint(next, t.status_subresource) != spec_fingerprint(old, t.status_subresource)) {
     ++generation;
   }
   set_int(nm, "generation", generation, na);
@@ -421,7 +434,8 @@ Result<std::string> Store::get(const ResourceType& t, const std::string& ns,
   return unexpected(not_found(t, name));
 }
 
-Result<ListResult> Store::list(const ResourceType& t, const std::string& ns, const ListQuery& q) const {
+Result<ListResult> Store::list(const ResourceType& t, const std::string& ns,
+                               const ListQuery& q) const {
   auto labels = k8s::LabelSelector::parse(q.label_selector);
   if (!labels) return unexpected(api_error(400, "BadRequest", labels.error().message));
   auto fields = k8s::FieldSelector::parse(q.field_selector);
@@ -430,9 +444,8 @@ Result<ListResult> Store::list(const ResourceType& t, const std::string& ns, con
     if (r.field != "metadata.name" && r.field != "metadata.namespace" &&
         std::find(t.selectable_fields.begin(), t.selectable_fields.end(), r.field) ==
             t.selectable_fields.end()) {
-      return unexpected(api_error(
-          400, "BadRequest",
-          fmt::format("field label not supported: {}", r.field)));
+      return unexpected(
+          api_error(400, "BadRequest", fmt::format("field label not supported: {}", r.field)));
     }
   }
   std::string after;
@@ -525,7 +538,8 @@ Result<std::string> Store::remove(const ResourceType& t, const std::string& ns,
         for (const auto& [k, e] : b) {
           if (k.rfind(name + "/", 0) == 0) keys.push_back(k);
         }
-        for (const auto& k : keys) delete_or_mark_locked(skey, k);
+        for (const auto& k : keys)
+          delete_or_mark_locked(skey, k);
       }
     }
     bool empty_ns = true;
@@ -541,7 +555,8 @@ Result<std::string> Store::remove(const ResourceType& t, const std::string& ns,
     }
     return bucket.find(key)->second.json;
   }
-  return delete_now_locked(t.storage_key(), key, req.propagation.empty() ? "Background" : req.propagation);
+  return delete_now_locked(t.storage_key(), key,
+                           req.propagation.empty() ? "Background" : req.propagation);
 }
 
 Result<std::string> Store::delete_now_locked(const std::string& storage_key, const std::string& key,
@@ -565,7 +580,8 @@ Result<std::string> Store::delete_now_locked(const std::string& storage_key, con
     auto nsb = buckets_.find("/namespaces");
     if (nsb != buckets_.end()) {
       auto n = nsb->second.find(ns);
-      if (n != nsb->second.end() && n->second.json.find("\"deletionTimestamp\"") != std::string::npos) {
+      if (n != nsb->second.end() &&
+          n->second.json.find("\"deletionTimestamp\"") != std::string::npos) {
         bool empty = true;
         for (const auto& [skey, b] : buckets_) {
           for (const auto& [k, e] : b) {
@@ -651,8 +667,8 @@ Result<std::vector<StoreEvent>> Store::events_after(int64_t rv, const std::strin
                                                     const std::string& ns) const {
   std::lock_guard lock(mu_);
   if (rv < history_start_rv_) {
-    return unexpected(api_error(410, "Expired",
-                                fmt::format("too old resource version: {} ({})", rv, history_start_rv_)));
+    return unexpected(api_error(
+        410, "Expired", fmt::format("too old resource version: {} ({})", rv, history_start_rv_)));
   }
   std::vector<StoreEvent> out;
   for (const auto& e : history_) {

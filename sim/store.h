@@ -68,7 +68,8 @@ class Store {
 
   Result<std::string> create(const ResourceType& t, const std::string& ns, json::Document obj,
                              bool dry_run = false);
-  Result<std::string> get(const ResourceType& t, const std::string& ns, const std::string& name) const;
+  Result<std::string> get(const ResourceType& t, const std::string& ns,
+                          const std::string& name) const;
   Result<ListResult> list(const ResourceType& t, const std::string& ns, const ListQuery& q) const;
   // PUT. `status` = the status subresource (only .status changes); otherwise .status is kept.
   Result<std::string> update(const ResourceType& t, const std::string& ns, const std::string& name,
@@ -77,7 +78,8 @@ class Store {
   // `create_if_missing` and it is absent, an empty object) and the result is written like update.
   using Mutator = std::function<Status(json::Document& obj, bool exists)>;
   Result<std::string> modify(const ResourceType& t, const std::string& ns, const std::string& name,
-                             bool status, bool dry_run, bool create_if_missing, const Mutator& mutate);
+                             bool status, bool dry_run, bool create_if_missing,
+                             const Mutator& mutate);
   // Returns the object: with deletionTimestamp when finalizers hold it, else its last state.
   Result<std::string> remove(const ResourceType& t, const std::string& ns, const std::string& name,
                              const DeleteRequest& req);
@@ -119,10 +121,10 @@ class Store {
   const Clock& clock_;
   size_t history_limit_;
   mutable std::mutex mu_;
-  int64_t rv_ = 1;                          // guarded by mu_
-  std::map<std::string, Bucket> buckets_;   // storage key -> objects; guarded by mu_
-  std::deque<StoreEvent> history_;          // guarded by mu_
-  int64_t history_start_rv_ = 1;            // events after this are in history_; guarded by mu_
+  int64_t rv_ = 1;                         // guarded by mu_
+  std::map<std::string, Bucket> buckets_;  // storage key -> objects; guarded by mu_
+  std::deque<StoreEvent> history_;         // guarded by mu_
+  int64_t history_start_rv_ = 1;           // events after this are in history_; guarded by mu_
   std::vector<std::shared_ptr<net::steady_timer>> waiters_;  // guarded by mu_
 };
 

@@ -37,13 +37,15 @@ Value convert(const YAML::Node& n, Alloc& a, int depth) {
       return scalar(n, a);
     case YAML::NodeType::Sequence: {
       Value arr(rapidjson::kArrayType);
-      for (const auto& item : n) arr.PushBack(convert(item, a, depth + 1), a);
+      for (const auto& item : n)
+        arr.PushBack(convert(item, a, depth + 1), a);
       return arr;
     }
     case YAML::NodeType::Map: {
       Value obj(rapidjson::kObjectType);
       for (const auto& kv : n) {
-        if (!kv.first.IsScalar()) throw YAML::Exception(kv.first.Mark(), "map keys must be scalars");
+        if (!kv.first.IsScalar())
+          throw YAML::Exception(kv.first.Mark(), "map keys must be scalars");
         const std::string& k = kv.first.Scalar();
         Value key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()), a);
         obj.AddMember(key, convert(kv.second, a, depth + 1), a);

@@ -13,7 +13,8 @@ namespace po = boost::program_options;
 
 void add_logging_flags(po::options_description& d) {
   d.add_options()("v,v", po::value<int>()->default_value(0), "log verbosity (klog -v)")(
-      "logging-format", po::value<std::string>()->default_value("text"), "log format: text or json");
+      "logging-format", po::value<std::string>()->default_value("text"),
+      "log format: text or json");
 }
 
 bool init_logging(const po::variables_map& vm) {

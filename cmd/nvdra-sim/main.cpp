@@ -28,7 +28,8 @@ std::string random_token() {
   std::random_device rd;
   std::string t;
   static const char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  for (int i = 0; i < 40; ++i) t.push_back(kChars[rd() % 36]);
+  for (int i = 0; i < 40; ++i)
+    t.push_back(kChars[rd() % 36]);
   return t;
 }
 
@@ -45,10 +46,11 @@ bool write_private(const std::string& path, const std::string& content) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-std::string kubeconfig(const std::string& server, const std::string& ca_pem, const std::string& token) {
+std::string kubeconfig(const std::string& server, const std::string& ca_pem,
+                       const std::string& token) {
   return "apiVersion: v1\nkind: Config\ncurrent-context: nvdra-sim\nclusters:\n- name: nvdra-sim\n"
-         "  cluster:\n    server: " + server + "\n    certificate-authority-data: " +
-         base64_encode(ca_pem) +
+         "  cluster:\n    server: " +
+         server + "\n    certificate-authority-data: " + base64_encode(ca_pem) +
          "\nusers:\n- name: admin\n  user:\n    token: " + token +
          "\ncontexts:\n- name: nvdra-sim\n  context:\n    cluster: nvdra-sim\n    user: admin\n"
          "    namespace: default\n";
@@ -77,7 +79,8 @@ int serve(const po::variables_map& vm) {
   sim::ResourceRegistry registry;
   sim::Store store;
   for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
-    auto doc = json::parse(std::string(R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")") + ns + "\"}}");
+    auto doc = json::parse(
+        std::string(R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")") + ns + "\"}}");
     (void)store.create(*registry.find("", "v1", "namespaces"), "", std::move(*doc));
   }
   const std::string token = random_token();
@@ -86,8 +89,9 @@ int serve(const po::variables_map& vm) {
   sopt.address = address;
   sopt.port = static_cast<uint16_t>(vm["port"].as<int>());
   sopt.tls = httpd::TlsServerConfig{serving->cert_pem, serving->key_pem, ""};
-  httpd::HttpServer server(io.get_executor(), sopt,
-                           [&api](const httpd::Request& r, httpd::ResponseWriter& w) { return api.handle(r, w); });
+  httpd::HttpServer server(
+      io.get_executor(), sopt,
+      [&api](const httpd::Request& r, httpd::ResponseWriter& w) { return api.handle(r, w); });
   auto port = server.start();
   if (!port) {
     std::cerr << "nvdra-sim: " << port.error().message << "\n";
@@ -96,7 +100,10 @@ int serve(const po::variables_map& vm) {
   std::string host = address == "0.0.0.0" ? "127.0.0.1" : address;
   std::string url = "https://" + host + ":" + std::to_string(*port);
   std::string kc_path = vm["kubeconfig-out"].as<std::string>();
-  if (kc_path.empty()) kc_path = (std::filesystem::temp_directory_path() / ("nvdra-sim-" + std::to_string(*port) + ".kubeconfig")).string();
+  if (kc_path.empty())
+    kc_path = (std::filesystem::temp_directory_path() /
+               ("nvdra-sim-" + std::to_string(*port) + ".kubeconfig"))
+                  .string();
   if (!write_private(kc_path, kubeconfig(url, ca->cert_pem, token))) {
     std::cerr << "nvdra-sim: cannot write " << kc_path << "\n";
     return 1;
@@ -105,7 +112,10 @@ int serve(const po::variables_map& vm) {
   std::cout << "nvdra-sim API server on " << url << "\n  export KUBECONFIG=" << kc_path
             << "\n  kubectl get namespaces" << std::endl;
   NVDRA_INFO("serving on {}", url);
-  cmd::run_until_signal(io, [&] { server.stop(); io.stop(); });
+  cmd::run_until_signal(io, [&] {
+    server.stop();
+    io.stop();
+  });
   return 0;
 }
 
@@ -114,7 +124,7 @@ int serve(const po::variables_map& vm) {
 int main(int argc, char** argv) {
   po::options_description d("nvdra-sim serve options");
   d.add_options()("help,h", "show this help")("port", po::value<int>()->default_value(0),
-                                             "port to listen on (0 = any free port)")(
+                                              "port to listen on (0 = any free port)")(
       "address", po::value<std::string>()->default_value("127.0.0.1"), "address to listen on")(
       "kubeconfig-out", po::value<std::string>()->default_value(""),
       "where to write the kubeconfig (default: a file in the temp directory)")(

@@ -96,6 +96,7 @@ awaitable<Reflector::WatchEnd> Reflector::watch_once(Cancellation* cancel, bool 
                                        : nullptr;
             if (v && v->IsString() && std::string_view(v->GetString()) == "true") {
               initial_done = true;
+              initial_received_ = true;
               sink_.replace(std::move(initial_objects), last_rv_);
               initial_objects.clear();
             }
@@ -163,13 +164,18 @@ awaitable<void> Reflector::run(Cancellation* cancel) {
   while (!(cancel && cancel->cancelled())) {
     if (need_list) {
       if (watch_list_supported_) {
+        initial_received_ = false;
         auto end = co_await watch_once(cancel, /*initial=*/true);
         if (end == WatchEnd::kCancelled) break;
-        if (end == WatchEnd::kResume) {
-          need_list = false;
+        if (end == WatchEnd::kRelist && !watch_list_supported_) continue;  // fall back to LIST
+        // Once the initial state arrived, the stream is an ordinary watch: a later failure
+        // resumes from the last resourceVersion instead of listing again.
+        if (initial_received_ && end != WatchEnd::kRelist) need_list = false;
+        if (end == WatchEnd::kResume) continue;
+        if (end == WatchEnd::kRelist) {
+          stats_.relists_after_gone++;
           continue;
         }
-        if (end == WatchEnd::kRelist && !watch_list_supported_) continue;  // fall back to LIST
         if (!co_await sleep_for(backoff.next(), cancel)) break;
         continue;
       }

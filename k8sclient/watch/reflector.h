@@ -100,6 +100,7 @@ class Reflector {
   const Clock& clock_;
   std::string last_rv_;
   bool watch_list_supported_;
+  bool initial_received_ = false;  // the current watch-list delivered its initial state
   ReflectorStats stats_;
 };
 

@@ -355,6 +355,29 @@ TEST(Informer, UsesWatchListWhenSupported) {
   EXPECT_EQ(inf.reflector().stats().watch_lists.load(), 1);
 }
 
+TEST(Informer, WatchListStreamThatDropsLaterIsResumedNotRelisted) {
+  auto api = std::make_shared<FakeApi>();
+  api->watch_list_supported = true;
+  api->put("a", "1");  // 101
+  auto opts = fast_options();
+  opts.use_watch_list = true;
+  Informer inf(api, opts);
+  Recorder rec;
+  inf.add_handlers(rec.handlers());
+  Running run;
+  run.start(inf);
+  ASSERT_TRUE(rec.wait_for(1));
+  api->drop_during(103);
+  api->put("b", "1");  // 102
+  api->put("c", "1");  // 103: dropped mid-event
+  ASSERT_TRUE(rec.wait_for(3));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(rec.get(), (std::vector<std::string>{"add a@101", "add b@102", "add c@103"}));
+  EXPECT_EQ(inf.reflector().stats().watch_lists.load(), 1);
+  EXPECT_GE(inf.reflector().stats().watches.load(), 1);
+  EXPECT_EQ(api->list_calls.load(), 0);
+}
+
 TEST(Informer, FallsBackToListWhenWatchListIsRefused) {
   auto api = std::make_shared<FakeApi>();
   api->put("a", "1");

@@ -62,41 +62,47 @@ TEST_F(Fixture, GenerateNameAndInvalidNames) {
 TEST_F(Fixture, StaleResourceVersionConflicts) {
   auto o = obj(store.create(*cm, "default", doc(R"({"metadata":{"name":"a"},"data":{"k":"1"}})")));
   std::string rv(o->resource_version());
-  auto u1 = obj(store.update(*cm, "default", "a",
-                             doc(R"({"metadata":{"name":"a","resourceVersion":")" + rv + R"("},"data":{"k":"2"}})"),
-                             false));
+  auto u1 = obj(store.update(
+      *cm, "default", "a",
+      doc(R"({"metadata":{"name":"a","resourceVersion":")" + rv + R"("},"data":{"k":"2"}})"),
+      false));
   EXPECT_GT(std::stoll(std::string(u1->resource_version())), std::stoll(rv));
-  auto stale = store.update(*cm, "default", "a",
-                            doc(R"({"metadata":{"name":"a","resourceVersion":")" + rv + R"("},"data":{"k":"3"}})"),
-                            false);
+  auto stale = store.update(
+      *cm, "default", "a",
+      doc(R"({"metadata":{"name":"a","resourceVersion":")" + rv + R"("},"data":{"k":"3"}})"),
+      false);
   ASSERT_FALSE(stale);
   EXPECT_EQ(stale.error().http_status, 409);
   EXPECT_EQ(stale.error().reason, "Conflict");
 }
 
 TEST_F(Fixture, GenerationCountsSpecChangesOnlyAndStatusIsIsolated) {
-  auto o = obj(store.create(*claims, "default",
-                            doc(R"({"metadata":{"name":"c"},"spec":{"devices":{}},"status":{"x":1}})")));
+  auto o =
+      obj(store.create(*claims, "default",
+                       doc(R"({"metadata":{"name":"c"},"spec":{"devices":{}},"status":{"x":1}})")));
   auto d = *o->doc();
   EXPECT_EQ(json::find(d, "status"), nullptr);  // status is not set on create
   // Status through /status: generation unchanged.
-  auto s = obj(store.update(*claims, "default", "c",
-                            doc(R"({"metadata":{"name":"c"},"spec":{"ignored":true},"status":{"allocation":{}}})"),
-                            true));
+  auto s = obj(store.update(
+      *claims, "default", "c",
+      doc(R"({"metadata":{"name":"c"},"spec":{"ignored":true},"status":{"allocation":{}}})"),
+      true));
   EXPECT_EQ(s->generation(), 1);
   auto sd = *s->doc();
   EXPECT_NE(json::find(sd, "status"), nullptr);
   EXPECT_EQ(json::find_path(sd, {"spec", "ignored"}), nullptr);  // spec untouched via /status
   // Spec through the main resource: status kept, generation bumped.
-  auto m = obj(store.update(*claims, "default", "c",
-                            doc(R"({"metadata":{"name":"c","labels":{"a":"b"}},"spec":{"devices":{"requests":[]}},"status":{}})"),
-                            false));
+  auto m = obj(store.update(
+      *claims, "default", "c",
+      doc(R"({"metadata":{"name":"c","labels":{"a":"b"}},"spec":{"devices":{"requests":[]}},"status":{}})"),
+      false));
   EXPECT_EQ(m->generation(), 2);
   EXPECT_NE(json::find_path(*m->doc(), {"status", "allocation"}), nullptr);
   // Metadata-only change: no bump.
-  auto l = obj(store.modify(*claims, "default", "c", false, false, false, [](json::Document& x, bool) {
-    return json::merge_patch(x, *json::parse(R"({"metadata":{"labels":{"c":"d"}}})"));
-  }));
+  auto l =
+      obj(store.modify(*claims, "default", "c", false, false, false, [](json::Document& x, bool) {
+        return json::merge_patch(x, *json::parse(R"({"metadata":{"labels":{"c":"d"}}})"));
+      }));
   EXPECT_EQ(l->generation(), 2);
 }
 
@@ -107,12 +113,14 @@ TEST_F(Fixture, NoOpUpdateKeepsTheResourceVersion) {
 }
 
 TEST_F(Fixture, FinalizersHoldDeletion) {
-  obj(store.create(*cm, "default", doc(R"({"metadata":{"name":"a","finalizers":["nvdra.nvidia.com/x"]}})")));
+  obj(store.create(*cm, "default",
+                   doc(R"({"metadata":{"name":"a","finalizers":["nvdra.nvidia.com/x"]}})")));
   auto d = obj(store.remove(*cm, "default", "a", {}));
   EXPECT_TRUE(d->being_deleted());
   EXPECT_TRUE(store.get(*cm, "default", "a"));
   auto add = store.modify(*cm, "default", "a", false, false, false, [](json::Document& x, bool) {
-    return json::merge_patch(x, *json::parse(R"({"metadata":{"finalizers":["nvdra.nvidia.com/x","y/z"]}})"));
+    return json::merge_patch(
+        x, *json::parse(R"({"metadata":{"finalizers":["nvdra.nvidia.com/x","y/z"]}})"));
   });
   ASSERT_FALSE(add);
   EXPECT_EQ(add.error().http_status, 422);
@@ -130,7 +138,8 @@ TEST_F(Fixture, GarbageCollectionFollowsOwnerReferences) {
   std::string uid(owner->uid());
   auto dep = [&](const char* name) {
     return doc(std::string(R"({"metadata":{"name":")") + name +
-               R"(","ownerReferences":[{"apiVersion":"v1","kind":"Pod","name":"p","uid":")" + uid + R"("}]}})");
+               R"(","ownerReferences":[{"apiVersion":"v1","kind":"Pod","name":"p","uid":")" + uid +
+               R"("}]}})");
   };
   obj(store.create(*claims, "default", dep("c1")));
   obj(store.create(*cm, "default", dep("cm1")));
@@ -179,8 +188,9 @@ TEST_F(Fixture, NamespaceDeletionTakesItsContent) {
 TEST_F(Fixture, SelectorsAndPagination) {
   for (int i = 0; i < 7; ++i) {
     obj(store.create(*pods, "default",
-                     doc(R"({"metadata":{"name":"p)" + std::to_string(i) + R"(","labels":{"tier":")" +
-                         (i % 2 ? "odd" : "even") + R"("}},"spec":{"nodeName":"n)" + std::to_string(i % 3) + "\"}}")));
+                     doc(R"({"metadata":{"name":"p)" + std::to_string(i) +
+                         R"(","labels":{"tier":")" + (i % 2 ? "odd" : "even") +
+                         R"("}},"spec":{"nodeName":"n)" + std::to_string(i % 3) + "\"}}")));
   }
   ListQuery q;
   q.label_selector = "tier=odd";
@@ -203,7 +213,8 @@ TEST_F(Fixture, SelectorsAndPagination) {
   for (int page = 0; page < 5; ++page) {
     auto r = store.list(*pods, "default", q);
     ASSERT_TRUE(r);
-    for (const auto& item : r->items) names.emplace_back((*k8s::Object::parse(item))->name());
+    for (const auto& item : r->items)
+      names.emplace_back((*k8s::Object::parse(item))->name());
     if (r->continue_token.empty()) break;
     q.continue_token = r->continue_token;
   }
@@ -230,7 +241,8 @@ TEST_F(Fixture, EventsAfterAndGone) {
 TEST(YamlJson, TypesAndDocuments) {
   auto d = parse_json_or_yaml("a: 1\nb: true\nc: '1'\nd: ~\ne: 1.5\nf: [x, 2]\ng: hello\n");
   ASSERT_TRUE(d);
-  EXPECT_EQ(json::write(*d), R"({"a":1,"b":true,"c":"1","d":null,"e":1.5,"f":["x",2],"g":"hello"})");
+  EXPECT_EQ(json::write(*d),
+            R"({"a":1,"b":true,"c":"1","d":null,"e":1.5,"f":["x",2],"g":"hello"})");
   auto docs = parse_yaml_documents("a: 1\n---\n---\nb: 2\n");
   ASSERT_TRUE(docs);
   EXPECT_EQ(docs->size(), 2u);

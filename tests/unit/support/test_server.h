@@ -45,6 +45,7 @@ class TestServer {
     return (tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_);
   }
   void stop() { server_->stop(); }
+  void drop_connections() { server_->drop_connections(); }
 
  private:
   std::unique_ptr<httpd::HttpServer> server_;
