@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# kubectl (a client nobody here wrote) against `nvdra-sim serve`.
+# Usage: kubectl_sim_test.sh BIN_DIR
+set -euo pipefail
+BIN=${1:?usage: $0 BIN_DIR}
+work=$(mktemp -d)
+sim_pid=""
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$BIN/nvdra-sim" serve --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/err" &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
+[ "$(head -1 "$work/out")" = "$work/kubeconfig" ] || { echo "first line is not the kubeconfig path"; cat "$work/out" "$work/err"; exit 1; }
+[ "$(stat -c %a "$work/kubeconfig")" = "600" ] || { echo "kubeconfig is not 0600"; exit 1; }
+export KUBECONFIG="$work/kubeconfig"
+
+pass=0
+fail=0
+check() {  # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: want [$2] got [$3]"; fi
+}
+contains() {  # contains NAME NEEDLE HAYSTACK
+  if [[ "$3" == *"$2"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: [$2] not in [$3]"; fi
+}
+
+contains "namespaces" "kube-system" "$(kubectl get namespaces -o name)"
+contains "api-resources" "resourceclaims" "$(kubectl api-resources -o name)"
+
+cat >"$work/cm.yaml" <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: demo
+  labels: {app: demo}
+data:
+  a: "1"
+YAML
+contains "apply" "configmap/demo created" "$(kubectl apply -f "$work/cm.yaml")"
+contains "apply again" "configmap/demo unchanged" "$(kubectl apply -f "$work/cm.yaml")"
+check "get jsonpath" "1" "$(kubectl get cm demo -o jsonpath='{.data.a}')"
+contains "get table" "demo" "$(kubectl get cm)"
+contains "get yaml" "uid:" "$(kubectl get cm demo -o yaml)"
+kubectl label cm demo tier=gold >/dev/null
+check "label selector" "configmap/demo" "$(kubectl get cm -l tier=gold -o name)"
+check "label selector none" "" "$(kubectl get cm -l tier=silver -o name 2>/dev/null)"
+kubectl patch cm demo --type=merge -p '{"data":{"b":"2"}}' >/dev/null
+kubectl patch cm demo --type=json -p '[{"op":"add","path":"/data/c","value":"3"}]' >/dev/null
+kubectl patch cm demo -p '{"data":{"d":"4"}}' >/dev/null
+check "patches" '{"a":"1","b":"2","c":"3","d":"4"}' "$(kubectl get cm demo -o jsonpath='{.data}')"
+contains "server-side apply" "serverside-applied" "$(kubectl apply --server-side -f "$work/cm.yaml")"
+
+# get -w sees a change made while it watches.
+kubectl get cm -w -o name >"$work/watch" 2>&1 &
+watch_pid=$!
+sleep 0.5
+kubectl patch cm demo --type=merge -p '{"data":{"e":"5"}}' >/dev/null
+sleep 0.5
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+contains "get -w" "configmap/demo" "$(cat "$work/watch")"
+
+# wait --for=jsonpath
+check "wait jsonpath" "configmap/demo condition met" "$(kubectl wait cm/demo --for=jsonpath='{.data.a}'=1 --timeout=5s)"
+
+# Cascading delete: the dependent goes with its owner.
+uid=$(kubectl get cm demo -o jsonpath='{.metadata.uid}')
+cat <<YAML | kubectl apply -f - >/dev/null
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: dependent
+  ownerReferences: [{apiVersion: v1, kind: ConfigMap, name: demo, uid: "$uid"}]
+YAML
+kubectl delete cm demo >/dev/null
+check "cascade" "" "$(kubectl get cm -o name)"
+
+# A CRD is served once established, with its objects.
+cat >"$work/crd.yaml" <<'YAML'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+YAML
+kubectl apply -f "$work/crd.yaml" >/dev/null
+check "crd established" "customresourcedefinition.apiextensions.k8s.io/widgets.example.com condition met" \
+  "$(kubectl wait --for=condition=Established crd/widgets.example.com --timeout=5s)"
+cat <<'YAML' | kubectl apply -f - >/dev/null
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1}
+spec: {size: 3}
+YAML
+check "custom resource" "widget.example.com/w1" "$(kubectl get wd -o name)"
+check "custom resource field" "3" "$(kubectl get widget w1 -o jsonpath='{.spec.size}')"
+
+# Bad input gets the server's errors, not a crash.
+contains "unknown resource" "doesn't have a resource type" "$(kubectl get nosuchthings 2>&1 || true)"
+contains "bad selector" "unable to parse requirement" "$(kubectl get cm -l 'a in (' 2>&1 || true)"
+contains "not found" "NotFound" "$(kubectl get cm nope 2>&1 || true)"
+kill -0 "$sim_pid" || { echo "nvdra-sim died"; cat "$work/err"; exit 1; }
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
