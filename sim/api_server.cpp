@@ -508,6 +508,14 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
                      fmt::format("the server does not allow method {}", m));
 }
 
+void ApiServer::serve_stored_crds() {
+  auto crds = registry_.find("apiextensions.k8s.io", "v1", "customresourcedefinitions");
+  auto list = store_.list(*crds, "", ListQuery{});
+  if (!list) return;
+  for (const auto& item : list->items)
+    after_write(*crds, item, false);
+}
+
 // CustomResourceDefinitions: creating one serves its kinds; deleting one stops serving them.
 void ApiServer::after_write(const ResourceType& t, const std::string& body, bool deleted) {
   if (t.group != "apiextensions.k8s.io" || t.resource != "customresourcedefinitions") return;

@@ -27,6 +27,9 @@ class ApiServer {
   ApiServer(Store& store, ResourceRegistry& registry, ApiServerOptions options);
   awaitable<void> handle(const httpd::Request& req, httpd::ResponseWriter& w);
 
+  // Serves the kinds of every stored CRD (after loading a --data-dir).
+  void serve_stored_crds();
+
   // Fault injection: the next `n` watches that resume from a resourceVersion get 410 Expired.
   void force_gone_on_resume(int n) { force_gone_ += n; }
 

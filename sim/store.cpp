@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/base64.h"
+#include "base/log.h"
 #include "k8sclient/object.h"
 
 namespace nvdra::sim {
@@ -184,8 +185,48 @@ void Store::notify_locked() {
   waiters_.clear();
 }
 
+Status Store::open_data_dir(const std::string& dir) {
+  std::lock_guard lock(mu_);
+  PersistedState state;
+  auto wal = Wal::open(dir, &state);
+  if (!wal) return unexpected(wal.error());
+  wal_ = std::move(*wal);
+  buckets_.clear();
+  for (auto& [sk, objs] : state.objects) {
+    for (auto& [key, text] : objs) {
+      auto o = k8s::Object::parse(text);
+      int64_t rv = o ? std::atoll(std::string((*o)->resource_version()).c_str()) : 0;
+      buckets_[sk][key] = Entry{std::move(text), rv};
+    }
+  }
+  rv_ = std::max<int64_t>(rv_, state.resource_version);
+  // Watches from before the restart cannot be resumed exactly: they get 410 and relist.
+  history_.clear();
+  history_start_rv_ = rv_;
+  return ok();
+}
+
 void Store::record_locked(std::string type, const std::string& storage_key, const std::string& ns,
                           const std::string& name, const std::string& json, int64_t rv) {
+  if (wal_) {
+    const std::string key = key_of(ns, name);
+    Status s = type == "DELETED" ? wal_->remove(rv, storage_key, key)
+                                 : wal_->put(rv, storage_key, key, json);
+    if (!s)
+      NVDRA_ERROR("data dir: change at resourceVersion {} not persisted: {}", rv,
+                  s.error().message);
+    if (wal_->wants_snapshot()) {
+      PersistedState state;
+      state.resource_version = rv_;
+      for (const auto& [sk, b] : buckets_) {
+        for (const auto& [k, e] : b)
+          state.objects[sk][k] = e.json;
+      }
+      if (auto snap = wal_->maybe_snapshot(state); !snap) {
+        NVDRA_ERROR("data dir: snapshot failed: {}", snap.error().message);
+      }
+    }
+  }
   history_.push_back(StoreEvent{rv, std::move(type), storage_key, ns, name, json});
   while (history_.size() > history_limit_) {
     history_start_rv_ = history_.front().rv;

@@ -25,6 +25,7 @@
 #include "base/json.h"
 #include "base/result.h"
 #include "k8sclient/selectors.h"
+#include "sim/persistence.h"
 #include "sim/resource_types.h"
 
 namespace nvdra::sim {
@@ -65,6 +66,10 @@ class Store {
   explicit Store(const Clock& clock = SystemClock::instance(), size_t history_limit = 100'000);
 
   int64_t current_rv() const;
+
+  // Makes the store durable in `dir` (--data-dir): loads what is there and logs every change.
+  // resourceVersions continue from the stored ones. Call before serving.
+  Status open_data_dir(const std::string& dir);
 
   Result<std::string> create(const ResourceType& t, const std::string& ns, json::Document obj,
                              bool dry_run = false);
@@ -126,6 +131,7 @@ class Store {
   std::deque<StoreEvent> history_;         // guarded by mu_
   int64_t history_start_rv_ = 1;           // events after this are in history_; guarded by mu_
   std::vector<std::shared_ptr<net::steady_timer>> waiters_;  // guarded by mu_
+  std::unique_ptr<Wal> wal_;                                 // guarded by mu_
 };
 
 }  // namespace nvdra::sim

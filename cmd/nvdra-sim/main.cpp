@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 
 #include "base/base64.h"
 #include "base/log.h"
@@ -56,13 +57,55 @@ std::string kubeconfig(const std::string& server, const std::string& ca_pem,
          "    namespace: default\n";
 }
 
+std::string read_or_empty(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The CA and admin token: kept in --data-dir so that clients keep working across restarts,
+// made fresh otherwise.
+Result<std::pair<pki::KeyPair, std::string>> identity(const std::string& data_dir) {
+  if (!data_dir.empty()) {
+    pki::KeyPair ca{read_or_empty(data_dir + "/ca.crt"), read_or_empty(data_dir + "/ca.key")};
+    std::string token = read_or_empty(data_dir + "/admin.token");
+    if (!ca.cert_pem.empty() && !ca.key_pem.empty() && !token.empty()) {
+      return std::make_pair(std::move(ca), std::move(token));
+    }
+  }
+  auto ca = pki::make_ca("nvdra-sim-ca");
+  if (!ca) return unexpected(ca.error());
+  std::string token = random_token();
+  if (!data_dir.empty()) {
+    if (!write_private(data_dir + "/ca.crt", ca->cert_pem) ||
+        !write_private(data_dir + "/ca.key", ca->key_pem) ||
+        !write_private(data_dir + "/admin.token", token)) {
+      return unexpected(ErrorCode::kIo, "cannot write the CA and token into " + data_dir);
+    }
+  }
+  return std::make_pair(std::move(*ca), std::move(token));
+}
+
 int serve(const po::variables_map& vm) {
   const std::string address = vm["address"].as<std::string>();
-  auto ca = pki::make_ca("nvdra-sim-ca");
-  if (!ca) {
-    std::cerr << "nvdra-sim: " << ca.error().message << "\n";
+  const std::string data_dir = vm["data-dir"].as<std::string>();
+  net::io_context io(1);
+  sim::ResourceRegistry registry;
+  sim::Store store;
+  if (!data_dir.empty()) {
+    if (auto s = store.open_data_dir(data_dir); !s) {
+      std::cerr << "nvdra-sim: --data-dir " << data_dir << ": " << s.error().message << "\n";
+      return 1;
+    }
+  }
+  auto id = identity(data_dir);
+  if (!id) {
+    std::cerr << "nvdra-sim: " << id.error().message << "\n";
     return 1;
   }
+  const pki::KeyPair* ca = &id->first;
+  const std::string token = id->second;
   pki::CertRequest req;
   req.common_name = "nvdra-sim";
   req.dns_names = {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"};
@@ -75,16 +118,14 @@ int serve(const po::variables_map& vm) {
     std::cerr << "nvdra-sim: " << serving.error().message << "\n";
     return 1;
   }
-  net::io_context io(1);
-  sim::ResourceRegistry registry;
-  sim::Store store;
+  // The system namespaces (already there after a restart with --data-dir).
   for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
     auto doc = json::parse(
         std::string(R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")") + ns + "\"}}");
     (void)store.create(*registry.find("", "v1", "namespaces"), "", std::move(*doc));
   }
-  const std::string token = random_token();
   sim::ApiServer api(store, registry, sim::ApiServerOptions{.admin_token = token});
+  api.serve_stored_crds();
   httpd::ServerOptions sopt;
   sopt.address = address;
   sopt.port = static_cast<uint16_t>(vm["port"].as<int>());
@@ -129,7 +170,7 @@ int main(int argc, char** argv) {
       "kubeconfig-out", po::value<std::string>()->default_value(""),
       "where to write the kubeconfig (default: a file in the temp directory)")(
       "data-dir", po::value<std::string>()->default_value(""),
-      "keep objects here across restarts (not implemented yet: refused)");
+      "keep objects here across restarts (write-ahead log + snapshot, fsync'd)");
   cmd::add_logging_flags(d);
   if (argc < 2 || std::string(argv[1]) != "serve") {
     std::cerr << "usage: nvdra-sim serve [options]\n\n" << d;
@@ -148,9 +189,5 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!cmd::init_logging(vm)) return 2;
-  if (!vm["data-dir"].as<std::string>().empty()) {
-    std::cerr << "nvdra-sim: --data-dir is not implemented yet\n";
-    return 2;
-  }
   return serve(vm);
 }

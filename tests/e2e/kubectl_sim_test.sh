@@ -114,5 +114,29 @@ contains "bad selector" "unable to parse requirement" "$(kubectl get cm -l 'a in
 contains "not found" "NotFound" "$(kubectl get cm nope 2>&1 || true)"
 kill -0 "$sim_pid" || { echo "nvdra-sim died"; cat "$work/err"; exit 1; }
 
+# --data-dir: objects, CRDs, credentials and resourceVersions survive a restart.
+kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
+sim_pid=""
+port=$(( 20000 + RANDOM % 20000 ))
+start_sim() {
+  : >"$work/out2"
+  "$BIN/nvdra-sim" serve --data-dir "$work/data" --port "$port" --kubeconfig-out "$work/kc2" >"$work/out2" 2>>"$work/err2" &
+  sim_pid=$!
+  for _ in $(seq 100); do [ -s "$work/out2" ] && break; sleep 0.05; done
+}
+start_sim
+export KUBECONFIG="$work/kc2"
+kubectl apply -f "$work/crd.yaml" >/dev/null
+kubectl wait --for=condition=Established crd/widgets.example.com --timeout=5s >/dev/null
+printf 'apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: kept}\nspec: {size: 7}\n' | kubectl apply -f - >/dev/null
+rv1=$(kubectl get widget kept -o jsonpath='{.metadata.resourceVersion}')
+kill -TERM "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
+start_sim
+check "data-dir keeps objects" "7" "$(kubectl get widget kept -o jsonpath='{.spec.size}')"
+kubectl label widget kept after=restart >/dev/null
+rv2=$(kubectl get widget kept -o jsonpath='{.metadata.resourceVersion}')
+check "resourceVersion keeps growing" "yes" "$([ "$rv2" -gt "$rv1" ] && echo yes || echo "no: $rv1 -> $rv2")"
+[ "$(stat -c %a "$work/data")" = "700" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL data dir mode"; }
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

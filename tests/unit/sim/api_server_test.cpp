@@ -25,7 +25,8 @@ struct Sim {
   explicit Sim(std::chrono::milliseconds bookmarks = 60s) {
     auto ns = json::parse(R"({"metadata":{"name":"default"}})");
     EXPECT_TRUE(store.create(*registry.find("", "v1", "namespaces"), "", std::move(*ns)));
-    api = std::make_unique<ApiServer>(store, registry, ApiServerOptions{.admin_token = "admin", .bookmark_interval = bookmarks});
+    api = std::make_unique<ApiServer>(
+        store, registry, ApiServerOptions{.admin_token = "admin", .bookmark_interval = bookmarks});
     server = std::make_unique<testing::TestServer>(
         io, [this](const httpd::Request& r, httpd::ResponseWriter& w) { return api->handle(r, w); },
         httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
@@ -52,7 +53,8 @@ k8s::ResourceRef configmaps(std::string name = "") {
 }
 
 std::string cm(const std::string& name, const std::string& v) {
-  return R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":")" + name + R"("},"data":{"v":")" + v + "\"}}";
+  return R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":")" + name +
+         R"("},"data":{"v":")" + v + "\"}}";
 }
 
 TEST(SimApi, BadTokenIs401) {
@@ -67,7 +69,8 @@ TEST(SimApi, CrudAndStatusErrors) {
   Sim sim;
   auto created = sim.io.run(sim.client->create(configmaps(), cm("a", "1")));
   ASSERT_TRUE(created) << created.error().message;
-  EXPECT_TRUE(k8s::is_already_exists(sim.io.run(sim.client->create(configmaps(), cm("a", "1"))).error()));
+  EXPECT_TRUE(
+      k8s::is_already_exists(sim.io.run(sim.client->create(configmaps(), cm("a", "1"))).error()));
   auto got = sim.io.run(sim.client->get(configmaps("a")));
   ASSERT_TRUE(got);
   EXPECT_EQ((*got)->uid(), (*created)->uid());
@@ -126,7 +129,8 @@ TEST(SimApi, InformerSyncsAndFollowsChanges) {
   ASSERT_TRUE(wait_for(1));
   EXPECT_TRUE(inf.has_synced());
   ASSERT_TRUE(sim.io.run(sim.client->create(configmaps(), cm("b", "1"))));
-  ASSERT_TRUE(sim.io.run(sim.client->patch(configmaps("a"), k8s::PatchType::kMerge, R"({"data":{"v":"2"}})")));
+  ASSERT_TRUE(sim.io.run(
+      sim.client->patch(configmaps("a"), k8s::PatchType::kMerge, R"({"data":{"v":"2"}})")));
   ASSERT_TRUE(sim.io.run(sim.client->remove(configmaps("b"))));
   ASSERT_TRUE(wait_for(4));
   // The watch drops and the server refuses the resume as too old: the informer relists.
@@ -156,10 +160,13 @@ TEST(SimApi, WatchFromAnOldResourceVersionGetsGone) {
   o.timeout_seconds = 1;
   std::string body;
   Cancellation cancel;
-  auto st = sim.io.run(sim.client->watch(configmaps(), o, [&](std::string_view b) {
-    body.append(b);
-    return true;
-  }, &cancel));
+  auto st = sim.io.run(sim.client->watch(
+      configmaps(), o,
+      [&](std::string_view b) {
+        body.append(b);
+        return true;
+      },
+      &cancel));
   ASSERT_TRUE(st) << st.error().message;
   EXPECT_NE(body.find("\"ERROR\""), std::string::npos);
   EXPECT_NE(body.find("\"code\":410"), std::string::npos);
@@ -175,10 +182,13 @@ TEST(SimApi, WatchListSendsInitialEventsThenABookmark) {
   o.allow_watch_bookmarks = true;
   o.timeout_seconds = 1;
   std::string body;
-  auto st = sim.io.run(sim.client->watch(configmaps(), o, [&](std::string_view b) {
-    body.append(b);
-    return true;
-  }, nullptr));
+  auto st = sim.io.run(sim.client->watch(
+      configmaps(), o,
+      [&](std::string_view b) {
+        body.append(b);
+        return true;
+      },
+      nullptr));
   ASSERT_TRUE(st) << st.error().message;
   size_t added = body.find("\"ADDED\"");
   size_t end = body.find("k8s.io/initial-events-end");
@@ -187,7 +197,8 @@ TEST(SimApi, WatchListSendsInitialEventsThenABookmark) {
   EXPECT_LT(added, end);
   // Without resourceVersionMatch the request is refused as kube-apiserver does.
   o.resource_version_match.clear();
-  auto bad = sim.io.run(sim.client->watch(configmaps(), o, [](std::string_view) { return true; }, nullptr));
+  auto bad = sim.io.run(sim.client->watch(
+      configmaps(), o, [](std::string_view) { return true; }, nullptr));
   ASSERT_FALSE(bad);
   EXPECT_TRUE(k8s::is_invalid(bad.error()));
 }

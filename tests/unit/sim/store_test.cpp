@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "base/json_patch.h"
 #include "k8sclient/object.h"
 #include "sim/yaml_json.h"
@@ -236,6 +239,47 @@ TEST_F(Fixture, EventsAfterAndGone) {
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.error().http_status, 410);
   EXPECT_EQ(gone.error().reason, "Expired");
+}
+
+TEST(StorePersistence, SurvivesARestartAndATornLogTail) {
+  char tmpl[] = "/tmp/nvdra-sim-data-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  ResourceRegistry reg;
+  auto ns = reg.find("", "v1", "namespaces");
+  auto cm = reg.find("", "v1", "configmaps");
+  std::string uid;
+  int64_t rv_before = 0;
+  {
+    Store store;
+    ASSERT_TRUE(store.open_data_dir(dir));
+    ASSERT_TRUE(store.create(*ns, "", *json::parse(R"({"metadata":{"name":"default"}})")));
+    auto a =
+        store.create(*cm, "default", *json::parse(R"({"metadata":{"name":"a"},"data":{"k":"v"}})"));
+    ASSERT_TRUE(a);
+    uid = (*k8s::Object::parse(*a))->uid();
+    ASSERT_TRUE(store.create(*cm, "default", *json::parse(R"({"metadata":{"name":"b"}})")));
+    ASSERT_TRUE(store.remove(*cm, "default", "b", {}));
+    rv_before = store.current_rv();
+  }
+  // A crash in the middle of a write leaves half a line behind.
+  {
+    std::ofstream(dir + "/wal.jsonl", std::ios::app)
+        << R"({"op":"put","rv":999,"k":"/configmaps","key":"default/c","obj":{"meta)";
+  }
+  Store again;
+  ASSERT_TRUE(again.open_data_dir(dir));
+  auto a = again.get(*cm, "default", "a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ((*k8s::Object::parse(*a))->uid(), uid);
+  EXPECT_FALSE(again.get(*cm, "default", "b"));
+  EXPECT_FALSE(again.get(*cm, "default", "c"));
+  EXPECT_EQ(again.current_rv(), rv_before);
+  auto next = again.create(*cm, "default", *json::parse(R"({"metadata":{"name":"d"}})"));
+  ASSERT_TRUE(next);
+  EXPECT_GT(std::stoll(std::string((*k8s::Object::parse(*next))->resource_version())), rv_before);
+  // A watch from before the restart cannot resume exactly.
+  EXPECT_FALSE(again.events_after(rv_before - 1, cm->storage_key(), ""));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(YamlJson, TypesAndDocuments) {

@@ -33,9 +33,11 @@ struct TestPki {
 class TestServer {
  public:
   using Handler = httpd::Handler;
-  TestServer(IoThread& io, Handler handler, std::optional<httpd::TlsServerConfig> tls = {}) {
+  TestServer(IoThread& io, Handler handler, std::optional<httpd::TlsServerConfig> tls = {},
+             uint16_t port = 0) {
     httpd::ServerOptions opt;
     opt.tls = std::move(tls);
+    opt.port = port;
     server_ = std::make_unique<httpd::HttpServer>(io.executor(), opt, std::move(handler));
     port_ = *server_->start();
   }
