@@ -149,26 +149,62 @@ std::string human_age(std::string_view created) {
   return fmt::format("{}d", s / 86400);
 }
 
-// A meta.k8s.io/v1 Table with Name and Age, plus the full objects so `-o wide` and custom
-// columns keep working.
-std::string table_json(const std::vector<std::string>& items, int64_t rv, const std::string& cont) {
+// Evaluates a printer column's simple JSONPath (".status.phase", ".spec.items[0].name").
+const Value* eval_path(const Value& obj, std::string_view path) {
+  const Value* cur = &obj;
+  if (!path.empty() && path.front() == '{' && path.back() == '}') path = path.substr(1, path.size() - 2);
+  while (!path.empty() && cur) {
+    if (path.front() == '.') {
+      path.remove_prefix(1);
+      size_t end = path.find_first_of(".[");
+      std::string key(path.substr(0, end));
+      cur = json::find(*cur, key);
+      path = end == std::string_view::npos ? std::string_view() : path.substr(end);
+    } else if (path.front() == '[') {
+      size_t close = path.find(']');
+      if (close == std::string_view::npos || !cur->IsArray()) return nullptr;
+      size_t idx = std::strtoul(std::string(path.substr(1, close - 1)).c_str(), nullptr, 10);
+      cur = idx < cur->Size() ? &(*cur)[static_cast<rapidjson::SizeType>(idx)] : nullptr;
+      path.remove_prefix(close + 1);
+    } else {
+      return nullptr;
+    }
+  }
+  return cur;
+}
+
+std::string cell_json(const Value* v, const PrinterColumn& c) {
+  if (v == nullptr || v->IsNull()) return "null";
+  if (c.type == "date" && v->IsString()) return json::quote(human_age(v->GetString()));
+  if (v->IsString() || v->IsNumber() || v->IsBool()) return json::write(*v);
+  return json::quote(json::write(*v));
+}
+
+// A meta.k8s.io/v1 Table: Name, then the type's printer columns (Age when it has none), plus the
+// full objects so `-o wide`, custom columns and `-o yaml` keep working.
+std::string table_json(const ResourceType& t, const std::vector<std::string>& items, int64_t rv,
+                       const std::string& cont) {
+  static const std::vector<PrinterColumn> kAge = {
+      {"Age", "date", "", "Time since the object was created", ".metadata.creationTimestamp", 0}};
+  const auto& cols = t.printer_columns.empty() ? kAge : t.printer_columns;
   std::string out =
       R"({"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":)" +
       json::quote(std::to_string(rv)) + (cont.empty() ? "" : ",\"continue\":" + json::quote(cont)) +
-      R"(},"columnDefinitions":[{"name":"Name","type":"string","format":"name","description":"Name of the object","priority":0},)"
-      R"({"name":"Age","type":"string","format":"","description":"Time since the object was created","priority":0}],"rows":[)";
+      R"(},"columnDefinitions":[{"name":"Name","type":"string","format":"name","description":"Name of the object","priority":0})";
+  for (const auto& c : cols) {
+    // Dates are rendered as ages by the server, so kubectl gets strings.
+    out += fmt::format(R"(,{{"name":{},"type":{},"format":{},"description":{},"priority":{}}})",
+                       json::quote(c.name), json::quote(c.type == "date" ? "string" : c.type),
+                       json::quote(c.format), json::quote(c.description), c.priority);
+  }
+  out += R"(],"rows":[)";
   for (size_t i = 0; i < items.size(); ++i) {
     auto doc = json::parse(items[i]);
-    std::string name, created;
-    if (doc) {
-      if (const Value* m = json::find(*doc, "metadata")) {
-        name = json::string_or(*m, "name");
-        created = json::string_or(*m, "creationTimestamp");
-      }
-    }
+    if (!doc) continue;
     if (i) out += ",";
-    out += R"({"cells":[)" + json::quote(name) + "," + json::quote(human_age(created)) +
-           R"(],"object":)" + items[i] + "}";
+    out += R"({"cells":[)" + json::quote(json::string_or(*json::find(*doc, "metadata"), "name"));
+    for (const auto& c : cols) out += "," + cell_json(eval_path(*doc, c.json_path), c);
+    out += R"(],"object":)" + items[i] + "}";
   }
   return out + "]}";
 }
@@ -394,14 +430,15 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     q.continue_token = req.query_param("continue").value_or("");
     auto res = store_.list(t, r.ns, q);
     if (!res) return error_reply(res.error());
-    if (wants_table(req))
-      return json_reply(200, table_json(res->items, res->resource_version, res->continue_token));
+    if (wants_table(req)) {
+      return json_reply(200, table_json(t, res->items, res->resource_version, res->continue_token));
+    }
     return json_reply(200, list_json(t, *res));
   }
   if (m == "GET") {
     auto res = store_.get(t, r.ns, r.name);
     if (!res) return error_reply(res.error());
-    if (wants_table(req)) return json_reply(200, table_json({*res}, store_.current_rv(), ""));
+    if (wants_table(req)) return json_reply(200, table_json(t, {*res}, store_.current_rv(), ""));
     return json_reply(200, std::move(*res));
   }
   if (m == "POST" || m == "PUT") {
@@ -555,6 +592,15 @@ void ApiServer::after_write(const ResourceType& t, const std::string& body, bool
     if (const Value* cs = json::find(*names, "categories"); cs && cs->IsArray()) {
       for (const auto& s : cs->GetArray()) {
         if (s.IsString()) rt.categories.emplace_back(s.GetString());
+      }
+    }
+    if (const Value* pc = json::find(v, "additionalPrinterColumns"); pc && pc->IsArray()) {
+      for (const auto& c : pc->GetArray()) {
+        rt.printer_columns.push_back(PrinterColumn{
+            std::string(json::string_or(c, "name")), std::string(json::string_or(c, "type")),
+            std::string(json::string_or(c, "format")), std::string(json::string_or(c, "description")),
+            std::string(json::string_or(c, "jsonPath")),
+            static_cast<int>(json::get_int(c, "priority").value_or(0))});
       }
     }
     if (const Value* sf = json::find(v, "selectableFields"); sf && sf->IsArray()) {

@@ -10,6 +10,12 @@
 
 namespace nvdra::sim {
 
+// A CRD's additionalPrinterColumns entry.
+struct PrinterColumn {
+  std::string name, type, format, description, json_path;
+  int priority = 0;
+};
+
 struct ResourceType {
   std::string group;  // "" for the core group
   std::string version;
@@ -22,6 +28,8 @@ struct ResourceType {
   std::vector<std::string> categories;
   // Fields usable in fieldSelector besides metadata.name and metadata.namespace.
   std::vector<std::string> selectable_fields;
+  // `kubectl get` columns after Name; empty = Age only (as for a CRD without printer columns).
+  std::vector<PrinterColumn> printer_columns;
 
   std::string group_version() const { return group.empty() ? version : group + "/" + version; }
   // Objects of one group/resource share storage across versions.

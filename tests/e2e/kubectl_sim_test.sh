@@ -93,6 +93,10 @@ spec:
     served: true
     storage: true
     subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Phase, type: string, jsonPath: .status.phase}
+    - {name: Color, type: string, jsonPath: .spec.color, priority: 1}
     schema:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 YAML
@@ -107,6 +111,9 @@ spec: {size: 3}
 YAML
 check "custom resource" "widget.example.com/w1" "$(kubectl get wd -o name)"
 check "custom resource field" "3" "$(kubectl get widget w1 -o jsonpath='{.spec.size}')"
+check "printer columns" "NAME SIZE PHASE" "$(kubectl get widgets | head -1 | tr -s ' ')"
+check "printer column value" "w1 3" "$(kubectl get widgets --no-headers | tr -s ' ' | cut -d' ' -f1,2)"
+check "wide columns" "NAME SIZE PHASE COLOR" "$(kubectl get widgets -o wide | head -1 | tr -s ' ')"
 
 # Bad input gets the server's errors, not a crash.
 contains "unknown resource" "doesn't have a resource type" "$(kubectl get nosuchthings 2>&1 || true)"
