@@ -152,7 +152,8 @@ std::string human_age(std::string_view created) {
 // Evaluates a printer column's simple JSONPath (".status.phase", ".spec.items[0].name").
 const Value* eval_path(const Value& obj, std::string_view path) {
   const Value* cur = &obj;
-  if (!path.empty() && path.front() == '{' && path.back() == '}') path = path.substr(1, path.size() - 2);
+  if (!path.empty() && path.front() == '{' && path.back() == '}')
+    path = path.substr(1, path.size() - 2);
   while (!path.empty() && cur) {
     if (path.front() == '.') {
       path.remove_prefix(1);
@@ -203,7 +204,8 @@ std::string table_json(const ResourceType& t, const std::vector<std::string>& it
     if (!doc) continue;
     if (i) out += ",";
     out += R"({"cells":[)" + json::quote(json::string_or(*json::find(*doc, "metadata"), "name"));
-    for (const auto& c : cols) out += "," + cell_json(eval_path(*doc, c.json_path), c);
+    for (const auto& c : cols)
+      out += "," + cell_json(eval_path(*doc, c.json_path), c);
     out += R"(],"object":)" + items[i] + "}";
   }
   return out + "]}";
@@ -280,6 +282,89 @@ std::string status_body(const Error& e) {
 
 ApiServer::ApiServer(Store& store, ResourceRegistry& registry, ApiServerOptions options)
     : store_(store), registry_(registry), opt_(std::move(options)) {}
+
+Result<Faults> parse_faults(std::string_view text, const Faults& base) {
+  auto doc = json::parse(text);
+  if (!doc || !doc->IsObject())
+    return unexpected(ErrorCode::kInvalidArgument, "faults must be a JSON object");
+  Faults f = base;
+  for (auto it = doc->MemberBegin(); it != doc->MemberEnd(); ++it) {
+    std::string_view k(it->name.GetString());
+    const Value& v = it->value;
+    if (!v.IsNumber())
+      return unexpected(ErrorCode::kInvalidArgument, fmt::format("faults.{}: must be a number", k));
+    double d = v.GetDouble();
+    if (k == "watchCloseSeconds" && d >= 0) {
+      f.watch_close_seconds = d;
+    } else if (k == "errorRate" && d >= 0 && d <= 1) {
+      f.error_rate = d;
+    } else if (k == "errorCode" && (d == 429 || d == 500 || d == 503)) {
+      f.error_code = static_cast<int>(d);
+    } else if (k == "latencyMs" && d >= 0 && d <= 60000) {
+      f.latency_ms = static_cast<int>(d);
+    } else if (k == "clientQPS" && d >= 0) {
+      f.client_qps = d;
+    } else if (k == "goneOnResume" && d >= 0) {
+      f.gone_on_resume = static_cast<int>(d);
+    } else {
+      return unexpected(ErrorCode::kInvalidArgument,
+                        fmt::format("faults.{}: unknown field or value out of range", k));
+    }
+  }
+  return f;
+}
+
+std::string faults_json(const Faults& f) {
+  return fmt::format(
+      R"({{"watchCloseSeconds":{},"errorRate":{},"errorCode":{},"latencyMs":{},"clientQPS":{},"goneOnResume":{}}})",
+      f.watch_close_seconds, f.error_rate, f.error_code, f.latency_ms, f.client_qps,
+      f.gone_on_resume);
+}
+
+void ApiServer::set_faults(const Faults& f) {
+  std::lock_guard lock(faults_mu_);
+  faults_ = f;
+  client_qps_.clear();
+  force_gone_ = f.gone_on_resume;
+}
+
+Faults ApiServer::faults() const {
+  std::lock_guard lock(faults_mu_);
+  Faults f = faults_;
+  f.gone_on_resume = force_gone_.load();
+  return f;
+}
+
+std::optional<Reply> ApiServer::injected_fault(const httpd::Request& req) {
+  std::lock_guard lock(faults_mu_);
+  if (faults_.client_qps > 0) {
+    auto& bucket = client_qps_[std::string(req.header("Authorization").value_or(""))];
+    if (!bucket)
+      bucket = std::make_unique<TokenBucket>(faults_.client_qps,
+                                             std::max(1, static_cast<int>(faults_.client_qps)));
+    if (!bucket->try_take(std::chrono::steady_clock::now())) {
+      Error e = api_error(429, "TooManyRequests", "Too many requests, please try again later.");
+      e.retry_after = std::chrono::seconds(1);
+      Reply r = error_reply(e);
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
+  }
+  if (faults_.error_rate > 0 &&
+      std::uniform_real_distribution<double>(0, 1)(rng_) < faults_.error_rate) {
+    if (faults_.error_code == 429) {
+      Error e = api_error(429, "TooManyRequests", "injected fault: too many requests");
+      e.retry_after = std::chrono::seconds(1);
+      Reply r = error_reply(e);
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
+    return error_reply(faults_.error_code,
+                       faults_.error_code == 503 ? "ServiceUnavailable" : "InternalError",
+                       "injected fault: internal error");
+  }
+  return std::nullopt;
+}
 
 Reply ApiServer::discovery(const httpd::Request& req, bool* handled) {
   *handled = true;
@@ -366,6 +451,33 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
   if (!public_path && (!auth || *auth != "Bearer " + opt_.admin_token)) {
     reply = error_reply(401, "Unauthorized", "Unauthorized");
     done = true;
+  }
+  if (!done && req.path == "/nvdra-sim/faults") {
+    done = true;
+    if (req.method == "PUT" || req.method == "POST") {
+      auto f = parse_faults(req.body, faults());
+      if (!f) {
+        reply = error_reply(400, "BadRequest", f.error().message);
+      } else {
+        set_faults(*f);
+        NVDRA_INFO("faults now {}", faults_json(*f));
+        reply = json_reply(200, faults_json(*f));
+      }
+    } else {
+      reply = json_reply(200, faults_json(faults()));
+    }
+  }
+  int latency = 0;
+  {
+    std::lock_guard lock(faults_mu_);
+    latency = faults_.latency_ms;
+  }
+  if (!done && latency > 0) co_await sleep_for(std::chrono::milliseconds(latency));
+  if (!done && !truthy(req.query_param("watch"))) {
+    if (auto f = injected_fault(req)) {
+      reply = std::move(*f);
+      done = true;
+    }
   }
   if (!done) reply = discovery(req, &done);
   if (!done) {
@@ -598,7 +710,8 @@ void ApiServer::after_write(const ResourceType& t, const std::string& body, bool
       for (const auto& c : pc->GetArray()) {
         rt.printer_columns.push_back(PrinterColumn{
             std::string(json::string_or(c, "name")), std::string(json::string_or(c, "type")),
-            std::string(json::string_or(c, "format")), std::string(json::string_or(c, "description")),
+            std::string(json::string_or(c, "format")),
+            std::string(json::string_or(c, "description")),
             std::string(json::string_or(c, "jsonPath")),
             static_cast<int>(json::get_int(c, "priority").value_or(0))});
       }
@@ -689,7 +802,15 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
 
   const auto timeout =
       std::chrono::seconds(std::atoll(req.query_param("timeoutSeconds").value_or("1800").c_str()));
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  double cut_after = faults().watch_close_seconds;
+  const bool cut = cut_after > 0;
+  if (cut) {
+    deadline =
+        std::min(deadline, std::chrono::steady_clock::now() +
+                               std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                   std::chrono::duration<double>(cut_after)));
+  }
   auto next_bookmark = std::chrono::steady_clock::now() + opt_.bookmark_interval;
   while (!w.closed() && std::chrono::steady_clock::now() < deadline) {
     auto events = store_.events_after(from, t.storage_key(), t.namespaced ? r.ns : "");
@@ -718,6 +839,10 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
                                       std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::max<std::chrono::steady_clock::duration>(wait, {})));
     }
+  }
+  if (cut && std::chrono::steady_clock::now() >= deadline) {
+    w.abort();  // injected: the connection drops instead of ending cleanly
+    co_return;
   }
   co_await w.end_stream();
 }

@@ -6,8 +6,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+
 #include <memory>
 #include <string>
+#include "base/token_bucket.h"
 
 #include "base/asio.h"
 #include "net/http_server.h"
@@ -15,6 +21,19 @@
 #include "sim/store.h"
 
 namespace nvdra::sim {
+
+// Faults for resilience tests, set by flags at start and changed at run time through
+// PUT /nvdra-sim/faults (admin token). Zero values mean "off".
+struct Faults {
+  double watch_close_seconds = 0;  // every watch stream is cut (connection dropped) after this long
+  double error_rate = 0;           // share of non-watch requests answered with error_code
+  int error_code = 500;            // 429 (with Retry-After) or 500
+  int latency_ms = 0;              // added before every request
+  double client_qps = 0;           // per-client cap, as API Priority and Fairness would: 429 beyond
+  int gone_on_resume = 0;          // the next N watch resumes get 410 Expired
+};
+Result<Faults> parse_faults(std::string_view json, const Faults& base);
+std::string faults_json(const Faults& f);
 
 struct ApiServerOptions {
   std::string admin_token;  // bearer token that may do anything
@@ -32,6 +51,8 @@ class ApiServer {
 
   // Fault injection: the next `n` watches that resume from a resourceVersion get 410 Expired.
   void force_gone_on_resume(int n) { force_gone_ += n; }
+  void set_faults(const Faults& f);
+  Faults faults() const;
 
   struct Reply {
     int status = 200;
@@ -51,8 +72,15 @@ class ApiServer {
 
   Store& store_;
   ResourceRegistry& registry_;
+  // A request answered by the fault injector instead of the API (nullopt = serve it).
+  std::optional<Reply> injected_fault(const httpd::Request& req);
+
   ApiServerOptions opt_;
   std::atomic<int> force_gone_{0};
+  mutable std::mutex faults_mu_;
+  Faults faults_;                                                   // guarded by faults_mu_
+  std::map<std::string, std::unique_ptr<TokenBucket>> client_qps_;  // guarded by faults_mu_
+  std::minstd_rand rng_{12345};                                     // guarded by faults_mu_
 };
 
 // Status JSON for an error (with details and causes).

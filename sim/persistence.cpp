@@ -67,25 +67,30 @@ Status load_lines(const std::string& path, PersistedState* state, bool tolerate_
   if (!in) return ok();  // nothing yet
   std::string line;
   std::vector<std::string> lines;
-  while (std::getline(in, line)) lines.push_back(std::move(line));
+  while (std::getline(in, line))
+    lines.push_back(std::move(line));
   for (size_t i = 0; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
     auto doc = json::parse(lines[i]);
     if (doc && doc->IsObject() && json::get_string(*doc, "op") == "rv") {
-      state->resource_version = std::max(state->resource_version, json::get_int(*doc, "rv").value_or(1));
+      state->resource_version =
+          std::max(state->resource_version, json::get_int(*doc, "rv").value_or(1));
       continue;
     }
     if (!doc || !apply(*doc, state)) {
       if (tolerate_torn_tail && i + 1 == lines.size()) break;  // a crash cut the last write
-      return unexpected(ErrorCode::kInvalidArgument, fmt::format("{}: line {} is corrupt", path, i + 1));
+      return unexpected(ErrorCode::kInvalidArgument,
+                        fmt::format("{}: line {} is corrupt", path, i + 1));
     }
   }
   return ok();
 }
 
-std::string put_line(int64_t rv, const std::string& sk, const std::string& key, const std::string& obj) {
+std::string put_line(int64_t rv, const std::string& sk, const std::string& key,
+                     const std::string& obj) {
   return fmt::format(R"({{"op":"put","rv":{},"k":{},"key":{},"obj":{}}})", rv, json::quote(sk),
-                     json::quote(key), obj) + "\n";
+                     json::quote(key), obj) +
+         "\n";
 }
 
 }  // namespace
@@ -116,13 +121,15 @@ Status Wal::append(const std::string& line) {
   return ok();
 }
 
-Status Wal::put(int64_t rv, const std::string& sk, const std::string& key, const std::string& json) {
+Status Wal::put(int64_t rv, const std::string& sk, const std::string& key,
+                const std::string& json) {
   return append(put_line(rv, sk, key, json));
 }
 
 Status Wal::remove(int64_t rv, const std::string& sk, const std::string& key) {
   return append(fmt::format(R"({{"op":"del","rv":{},"k":{},"key":{}}})", rv, json::quote(sk),
-                            json::quote(key)) + "\n");
+                            json::quote(key)) +
+                "\n");
 }
 
 Status Wal::maybe_snapshot(const PersistedState& state, size_t limit) {
@@ -132,13 +139,15 @@ Status Wal::maybe_snapshot(const PersistedState& state, size_t limit) {
   if (fd < 0) return unexpected(io("open " + tmp));
   std::string out = fmt::format(R"({{"op":"rv","rv":{}}})", state.resource_version) + "\n";
   for (const auto& [sk, objs] : state.objects) {
-    for (const auto& [key, obj] : objs) out += put_line(0, sk, key, obj);
+    for (const auto& [key, obj] : objs)
+      out += put_line(0, sk, key, obj);
   }
   Status s = write_all(fd, out);
   if (s && ::fsync(fd) != 0) s = unexpected(io("fsync snapshot"));
   ::close(fd);
   if (!s) return s;
-  if (::rename(tmp.c_str(), (dir_ + "/snapshot.jsonl").c_str()) != 0) return unexpected(io("rename snapshot"));
+  if (::rename(tmp.c_str(), (dir_ + "/snapshot.jsonl").c_str()) != 0)
+    return unexpected(io("rename snapshot"));
   if (auto d = fsync_dir(dir_); !d) return d;
   // The snapshot holds everything: empty the log.
   if (::ftruncate(fd_, 0) != 0) return unexpected(io("truncate wal"));

@@ -25,7 +25,8 @@ class Wal {
   ~Wal();
 
   // One change; durable when this returns ok.
-  Status put(int64_t rv, const std::string& storage_key, const std::string& key, const std::string& json);
+  Status put(int64_t rv, const std::string& storage_key, const std::string& key,
+             const std::string& json);
   Status remove(int64_t rv, const std::string& storage_key, const std::string& key);
   // Folds the log into a new snapshot of `state` (atomically) once the log passed `limit` bytes.
   Status maybe_snapshot(const PersistedState& state, size_t limit = kSnapshotAfterBytes);

@@ -13,6 +13,8 @@
 #include <random>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "base/base64.h"
 #include "base/log.h"
 #include "cmd/common/process.h"
@@ -126,6 +128,17 @@ int serve(const po::variables_map& vm) {
   }
   sim::ApiServer api(store, registry, sim::ApiServerOptions{.admin_token = token});
   api.serve_stored_crds();
+  std::string faults = fmt::format(
+      R"({{"watchCloseSeconds":{},"errorRate":{},"errorCode":{},"latencyMs":{},"clientQPS":{}}})",
+      vm["fault-watch-close-seconds"].as<double>(), vm["fault-error-rate"].as<double>(),
+      vm["fault-error-code"].as<int>(), vm["fault-latency-ms"].as<int>(),
+      vm["fault-client-qps"].as<double>());
+  auto parsed = sim::parse_faults(faults, sim::Faults{});
+  if (!parsed) {
+    std::cerr << "nvdra-sim: " << parsed.error().message << "\n";
+    return 2;
+  }
+  api.set_faults(*parsed);
   httpd::ServerOptions sopt;
   sopt.address = address;
   sopt.port = static_cast<uint16_t>(vm["port"].as<int>());
@@ -170,7 +183,16 @@ int main(int argc, char** argv) {
       "kubeconfig-out", po::value<std::string>()->default_value(""),
       "where to write the kubeconfig (default: a file in the temp directory)")(
       "data-dir", po::value<std::string>()->default_value(""),
-      "keep objects here across restarts (write-ahead log + snapshot, fsync'd)");
+      "keep objects here across restarts (write-ahead log + snapshot, fsync'd)")(
+      "fault-watch-close-seconds", po::value<double>()->default_value(0),
+      "drop every watch connection after this many seconds (0 = never)")(
+      "fault-error-rate", po::value<double>()->default_value(0),
+      "share of requests (0..1) answered with --fault-error-code")(
+      "fault-error-code", po::value<int>()->default_value(500),
+      "429 (with Retry-After), 500 or 503")("fault-latency-ms", po::value<int>()->default_value(0),
+                                            "latency added to every request")(
+      "fault-client-qps", po::value<double>()->default_value(0),
+      "per-client request rate beyond which requests get 429, as API Priority and Fairness would");
   cmd::add_logging_flags(d);
   if (argc < 2 || std::string(argv[1]) != "serve") {
     std::cerr << "usage: nvdra-sim serve [options]\n\n" << d;

@@ -203,5 +203,75 @@ TEST(SimApi, WatchListSendsInitialEventsThenABookmark) {
   EXPECT_TRUE(k8s::is_invalid(bad.error()));
 }
 
+std::shared_ptr<k8s::RestClient> no_retry_client(Sim& sim) {
+  k8s::TransportOptions topt;
+  std::string err;
+  k8s::parse_server_url(sim.server->url(true), &topt.endpoint, &err);
+  topt.tls.ca_pem = sim.pki.ca.cert_pem;
+  return std::make_shared<k8s::RestClient>(
+      *k8s::make_beast_transport(sim.io.executor(), topt),
+      k8s::RestClientOptions{
+          .qps = 0, .token = k8s::TokenSource::fixed("admin"), .max_retries = 0});
+}
+
+TEST(SimFaults, ErrorRateAndClientQpsAnswerLikeTheRealServer) {
+  Sim sim;
+  auto client = no_retry_client(sim);
+  Faults f;
+  f.error_rate = 1;
+  f.error_code = 500;
+  sim.api->set_faults(f);
+  auto r = sim.io.run(client->get(configmaps("x")));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().http_status, 500);
+  f = Faults{};
+  f.client_qps = 2;
+  sim.api->set_faults(f);
+  int throttled = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto g = sim.io.run(client->get(configmaps("x")));
+    if (!g && k8s::is_too_many_requests(g.error())) {
+      ++throttled;
+      EXPECT_EQ(g.error().retry_after, std::chrono::seconds(1));
+    }
+  }
+  EXPECT_GE(throttled, 3);
+  // Through the admin endpoint, as tests and operators change them at run time.
+  std::string body = R"({"errorRate":0,"clientQPS":0,"latencyMs":1})";
+  std::string ct = "application/json";
+  auto put = sim.io.run(client->raw("PUT", "/nvdra-sim/faults", body, ct));
+  ASSERT_TRUE(put) << put.error().message;
+  EXPECT_EQ(sim.api->faults().latency_ms, 1);
+  EXPECT_TRUE(k8s::is_not_found(sim.io.run(client->get(configmaps("x"))).error()));
+  std::string bad = R"({"errorRate":7})";
+  auto rejected = sim.io.run(client->raw("PUT", "/nvdra-sim/faults", bad, ct));
+  ASSERT_FALSE(rejected);
+  EXPECT_TRUE(k8s::is_bad_request(rejected.error()));
+}
+
+TEST(SimFaults, InformerConvergesWhileWatchesKeepDropping) {
+  Sim sim;
+  Faults f;
+  f.watch_close_seconds = 0.1;
+  sim.api->set_faults(f);
+  auto lw = std::make_shared<k8s::RestListerWatcher>(sim.client, configmaps());
+  k8s::ReflectorOptions opts;
+  opts.backoff_initial = 1ms;
+  opts.backoff_cap = 10ms;
+  k8s::Informer inf(lw, opts);
+  Cancellation cancel;
+  auto done = sim.io.spawn(inf.run(&cancel));
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(sim.io.run(sim.client->create(configmaps(), cm("c" + std::to_string(i), "1"))));
+    std::this_thread::sleep_for(10ms);
+  }
+  for (int i = 0; i < 300 && inf.store().size() < 30; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(inf.store().size(), 30u);
+  EXPECT_GE(inf.reflector().stats().watches.load(), 2);  // it really was cut and resumed
+  cancel.cancel();
+  done.wait();
+}
+
 }  // namespace
 }  // namespace nvdra::sim
