@@ -10,6 +10,7 @@
 #include "k8sclient/cache/leader_election.h"  // parse_time
 #include "k8sclient/object.h"
 #include "k8sclient/rest/status.h"
+#include "sim/strategic_merge.h"
 #include "sim/yaml_json.h"
 
 namespace nvdra::sim {
@@ -617,10 +618,12 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     const json::Document& p = *patch;
     auto res = store_.modify(
         t, r.ns, r.name, status, dry_run, apply, [&](json::Document& obj, bool) -> Status {
-          // Strategic merge and apply are handled as merge patches here: lists
-          // are replaced whole (see docs/compatibility.md).
+          // Server-side apply is handled as a merge patch for now: no field ownership
+          // (see docs/compatibility.md).
           Status st = ct == "application/json-patch+json" ? json::json_patch(obj, p)
-                                                          : json::merge_patch(obj, p);
+                      : ct == "application/strategic-merge-patch+json"
+                          ? strategic_merge_patch(obj, p)
+                          : json::merge_patch(obj, p);
           if (!st) {
             Error e = api_error(422, "Invalid", st.error().message);
             return unexpected(e);
@@ -761,7 +764,9 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
     co_await w.respond(early.status, std::move(early.headers), std::move(early.body));
     co_return;
   }
+  const bool select_all = labels->empty() && fields->requirements().empty();
   auto matches = [&](const std::string& obj_json) {
+    if (select_all) return true;
     auto o = k8s::Object::parse(obj_json);
     if (!o || !labels->matches((*o)->labels())) return false;
     if (fields->requirements().empty()) return true;

@@ -66,6 +66,24 @@ contains "get -w" "configmap/demo" "$(cat "$work/watch")"
 # wait --for=jsonpath
 check "wait jsonpath" "configmap/demo condition met" "$(kubectl wait cm/demo --for=jsonpath='{.data.a}'=1 --timeout=5s)"
 
+# Re-applying a changed pod merges its containers by name (strategic merge patch).
+cat >"$work/pod.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: two}
+spec:
+  containers:
+  - {name: a, image: "img:1", args: ["x"]}
+  - {name: b, image: "img:1"}
+YAML
+kubectl apply -f "$work/pod.yaml" >/dev/null
+sed -i 's/name: a, image: "img:1"/name: a, image: "img:2"/' "$work/pod.yaml"
+kubectl apply -f "$work/pod.yaml" >/dev/null
+check "apply merges containers" "a=img:2 b=img:1 " \
+  "$(kubectl get pod two -o jsonpath='{range .spec.containers[*]}{.name}={.image} {end}')"
+check "apply keeps fields" "x" "$(kubectl get pod two -o jsonpath='{.spec.containers[0].args[0]}')"
+kubectl delete pod two >/dev/null
+
 # Cascading delete: the dependent goes with its owner.
 uid=$(kubectl get cm demo -o jsonpath='{.metadata.uid}')
 cat <<YAML | kubectl apply -f - >/dev/null

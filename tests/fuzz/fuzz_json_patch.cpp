@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto patch = nvdra::json::parse(s.substr(cut + 1));
   if (!doc || !patch) return 0;
   const std::string before = nvdra::json::write(*doc);
-  if (!nvdra::json::json_patch(*doc, *patch) && nvdra::json::write(*doc) != before) __builtin_trap();
+  if (!nvdra::json::json_patch(*doc, *patch) && nvdra::json::write(*doc) != before)
+    __builtin_trap();
   auto doc2 = nvdra::json::parse(s.substr(0, cut));
   (void)nvdra::json::merge_patch(*doc2, *patch);
   return 0;

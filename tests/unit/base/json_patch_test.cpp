@@ -14,13 +14,19 @@ std::string patched(std::string_view doc, std::string_view ops, bool merge = fal
 }
 
 TEST(JsonPatch, Rfc6902Operations) {
-  EXPECT_EQ(patched(R"({"a":[1,2]})", R"([{"op":"add","path":"/a/1","value":9}])"), R"({"a":[1,9,2]})");
-  EXPECT_EQ(patched(R"({"a":[1,2]})", R"([{"op":"add","path":"/a/-","value":3}])"), R"({"a":[1,2,3]})");
+  EXPECT_EQ(patched(R"({"a":[1,2]})", R"([{"op":"add","path":"/a/1","value":9}])"),
+            R"({"a":[1,9,2]})");
+  EXPECT_EQ(patched(R"({"a":[1,2]})", R"([{"op":"add","path":"/a/-","value":3}])"),
+            R"({"a":[1,2,3]})");
   EXPECT_EQ(patched(R"({"a":{"b":1}})", R"([{"op":"remove","path":"/a/b"}])"), R"({"a":{}})");
-  EXPECT_EQ(patched(R"({"a":1})", R"([{"op":"replace","path":"/a","value":[true]}])"), R"({"a":[true]})");
-  EXPECT_EQ(patched(R"({"a":1,"b":{}})", R"([{"op":"move","from":"/a","path":"/b/c"}])"), R"({"b":{"c":1}})");
-  EXPECT_EQ(patched(R"({"a":{"x":1}})", R"([{"op":"copy","from":"/a","path":"/b"}])"), R"({"a":{"x":1},"b":{"x":1}})");
-  EXPECT_EQ(patched(R"({"a/b":{"~c":1}})", R"([{"op":"replace","path":"/a~1b/~0c","value":2}])"), R"({"a/b":{"~c":2}})");
+  EXPECT_EQ(patched(R"({"a":1})", R"([{"op":"replace","path":"/a","value":[true]}])"),
+            R"({"a":[true]})");
+  EXPECT_EQ(patched(R"({"a":1,"b":{}})", R"([{"op":"move","from":"/a","path":"/b/c"}])"),
+            R"({"b":{"c":1}})");
+  EXPECT_EQ(patched(R"({"a":{"x":1}})", R"([{"op":"copy","from":"/a","path":"/b"}])"),
+            R"({"a":{"x":1},"b":{"x":1}})");
+  EXPECT_EQ(patched(R"({"a/b":{"~c":1}})", R"([{"op":"replace","path":"/a~1b/~0c","value":2}])"),
+            R"({"a/b":{"~c":2}})");
 }
 
 TEST(JsonPatch, FailuresLeaveTheDocumentUnchanged) {
@@ -30,9 +36,11 @@ TEST(JsonPatch, FailuresLeaveTheDocumentUnchanged) {
   ASSERT_FALSE(st);
   EXPECT_NE(st.error().message.find("operation 1"), std::string::npos);
   EXPECT_EQ(write(*d), R"({"a":1})");
-  for (std::string_view bad : {R"([{"op":"remove","path":"/nope"}])", R"([{"op":"add","path":"x","value":1}])",
-                               R"([{"op":"jump","path":"/a"}])", R"([{"path":"/a"}])", R"({"op":"add"})",
-                               R"([{"op":"add","path":"/a/b","value":1}])", R"([{"op":"replace","path":"/z","value":1}])"}) {
+  for (std::string_view bad :
+       {R"([{"op":"remove","path":"/nope"}])", R"([{"op":"add","path":"x","value":1}])",
+        R"([{"op":"jump","path":"/a"}])", R"([{"path":"/a"}])", R"({"op":"add"})",
+        R"([{"op":"add","path":"/a/b","value":1}])",
+        R"([{"op":"replace","path":"/z","value":1}])"}) {
     EXPECT_EQ(patched(R"({"a":1})", bad).rfind("error", 0), 0u) << bad;
   }
 }
