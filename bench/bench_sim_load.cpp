@@ -30,13 +30,15 @@ struct Loop {
   }
 };
 
-std::shared_ptr<k8s::RestClient> client(net::any_io_executor ex, uint16_t port, const std::string& ca) {
+std::shared_ptr<k8s::RestClient> client(net::any_io_executor ex, uint16_t port,
+                                        const std::string& ca) {
   k8s::TransportOptions t;
   std::string err;
   k8s::parse_server_url("https://127.0.0.1:" + std::to_string(port), &t.endpoint, &err);
   t.tls.ca_pem = ca;
-  return std::make_shared<k8s::RestClient>(*k8s::make_beast_transport(ex, t),
-                                           k8s::RestClientOptions{.qps = 0, .token = k8s::TokenSource::fixed("admin")});
+  return std::make_shared<k8s::RestClient>(
+      *k8s::make_beast_transport(ex, t),
+      k8s::RestClientOptions{.qps = 0, .token = k8s::TokenSource::fixed("admin")});
 }
 
 k8s::ResourceRef cms(std::string name = "") {
@@ -62,13 +64,15 @@ int main(int argc, char** argv) {
 
   sim::ResourceRegistry registry;
   sim::Store store;
-  (void)store.create(*registry.find("", "v1", "namespaces"), "", *json::parse(R"({"metadata":{"name":"default"}})"));
+  (void)store.create(*registry.find("", "v1", "namespaces"), "",
+                     *json::parse(R"({"metadata":{"name":"default"}})"));
   sim::ApiServer api(store, registry, sim::ApiServerOptions{.admin_token = "admin"});
   Loop server_loop, client_loop;
   httpd::ServerOptions sopt;
   sopt.tls = httpd::TlsServerConfig{cert.cert_pem, cert.key_pem, ""};
-  httpd::HttpServer server(server_loop.io.get_executor(), sopt,
-                           [&api](const httpd::Request& r, httpd::ResponseWriter& w) { return api.handle(r, w); });
+  httpd::HttpServer server(
+      server_loop.io.get_executor(), sopt,
+      [&api](const httpd::Request& r, httpd::ResponseWriter& w) { return api.handle(r, w); });
   const uint16_t port = *server.start();
 
   // Baseline: trivial requests through the same server and client stack.
@@ -82,12 +86,14 @@ int main(int argc, char** argv) {
   };
   std::vector<std::future<void>> futs;
   for (int i = 0; i < writers; ++i) {
-    futs.push_back(net::co_spawn(client_loop.io, trivial_loop(client(client_loop.io.get_executor(), port, ca.cert_pem)),
-                                 net::use_future));
+    futs.push_back(net::co_spawn(
+        client_loop.io, trivial_loop(client(client_loop.io.get_executor(), port, ca.cert_pem)),
+        net::use_future));
   }
   std::this_thread::sleep_for(duration);
   stop = true;
-  for (auto& f : futs) f.get();
+  for (auto& f : futs)
+    f.get();
   futs.clear();
   const double trivial_rate = trivial / std::chrono::duration<double>(duration).count();
 
@@ -99,15 +105,17 @@ int main(int argc, char** argv) {
     o.resource_version = std::to_string(store.current_rv());
     o.timeout_seconds = 60;
     k8s::BodyCallback cb = [&](std::string_view bytes) {
-      for (char ch : bytes) delivered += ch == '\n';
+      for (char ch : bytes)
+        delivered += ch == '\n';
       return true;
     };
     k8s::ResourceRef ref = cms();
     (void)co_await c->watch(ref, std::move(o), std::move(cb), &cancel);
   };
   for (int i = 0; i < watchers; ++i) {
-    futs.push_back(net::co_spawn(client_loop.io, watch_loop(client(client_loop.io.get_executor(), port, ca.cert_pem)),
-                                 net::use_future));
+    futs.push_back(net::co_spawn(
+        client_loop.io, watch_loop(client(client_loop.io.get_executor(), port, ca.cert_pem)),
+        net::use_future));
   }
   std::this_thread::sleep_for(300ms);
 
@@ -135,25 +143,33 @@ int main(int argc, char** argv) {
   const long delivered_before = delivered;
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < writers; ++i) {
-    wfuts.push_back(net::co_spawn(client_loop.io, write_loop(client(client_loop.io.get_executor(), port, ca.cert_pem), i),
-                                  net::use_future));
+    wfuts.push_back(net::co_spawn(
+        client_loop.io, write_loop(client(client_loop.io.get_executor(), port, ca.cert_pem), i),
+        net::use_future));
   }
   std::this_thread::sleep_for(duration);
   stop = true;
-  for (auto& f : wfuts) f.get();
+  for (auto& f : wfuts)
+    f.get();
   std::this_thread::sleep_for(500ms);  // let the watchers drain
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   cancel.cancel();
-  for (auto& f : futs) f.wait_for(2s);
+  for (auto& f : futs)
+    f.wait_for(2s);
   server.stop();
 
   const double write_rate = writes / std::chrono::duration<double>(duration).count();
   const long events = delivered - delivered_before;
-  std::printf("nvdra-sim load (TLS, loopback, %d writers, %d watchers, 2 io threads)\n", writers, watchers);
-  std::printf("  trivial GET /healthz      %9.0f requests/s   (baseline: HTTP ceiling)\n", trivial_rate);
-  std::printf("  writes (create + patch)   %9.0f requests/s   = %.2f x the baseline, %ld failed\n", write_rate,
-              write_rate / trivial_rate, failures.load());
-  std::printf("  watch fan-out             %9.0f events/s     (%ld events; expected %ld = writes x watchers)\n",
-              events / secs, events, writes.load() * watchers);
+  std::printf("nvdra-sim load (TLS, loopback, %d writers, %d watchers, 2 io threads)\n", writers,
+              watchers);
+  std::printf("  trivial GET /healthz      %9.0f requests/s   (baseline: HTTP ceiling)\n",
+              trivial_rate);
+  std::printf("  writes (create + patch)   %9.0f requests/s   = %.2f x the baseline, %ld failed\n",
+              write_rate, write_rate / trivial_rate, failures.load());
+  std::printf(
+      "  watch fan-out             %9.0f events/s     (%ld events; expected %ld = writes x "
+      "watchers)\n",
+      events / secs, events, writes.load() * watchers);
   return 0;
 }

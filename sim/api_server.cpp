@@ -10,6 +10,7 @@
 #include "k8sclient/cache/leader_election.h"  // parse_time
 #include "k8sclient/object.h"
 #include "k8sclient/rest/status.h"
+#include "sim/schema.h"
 #include "sim/strategic_merge.h"
 #include "sim/yaml_json.h"
 
@@ -248,6 +249,24 @@ DeleteRequest delete_request(const httpd::Request& req) {
   }
   if (auto o = req.query_param("orphanDependents"); o == "true") d.propagation = "Orphan";
   return d;
+}
+
+// Checks a custom resource against its schema; the 422 lists every cause, as kube-apiserver does.
+Status check_schema(const ResourceType& t, json::Document& obj, const Value* old) {
+  if (!t.schema) return ok();
+  auto causes = validate_custom_resource(obj, *t.schema, old);
+  if (causes.empty()) return ok();
+  std::string name(json::string_or(*json::find(obj, "metadata"), "name"));
+  std::string list;
+  for (const auto& c : causes)
+    list += (list.empty() ? "" : ", ") + c.field + ": " + c.message;
+  Error e = api_error(422, "Invalid",
+                      fmt::format("{}.{} \"{}\" is invalid: [{}]", t.kind, t.group, name, list));
+  e.details_name = name;
+  e.details_group = t.group;
+  e.details_kind = t.kind;
+  e.causes = std::move(causes);
+  return unexpected(e);
 }
 
 }  // namespace
@@ -579,6 +598,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     if (m == "POST") {
       if (!r.name.empty())
         return error_reply(405, "MethodNotAllowed", "POST to an object is not allowed");
+      if (auto st = check_schema(t, *doc, nullptr); !st) return error_reply(st.error());
       auto res = store_.create(t, r.ns, std::move(*doc), dry_run);
       if (!res) return error_reply(res.error());
       if (!dry_run) after_write(t, *res, false);
@@ -586,6 +606,13 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     }
     if (r.name.empty())
       return error_reply(405, "MethodNotAllowed", "PUT to a collection is not allowed");
+    if (t.schema) {
+      auto current = store_.get(t, r.ns, r.name);
+      Result<json::Document> old =
+          current ? json::parse(*current) : Result<json::Document>(unexpected(current.error()));
+      if (auto st = check_schema(t, *doc, old ? &*old : nullptr); !st)
+        return error_reply(st.error());
+    }
     auto res = store_.update(t, r.ns, r.name, std::move(*doc), status, dry_run);
     if (!res) return error_reply(res.error());
     return json_reply(200, std::move(*res));
@@ -617,7 +644,9 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     }
     const json::Document& p = *patch;
     auto res = store_.modify(
-        t, r.ns, r.name, status, dry_run, apply, [&](json::Document& obj, bool) -> Status {
+        t, r.ns, r.name, status, dry_run, apply, [&](json::Document& obj, bool exists) -> Status {
+          json::Document before;
+          if (t.schema && exists) before.CopyFrom(obj, before.GetAllocator());
           // Server-side apply is handled as a merge patch for now: no field ownership
           // (see docs/compatibility.md).
           Status st = ct == "application/json-patch+json" ? json::json_patch(obj, p)
@@ -628,7 +657,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
             Error e = api_error(422, "Invalid", st.error().message);
             return unexpected(e);
           }
-          return ok();
+          return check_schema(t, obj, exists ? &before : nullptr);
         });
     if (!res) return error_reply(res.error());
     if (!dry_run) after_write(t, *res, false);
@@ -699,6 +728,12 @@ void ApiServer::after_write(const ResourceType& t, const std::string& body, bool
     }
     rt.namespaced = json::string_or(*spec, "scope") != "Cluster";
     rt.status_subresource = json::find_path(v, {"subresources", "status"}) != nullptr;
+    if (const Value* sch = json::find_path(v, {"schema", "openAPIV3Schema"});
+        sch && sch->IsObject()) {
+      auto schema = std::make_shared<json::Document>();
+      schema->CopyFrom(*sch, schema->GetAllocator());
+      rt.schema = std::move(schema);
+    }
     if (const Value* sn = json::find(*names, "shortNames"); sn && sn->IsArray()) {
       for (const auto& s : sn->GetArray()) {
         if (s.IsString()) rt.short_names.emplace_back(s.GetString());

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "base/json.h"
+
 namespace nvdra::sim {
 
 // A CRD's additionalPrinterColumns entry.
@@ -30,6 +32,8 @@ struct ResourceType {
   std::vector<std::string> selectable_fields;
   // `kubectl get` columns after Name; empty = Age only (as for a CRD without printer columns).
   std::vector<PrinterColumn> printer_columns;
+  // A CRD version's openAPIV3Schema; objects are validated against it (null for built-ins).
+  std::shared_ptr<const json::Document> schema;
 
   std::string group_version() const { return group.empty() ? version : group + "/" + version; }
   // Objects of one group/resource share storage across versions.

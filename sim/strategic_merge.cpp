@@ -24,11 +24,14 @@ std::string_view merge_key(std::string_view field, std::string_view parent) {
   if (field == "ownerReferences" || field == "reservedFor") return "uid";
   if (field == "conditions") return "type";
   if (field == "topologySpreadConstraints") return "topologyKey";
-  if (field == "ports") return parent == "containers" || parent == "initContainers" ? "containerPort" : "port";
+  if (field == "ports")
+    return parent == "containers" || parent == "initContainers" ? "containerPort" : "port";
   return {};
 }
 
-bool set_merge_list(std::string_view field) { return field == "finalizers"; }
+bool set_merge_list(std::string_view field) {
+  return field == "finalizers";
+}
 
 bool same_key(const Value& a, const Value& b, std::string_view key) {
   const Value* x = json::find(a, key);
@@ -38,13 +41,14 @@ bool same_key(const Value& a, const Value& b, std::string_view key) {
 
 Status merge_map(Value& target, const Value& patch, std::string_view parent, Alloc& a);
 
-Status merge_list(Value& target, const Value& patch, std::string_view field, std::string_view parent,
-                  Alloc& a) {
+Status merge_list(Value& target, const Value& patch, std::string_view field,
+                  std::string_view parent, Alloc& a) {
   std::string_view key = merge_key(field, parent);
   if (set_merge_list(field) && target.IsArray()) {
     for (const auto& v : patch.GetArray()) {
       bool present = false;
-      for (const auto& t : target.GetArray()) present = present || t == v;
+      for (const auto& t : target.GetArray())
+        present = present || t == v;
       if (!present) target.PushBack(Value(v, a), a);
     }
     return ok();
@@ -97,20 +101,23 @@ Status merge_map(Value& target, const Value& patch, std::string_view parent, All
       target.SetObject();
       return ok();
     } else if (*d != "merge") {
-      return unexpected(ErrorCode::kInvalidArgument, fmt::format("unknown $patch directive \"{}\"", *d));
+      return unexpected(ErrorCode::kInvalidArgument,
+                        fmt::format("unknown $patch directive \"{}\"", *d));
     }
   }
   for (auto it = patch.MemberBegin(); it != patch.MemberEnd(); ++it) {
     std::string_view name(it->name.GetString(), it->name.GetStringLength());
     const Value& v = it->value;
-    if (name == "$patch" || name == "$retainKeys" || name.rfind("$setElementOrder/", 0) == 0) continue;
+    if (name == "$patch" || name == "$retainKeys" || name.rfind("$setElementOrder/", 0) == 0)
+      continue;
     if (name.rfind("$deleteFromPrimitiveList/", 0) == 0) {
       std::string list(name.substr(25));
       auto t = target.FindMember(Value(list.c_str(), a));
       if (t != target.MemberEnd() && t->value.IsArray() && v.IsArray()) {
         for (auto e = t->value.Begin(); e != t->value.End();) {
           bool drop = false;
-          for (const auto& x : v.GetArray()) drop = drop || x == *e;
+          for (const auto& x : v.GetArray())
+            drop = drop || x == *e;
           e = drop ? t->value.Erase(e) : e + 1;
         }
       }
@@ -143,7 +150,8 @@ Status merge_map(Value& target, const Value& patch, std::string_view parent, All
   if (const Value* keep = json::find(patch, "$retainKeys"); keep && keep->IsArray()) {
     for (auto m = target.MemberBegin(); m != target.MemberEnd();) {
       bool kept = false;
-      for (const auto& k : keep->GetArray()) kept = kept || (k.IsString() && m->name == k);
+      for (const auto& k : keep->GetArray())
+        kept = kept || (k.IsString() && m->name == k);
       m = kept ? m + 1 : target.EraseMember(m);
     }
   }
@@ -153,7 +161,8 @@ Status merge_map(Value& target, const Value& patch, std::string_view parent, All
 }  // namespace
 
 Status strategic_merge_patch(json::Document& target, const json::Value& patch) {
-  if (!patch.IsObject()) return unexpected(ErrorCode::kInvalidArgument, "a strategic merge patch must be an object");
+  if (!patch.IsObject())
+    return unexpected(ErrorCode::kInvalidArgument, "a strategic merge patch must be an object");
   json::Document work;
   work.CopyFrom(target, work.GetAllocator());
   if (auto s = merge_map(work, patch, "", work.GetAllocator()); !s) return s;

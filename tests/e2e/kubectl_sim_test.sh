@@ -116,7 +116,15 @@ spec:
     - {name: Phase, type: string, jsonPath: .status.phase}
     - {name: Color, type: string, jsonPath: .spec.color, priority: 1}
     schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, minimum: 1, maximum: 10}
+              color: {type: string, enum: [red, blue], default: red}
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
 YAML
 kubectl apply -f "$work/crd.yaml" >/dev/null
 check "crd established" "customresourcedefinition.apiextensions.k8s.io/widgets.example.com condition met" \
@@ -129,6 +137,9 @@ spec: {size: 3}
 YAML
 check "custom resource" "widget.example.com/w1" "$(kubectl get wd -o name)"
 check "custom resource field" "3" "$(kubectl get widget w1 -o jsonpath='{.spec.size}')"
+check "schema default" "red" "$(kubectl get widget w1 -o jsonpath='{.spec.color}')"
+contains "schema bounds" "spec.size" "$(printf 'apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: big}\nspec: {size: 11}\n' | kubectl apply -f - 2>&1 || true)"
+contains "schema enum" "Unsupported value" "$(printf 'apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: odd}\nspec: {size: 2, color: green}\n' | kubectl apply -f - 2>&1 || true)"
 check "printer columns" "NAME SIZE PHASE" "$(kubectl get widgets | head -1 | tr -s ' ')"
 check "printer column value" "w1 3" "$(kubectl get widgets --no-headers | tr -s ' ' | cut -d' ' -f1,2)"
 check "wide columns" "NAME SIZE PHASE COLOR" "$(kubectl get widgets -o wide | head -1 | tr -s ' ')"
