@@ -10,6 +10,7 @@
 #include "k8sclient/cache/leader_election.h"  // parse_time
 #include "k8sclient/object.h"
 #include "k8sclient/rest/status.h"
+#include "sim/conversion.h"
 #include "sim/schema.h"
 #include "sim/strategic_merge.h"
 #include "sim/yaml_json.h"
@@ -525,6 +526,10 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
         rest.erase(rest.begin(), rest.begin() + 2);
       }
       route.type = registry_.find(group, version, rest[0]);
+      route.storage = route.type;
+      if (route.type && group == "resource.k8s.io" && version != "v1") {
+        route.storage = registry_.find(group, "v1", rest[0]);
+      }
       if (rest.size() > 1) route.name = rest[1];
       if (rest.size() > 2) route.subresource = rest[2];
       if (!route.type || rest.size() > 3) {
@@ -542,8 +547,23 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
   co_await w.respond(reply.status, std::move(reply.headers), std::move(reply.body));
 }
 
+std::string ApiServer::present(const ResourceType& view, std::string stored) {
+  if (view.group != "resource.k8s.io" || view.version == "v1") return stored;
+  auto doc = json::parse(stored);
+  if (!doc) return stored;
+  convert_resource_api(*doc, view.kind, "v1", view.version);
+  return json::write(*doc);
+}
+
+void ApiServer::to_storage(const ResourceType& view, json::Document& doc) {
+  if (view.group == "resource.k8s.io" && view.version != "v1") {
+    convert_resource_api(doc, view.kind, view.version, "v1");
+  }
+}
+
 Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
-  const ResourceType& t = *r.type;
+  const ResourceType& view = *r.type;
+  const ResourceType& t = *r.storage;
   if (!r.subresource.empty() && !(r.subresource == "status" && t.status_subresource)) {
     return error_reply(404, "NotFound", "the server could not find the requested resource");
   }
@@ -562,16 +582,19 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     q.continue_token = req.query_param("continue").value_or("");
     auto res = store_.list(t, r.ns, q);
     if (!res) return error_reply(res.error());
+    for (auto& item : res->items)
+      item = present(view, std::move(item));
     if (wants_table(req)) {
       return json_reply(200, table_json(t, res->items, res->resource_version, res->continue_token));
     }
-    return json_reply(200, list_json(t, *res));
+    return json_reply(200, list_json(view, *res));
   }
   if (m == "GET") {
     auto res = store_.get(t, r.ns, r.name);
     if (!res) return error_reply(res.error());
-    if (wants_table(req)) return json_reply(200, table_json(t, {*res}, store_.current_rv(), ""));
-    return json_reply(200, std::move(*res));
+    std::string out = present(view, std::move(*res));
+    if (wants_table(req)) return json_reply(200, table_json(t, {out}, store_.current_rv(), ""));
+    return json_reply(200, std::move(out));
   }
   if (m == "POST" || m == "PUT") {
     if (auto ct = req.header("Content-Type"); ct && ct->find("json") == std::string_view::npos &&
@@ -587,14 +610,15 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     }
     auto kind = json::get_string(*doc, "kind");
     auto api = json::get_string(*doc, "apiVersion");
-    if ((kind && !kind->empty() && *kind != t.kind) ||
-        (api && !api->empty() && *api != t.group_version())) {
+    if ((kind && !kind->empty() && *kind != view.kind) ||
+        (api && !api->empty() && *api != view.group_version())) {
       return error_reply(
           400, "BadRequest",
           fmt::format("the API version in the data ({}) does not match the expected "
                       "API version ({}) or kind {} is not {}",
-                      api.value_or(""), t.group_version(), kind.value_or(""), t.kind));
+                      api.value_or(""), view.group_version(), kind.value_or(""), view.kind));
     }
+    to_storage(view, *doc);
     if (m == "POST") {
       if (!r.name.empty())
         return error_reply(405, "MethodNotAllowed", "POST to an object is not allowed");
@@ -602,7 +626,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
       auto res = store_.create(t, r.ns, std::move(*doc), dry_run);
       if (!res) return error_reply(res.error());
       if (!dry_run) after_write(t, *res, false);
-      return json_reply(201, std::move(*res));
+      return json_reply(201, present(view, std::move(*res)));
     }
     if (r.name.empty())
       return error_reply(405, "MethodNotAllowed", "PUT to a collection is not allowed");
@@ -615,7 +639,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     }
     auto res = store_.update(t, r.ns, r.name, std::move(*doc), status, dry_run);
     if (!res) return error_reply(res.error());
-    return json_reply(200, std::move(*res));
+    return json_reply(200, present(view, std::move(*res)));
   }
   if (m == "PATCH") {
     if (r.name.empty())
@@ -647,6 +671,9 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
         t, r.ns, r.name, status, dry_run, apply, [&](json::Document& obj, bool exists) -> Status {
           json::Document before;
           if (t.schema && exists) before.CopyFrom(obj, before.GetAllocator());
+          // The patch is written against the client's version of the object.
+          if (exists && view.version != t.version)
+            convert_resource_api(obj, view.kind, t.version, view.version);
           // Server-side apply is handled as a merge patch for now: no field ownership
           // (see docs/compatibility.md).
           Status st = ct == "application/json-patch+json" ? json::json_patch(obj, p)
@@ -657,11 +684,12 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
             Error e = api_error(422, "Invalid", st.error().message);
             return unexpected(e);
           }
+          to_storage(view, obj);
           return check_schema(t, obj, exists ? &before : nullptr);
         });
     if (!res) return error_reply(res.error());
     if (!dry_run) after_write(t, *res, false);
-    return json_reply(200, std::move(*res));
+    return json_reply(200, present(view, std::move(*res)));
   }
   if (m == "DELETE") {
     auto d = delete_request(req);
@@ -683,7 +711,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     auto res = store_.remove(t, r.ns, r.name, d);
     if (!res) return error_reply(res.error());
     if (!d.dry_run) after_write(t, *res, true);
-    return json_reply(200, std::move(*res));
+    return json_reply(200, present(view, std::move(*res)));
   }
   return error_reply(405, "MethodNotAllowed",
                      fmt::format("the server does not allow method {}", m));
@@ -829,7 +857,7 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
     auto list = store_.list(t, r.ns, q);
     if (list) {
       for (const auto& item : list->items) {
-        if (matches(item)) out += event("ADDED", item);
+        if (matches(item)) out += event("ADDED", present(t, item));
       }
       from = list->resource_version;
     }
@@ -862,7 +890,7 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
     out.clear();
     for (const auto& e : *events) {
       from = std::max(from, e.rv);
-      if (matches(e.json)) out += event(e.type, e.json);
+      if (matches(e.json)) out += event(e.type, present(t, e.json));
     }
     if (!out.empty() && !co_await w.write_chunk(out)) co_return;
     auto now = std::chrono::steady_clock::now();

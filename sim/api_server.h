@@ -60,7 +60,8 @@ class ApiServer {
     std::string body;
   };
   struct Route {
-    std::shared_ptr<const ResourceType> type;
+    std::shared_ptr<const ResourceType> type;     // the version the client asked for
+    std::shared_ptr<const ResourceType> storage;  // the version objects are stored as
     std::string ns, name, subresource;
   };
 
@@ -69,6 +70,9 @@ class ApiServer {
   Reply discovery(const httpd::Request& req, bool* handled);
   awaitable<void> watch(const httpd::Request& req, const Route& route, httpd::ResponseWriter& w);
   void after_write(const ResourceType& t, const std::string& body, bool deleted);
+  // Storage-version JSON as the client's version (resource.k8s.io conversion), and back.
+  static std::string present(const ResourceType& view, std::string stored);
+  static void to_storage(const ResourceType& view, json::Document& doc);
 
   Store& store_;
   ResourceRegistry& registry_;

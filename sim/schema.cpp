@@ -24,7 +24,8 @@ struct Checker {
     if (v.IsArray()) return "array";
     if (v.IsString()) return "string";
     if (v.IsBool()) return "boolean";
-    if (v.IsInt64() || v.IsUint64() || (v.IsDouble() && std::floor(v.GetDouble()) == v.GetDouble())) {
+    if (v.IsInt64() || v.IsUint64() ||
+        (v.IsDouble() && std::floor(v.GetDouble()) == v.GetDouble())) {
       return "integer";
     }
     if (v.IsNumber()) return "number";
@@ -51,7 +52,8 @@ struct Checker {
       }
       const Value* sub = props && props->IsObject() ? json::find(*props, name) : nullptr;
       if (sub == nullptr && additional && additional->IsObject()) sub = additional;
-      if (sub == nullptr && !preserve && !(additional && additional->IsBool() && additional->GetBool())) {
+      if (sub == nullptr && !preserve &&
+          !(additional && additional->IsBool() && additional->GetBool())) {
         m = v.EraseMember(m);  // pruned, as kube-apiserver drops unknown fields
         continue;
       }
@@ -59,7 +61,8 @@ struct Checker {
         defaults_and_prune(m->value, *sub, false);
         if (m->value.IsArray()) {
           if (const Value* items = json::find(*sub, "items")) {
-            for (auto& e : m->value.GetArray()) defaults_and_prune(e, *items, false);
+            for (auto& e : m->value.GetArray())
+              defaults_and_prune(e, *items, false);
           }
         }
       }
@@ -69,7 +72,8 @@ struct Checker {
 
   void check(const Value& v, const Value& s, const std::string& path, const Value* old) {
     if (v.IsNull()) {
-      if (!json::get_bool(s, "nullable").value_or(false)) fail(path, "FieldValueRequired", "Required value");
+      if (!json::get_bool(s, "nullable").value_or(false))
+        fail(path, "FieldValueRequired", "Required value");
       return;
     }
     const std::string type(json::string_or(s, "type"));
@@ -77,12 +81,14 @@ struct Checker {
     const std::string actual = type_of(v);
     if (int_or_string) {
       if (actual != "integer" && actual != "string") {
-        fail(path, "FieldValueTypeInvalid", fmt::format("Invalid value: \"{}\": must be an integer or a string", actual));
+        fail(path, "FieldValueTypeInvalid",
+             fmt::format("Invalid value: \"{}\": must be an integer or a string", actual));
         return;
       }
     } else if (!type.empty() && actual != type && !(type == "number" && actual == "integer")) {
       fail(path, "FieldValueTypeInvalid",
-           fmt::format("Invalid value: \"{}\": {} in body must be of type {}: \"{}\"", actual, path, type, actual));
+           fmt::format("Invalid value: \"{}\": {} in body must be of type {}: \"{}\"", actual, path,
+                       type, actual));
       return;
     }
     if (const Value* e = json::find(s, "enum"); e && e->IsArray()) {
@@ -92,27 +98,35 @@ struct Checker {
         found = found || x == v;
         allowed += (allowed.empty() ? "" : ", ") + json::write(x);
       }
-      if (!found) fail(path, "FieldValueNotSupported", fmt::format("Unsupported value: {}: supported values: {}", json::write(v), allowed));
+      if (!found)
+        fail(path, "FieldValueNotSupported",
+             fmt::format("Unsupported value: {}: supported values: {}", json::write(v), allowed));
     }
     if (v.IsNumber()) {
       const double d = v.GetDouble();
       if (auto mn = json::find(s, "minimum"); mn && mn->IsNumber()) {
         bool excl = json::get_bool(s, "exclusiveMinimum").value_or(false);
         if (excl ? d <= mn->GetDouble() : d < mn->GetDouble()) {
-          fail(path, "FieldValueInvalid", fmt::format("Invalid value: {}: {} in body should be greater than {}{}", json::write(v), path, excl ? "" : "or equal to ", json::write(*mn)));
+          fail(path, "FieldValueInvalid",
+               fmt::format("Invalid value: {}: {} in body should be greater than {}{}",
+                           json::write(v), path, excl ? "" : "or equal to ", json::write(*mn)));
         }
       }
       if (auto mx = json::find(s, "maximum"); mx && mx->IsNumber()) {
         bool excl = json::get_bool(s, "exclusiveMaximum").value_or(false);
         if (excl ? d >= mx->GetDouble() : d > mx->GetDouble()) {
-          fail(path, "FieldValueInvalid", fmt::format("Invalid value: {}: {} in body should be less than {}{}", json::write(v), path, excl ? "" : "or equal to ", json::write(*mx)));
+          fail(path, "FieldValueInvalid",
+               fmt::format("Invalid value: {}: {} in body should be less than {}{}", json::write(v),
+                           path, excl ? "" : "or equal to ", json::write(*mx)));
         }
       }
     }
     if (v.IsString()) {
       const size_t len = v.GetStringLength();
       if (auto n = json::get_int(s, "minLength"); n && static_cast<int64_t>(len) < *n) {
-        fail(path, "FieldValueInvalid", fmt::format("Invalid value: {}: {} in body should be at least {} chars long", json::write(v), path, *n));
+        fail(path, "FieldValueInvalid",
+             fmt::format("Invalid value: {}: {} in body should be at least {} chars long",
+                         json::write(v), path, *n));
       }
       if (auto n = json::get_int(s, "maxLength"); n && static_cast<int64_t>(len) > *n) {
         fail(path, "FieldValueTooLong", fmt::format("Too long: may not be more than {} bytes", *n));
@@ -120,29 +134,36 @@ struct Checker {
       if (auto p = json::get_string(s, "pattern")) {
         try {
           if (!std::regex_search(v.GetString(), std::regex(std::string(*p)))) {
-            fail(path, "FieldValueInvalid", fmt::format("Invalid value: {}: {} in body should match '{}'", json::write(v), path, *p));
+            fail(path, "FieldValueInvalid",
+                 fmt::format("Invalid value: {}: {} in body should match '{}'", json::write(v),
+                             path, *p));
           }
         } catch (const std::regex_error&) {
-          fail(path, "FieldValueInvalid", fmt::format("the schema's pattern '{}' is not a valid regular expression", *p));
+          fail(path, "FieldValueInvalid",
+               fmt::format("the schema's pattern '{}' is not a valid regular expression", *p));
         }
       }
     }
     if (v.IsArray()) {
       if (auto n = json::get_int(s, "minItems"); n && static_cast<int64_t>(v.Size()) < *n) {
-        fail(path, "FieldValueInvalid", fmt::format("Invalid value: {} in body should have at least {} items", path, *n));
+        fail(path, "FieldValueInvalid",
+             fmt::format("Invalid value: {} in body should have at least {} items", path, *n));
       }
       if (auto n = json::get_int(s, "maxItems"); n && static_cast<int64_t>(v.Size()) > *n) {
-        fail(path, "FieldValueTooMany", fmt::format("Too many: {}: must have at most {} items", v.Size(), *n));
+        fail(path, "FieldValueTooMany",
+             fmt::format("Too many: {}: must have at most {} items", v.Size(), *n));
       }
       if (const Value* items = json::find(s, "items")) {
-        for (rapidjson::SizeType i = 0; i < v.Size(); ++i) check(v[i], *items, fmt::format("{}[{}]", path, i), nullptr);
+        for (rapidjson::SizeType i = 0; i < v.Size(); ++i)
+          check(v[i], *items, fmt::format("{}[{}]", path, i), nullptr);
       }
     }
     if (v.IsObject()) {
       if (const Value* req = json::find(s, "required"); req && req->IsArray()) {
         for (const auto& r : req->GetArray()) {
           if (r.IsString() && !v.HasMember(r.GetString())) {
-            fail(path.empty() ? r.GetString() : path + "." + r.GetString(), "FieldValueRequired", "Required value");
+            fail(path.empty() ? r.GetString() : path + "." + r.GetString(), "FieldValueRequired",
+                 "Required value");
           }
         }
       }
@@ -150,7 +171,8 @@ struct Checker {
       const Value* additional = json::find(s, "additionalProperties");
       for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
         std::string name(m->name.GetString(), m->name.GetStringLength());
-        if (path.empty() && (name == "apiVersion" || name == "kind" || name == "metadata")) continue;
+        if (path.empty() && (name == "apiVersion" || name == "kind" || name == "metadata"))
+          continue;
         const Value* sub = props ? json::find(*props, name) : nullptr;
         if (!sub && additional && additional->IsObject()) sub = additional;
         const Value* old_child = old && old->IsObject() ? json::find(*old, name) : nullptr;
@@ -172,10 +194,14 @@ struct Checker {
       }
       std::string msg(json::string_or(r, "message"));
       if (compact == "self==oldSelf") {
-        if (old && !(*old == v)) fail(path, "FieldValueInvalid", fmt::format("Invalid value: \"object\": {}", msg.empty() ? "failed rule: " + rule : msg));
+        if (old && !(*old == v))
+          fail(path, "FieldValueInvalid",
+               fmt::format("Invalid value: \"object\": {}",
+                           msg.empty() ? "failed rule: " + rule : msg));
       } else {
         fail(path, "FieldValueInvalid",
-             fmt::format("the validation rule \"{}\" uses CEL that nvdra-sim does not evaluate yet", rule));
+             fmt::format("the validation rule \"{}\" uses CEL that nvdra-sim does not evaluate yet",
+                         rule));
       }
     }
   }

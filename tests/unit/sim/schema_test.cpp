@@ -28,7 +28,8 @@ const char* kSchema = R"({
   }
 })";
 
-std::vector<ErrorCause> check(std::string_view obj, const char* old = nullptr, std::string* out = nullptr) {
+std::vector<ErrorCause> check(std::string_view obj, const char* old = nullptr,
+                              std::string* out = nullptr) {
   auto schema = json::parse(kSchema);
   auto d = json::parse(obj);
   EXPECT_TRUE(schema && d);
@@ -40,8 +41,9 @@ std::vector<ErrorCause> check(std::string_view obj, const char* old = nullptr, s
 
 TEST(Schema, ValidObjectGetsDefaultsAndLosesUnknownFields) {
   std::string out;
-  auto c = check(R"({"apiVersion":"x/v1","kind":"K","metadata":{"name":"a"},"spec":{"numNodes":2,"channel":{"resourceClaimTemplate":{"name":"t"}},"bogus":1,"opaque":{"any":{"thing":1}},"size":"10%"}})",
-                 nullptr, &out);
+  auto c = check(
+      R"({"apiVersion":"x/v1","kind":"K","metadata":{"name":"a"},"spec":{"numNodes":2,"channel":{"resourceClaimTemplate":{"name":"t"}},"bogus":1,"opaque":{"any":{"thing":1}},"size":"10%"}})",
+      nullptr, &out);
   EXPECT_TRUE(c.empty()) << c[0].field << ": " << c[0].message;
   EXPECT_NE(out.find(R"("mode":"Single")"), std::string::npos);
   EXPECT_EQ(out.find("bogus"), std::string::npos);
@@ -49,9 +51,11 @@ TEST(Schema, ValidObjectGetsDefaultsAndLosesUnknownFields) {
 }
 
 TEST(Schema, EveryViolationIsReportedWithItsField) {
-  auto c = check(R"({"spec":{"numNodes":-1,"mode":"Some","name":"TooLongName","tags":["a","b","c"],"size":true,"channel":{"resourceClaimTemplate":{}}}})");
+  auto c = check(
+      R"({"spec":{"numNodes":-1,"mode":"Some","name":"TooLongName","tags":["a","b","c"],"size":true,"channel":{"resourceClaimTemplate":{}}}})");
   std::map<std::string, std::string> by_field;
-  for (const auto& x : c) by_field[x.field] = x.reason;
+  for (const auto& x : c)
+    by_field[x.field] = x.reason;
   EXPECT_EQ(by_field["spec.numNodes"], "FieldValueInvalid");
   EXPECT_EQ(by_field["spec.mode"], "FieldValueNotSupported");
   EXPECT_EQ(by_field["spec.tags"], "FieldValueTooMany");
@@ -67,8 +71,10 @@ TEST(Schema, EveryViolationIsReportedWithItsField) {
 }
 
 TEST(Schema, ImmutableSpecOnUpdate) {
-  const char* old = R"({"spec":{"numNodes":2,"mode":"Single","channel":{}}})";  // as stored, defaulted
-  EXPECT_TRUE(check(R"({"spec":{"numNodes":2,"channel":{}},"status":{"status":"Ready"}})", old).empty());
+  const char* old =
+      R"({"spec":{"numNodes":2,"mode":"Single","channel":{}}})";  // as stored, defaulted
+  EXPECT_TRUE(
+      check(R"({"spec":{"numNodes":2,"channel":{}},"status":{"status":"Ready"}})", old).empty());
   auto c = check(R"({"spec":{"numNodes":3,"channel":{}}})", old);
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(c[0].field, "spec");
