@@ -11,6 +11,7 @@
 #include "k8sclient/object.h"
 #include "k8sclient/rest/status.h"
 #include "sim/conversion.h"
+#include "sim/protobuf.h"
 #include "sim/schema.h"
 #include "sim/strategic_merge.h"
 #include "sim/yaml_json.h"
@@ -301,8 +302,34 @@ std::string status_body(const Error& e) {
   return out + fmt::format(R"(,"code":{}}})", e.http_status);
 }
 
+namespace {
+std::string random_secret() {
+  std::random_device rd;
+  std::string s;
+  for (int i = 0; i < 32; ++i)
+    s.push_back(static_cast<char>('a' + rd() % 26));
+  return s;
+}
+
+std::string verb_of(const httpd::Request& req, const Route& r) {
+  const std::string& m = req.method;
+  if (m == "GET")
+    return r.name.empty() ? (truthy(req.query_param("watch")) ? "watch" : "list") : "get";
+  if (m == "POST") return "create";
+  if (m == "PUT") return "update";
+  if (m == "PATCH") return "patch";
+  if (m == "DELETE") return r.name.empty() ? "deletecollection" : "delete";
+  return m;
+}
+}  // namespace
+
 ApiServer::ApiServer(Store& store, ResourceRegistry& registry, ApiServerOptions options)
-    : store_(store), registry_(registry), opt_(std::move(options)) {}
+    : store_(store),
+      registry_(registry),
+      opt_(std::move(options)),
+      authn_(opt_.admin_token, opt_.token_secret.empty() ? random_secret() : opt_.token_secret,
+             store, registry),
+      authz_(store, registry) {}
 
 Result<Faults> parse_faults(std::string_view text, const Faults& base) {
   auto doc = json::parse(text);
@@ -468,14 +495,16 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
   Reply reply;
   bool done = false;
   const bool public_path = req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz";
-  auto auth = req.header("Authorization");
-  if (!public_path && (!auth || *auth != "Bearer " + opt_.admin_token)) {
+  std::optional<UserInfo> user = authn_.authenticate(req.header("Authorization").value_or(""));
+  if (!public_path && !user) {
     reply = error_reply(401, "Unauthorized", "Unauthorized");
     done = true;
   }
   if (!done && req.path == "/nvdra-sim/faults") {
     done = true;
-    if (req.method == "PUT" || req.method == "POST") {
+    if (!user->admin) {
+      reply = error_reply(403, "Forbidden", "only the admin may change faults");
+    } else if (req.method == "PUT" || req.method == "POST") {
       auto f = parse_faults(req.body, faults());
       if (!f) {
         reply = error_reply(400, "BadRequest", f.error().message);
@@ -497,6 +526,17 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
   if (!done && !truthy(req.query_param("watch"))) {
     if (auto f = injected_fault(req)) {
       reply = std::move(*f);
+      done = true;
+    }
+  }
+  if (!done && !public_path) {
+    RequestAttributes a;
+    a.resource_request = false;
+    a.verb = req.method == "GET" ? "get" : "post";
+    a.path = req.path;
+    if (!(req.path.starts_with("/api/") || req.path.starts_with("/apis/")) &&
+        !authz_.allowed(*user, a)) {
+      reply = error_reply(403, "Forbidden", Authorizer::forbidden_message(*user, a));
       done = true;
     }
   }
@@ -532,8 +572,28 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
       }
       if (rest.size() > 1) route.name = rest[1];
       if (rest.size() > 2) route.subresource = rest[2];
+      RequestAttributes attrs;
+      if (route.type) {
+        attrs.verb = verb_of(req, route);
+        attrs.group = group;
+        attrs.resource = route.type->resource;
+        attrs.subresource = route.subresource;
+        attrs.ns = route.ns;
+        attrs.name = route.name;
+      }
       if (!route.type || rest.size() > 3) {
         reply = error_reply(404, "NotFound", "the server could not find the requested resource");
+        done = true;
+      } else if (group == "authorization.k8s.io" &&
+                 route.type->resource == "selfsubjectaccessreviews" && req.method == "POST") {
+        reply = self_subject_access_review(req, *user);  // every user may ask about itself
+        done = true;
+      } else if (!authz_.allowed(*user, attrs)) {
+        Error e = api_error(403, "Forbidden", Authorizer::forbidden_message(*user, attrs));
+        e.details_name = route.name;
+        e.details_group = group;
+        e.details_kind = route.type->resource;
+        reply = error_reply(e);
         done = true;
       } else if (req.method == "GET" && route.name.empty() && truthy(req.query_param("watch"))) {
         co_await watch(req, route, w);
@@ -545,6 +605,64 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
   }
   NVDRA_V(4, "{} {} -> {}", req.method, req.target, reply.status);
   co_await w.respond(reply.status, std::move(reply.headers), std::move(reply.body));
+}
+
+Reply ApiServer::self_subject_access_review(const httpd::Request& req, const UserInfo& user) {
+  RequestAttributes a;
+  const bool proto =
+      req.header("Content-Type").value_or("").find("protobuf") != std::string_view::npos;
+  if (proto) {
+    auto env = parse_k8s_protobuf(req.body);
+    auto review =
+        env ? parse_proto(env->raw) : Result<std::vector<ProtoField>>(unexpected(env.error()));
+    auto spec = review ? parse_proto(proto_bytes(*review, 2).value_or("")) : review;
+    if (!spec) return error_reply(400, "BadRequest", spec.error().message);
+    if (auto ra = proto_bytes(*spec, 1)) {
+      auto f = parse_proto(*ra);
+      if (!f) return error_reply(400, "BadRequest", f.error().message);
+      a.ns = proto_bytes(*f, 1).value_or("");
+      a.verb = proto_bytes(*f, 2).value_or("");
+      a.group = proto_bytes(*f, 3).value_or("");
+      a.resource = proto_bytes(*f, 5).value_or("");
+      a.subresource = proto_bytes(*f, 6).value_or("");
+      a.name = proto_bytes(*f, 7).value_or("");
+    } else if (auto nra = proto_bytes(*spec, 2)) {
+      auto f = parse_proto(*nra);
+      if (!f) return error_reply(400, "BadRequest", f.error().message);
+      a.resource_request = false;
+      a.path = proto_bytes(*f, 1).value_or("");
+      a.verb = proto_bytes(*f, 2).value_or("");
+    }
+  } else {
+    auto doc = json::parse(req.body);
+    if (!doc) return error_reply(400, "BadRequest", doc.error().message);
+    if (const Value* ra = json::find_path(*doc, {"spec", "resourceAttributes"})) {
+      a.ns = json::string_or(*ra, "namespace");
+      a.verb = json::string_or(*ra, "verb");
+      a.group = json::string_or(*ra, "group");
+      a.resource = json::string_or(*ra, "resource");
+      a.subresource = json::string_or(*ra, "subresource");
+      a.name = json::string_or(*ra, "name");
+    } else if (const Value* nra = json::find_path(*doc, {"spec", "nonResourceAttributes"})) {
+      a.resource_request = false;
+      a.path = json::string_or(*nra, "path");
+      a.verb = json::string_or(*nra, "verb");
+    }
+  }
+  const bool allowed = authz_.allowed(user, a);
+  std::string spec =
+      a.resource_request
+          ? fmt::format(
+                R"({{"resourceAttributes":{{"namespace":{},"verb":{},"group":{},"resource":{},"subresource":{},"name":{}}}}})",
+                json::quote(a.ns), json::quote(a.verb), json::quote(a.group),
+                json::quote(a.resource), json::quote(a.subresource), json::quote(a.name))
+          : fmt::format(R"({{"nonResourceAttributes":{{"path":{},"verb":{}}}}})",
+                        json::quote(a.path), json::quote(a.verb));
+  return json_reply(
+      201,
+      fmt::format(
+          R"({{"kind":"SelfSubjectAccessReview","apiVersion":"authorization.k8s.io/v1","metadata":{{}},"spec":{},"status":{{"allowed":{},"reason":{}}}}})",
+          spec, allowed ? "true" : "false", json::quote(allowed ? "allowed by RBAC" : "")));
 }
 
 std::string ApiServer::present(const ResourceType& view, std::string stored) {
@@ -564,6 +682,17 @@ void ApiServer::to_storage(const ResourceType& view, json::Document& doc) {
 Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
   const ResourceType& view = *r.type;
   const ResourceType& t = *r.storage;
+  if (t.resource == "serviceaccounts" && r.subresource == "token" && req.method == "POST") {
+    // TokenRequest: a token for the service account, as kubelet projects one into pods.
+    auto token = authn_.issue_token(r.ns, r.name);
+    if (!token) return error_reply(token.error());
+    return json_reply(
+        201,
+        R"({"kind":"TokenRequest","apiVersion":"authentication.k8s.io/v1","metadata":{"name":)" +
+            json::quote(r.name) + R"(,"namespace":)" + json::quote(r.ns) +
+            R"(},"spec":{"audiences":[]},"status":{"token":)" + json::quote(*token) +
+            R"(,"expirationTimestamp":"2099-01-01T00:00:00Z"}})");
+  }
   if (!r.subresource.empty() && !(r.subresource == "status" && t.status_subresource)) {
     return error_reply(404, "NotFound", "the server could not find the requested resource");
   }

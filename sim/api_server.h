@@ -17,6 +17,7 @@
 
 #include "base/asio.h"
 #include "net/http_server.h"
+#include "sim/auth.h"
 #include "sim/resource_types.h"
 #include "sim/store.h"
 
@@ -39,6 +40,7 @@ struct ApiServerOptions {
   std::string admin_token;  // bearer token that may do anything
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   std::string version = "v1.34.0-nvdra-sim";
+  std::string token_secret;  // signs service-account tokens; empty = random per start
 };
 
 class ApiServer {
@@ -67,6 +69,8 @@ class ApiServer {
 
  private:
   Reply serve(const httpd::Request& req, const Route& route);
+  // kubectl auth can-i: may the caller do what the review describes?
+  Reply self_subject_access_review(const httpd::Request& req, const UserInfo& user);
   Reply discovery(const httpd::Request& req, bool* handled);
   awaitable<void> watch(const httpd::Request& req, const Route& route, httpd::ResponseWriter& w);
   void after_write(const ResourceType& t, const std::string& body, bool deleted);
@@ -80,6 +84,8 @@ class ApiServer {
   std::optional<Reply> injected_fault(const httpd::Request& req);
 
   ApiServerOptions opt_;
+  Authenticator authn_;
+  Authorizer authz_;
   std::atomic<int> force_gone_{0};
   mutable std::mutex faults_mu_;
   Faults faults_;                                                   // guarded by faults_mu_

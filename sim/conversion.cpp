@@ -9,10 +9,19 @@ using json::Value;
 using Alloc = json::Document::AllocatorType;
 
 constexpr std::initializer_list<const char*> kExactFields = {
-    "deviceClassName", "selectors", "allocationMode", "count", "adminAccess", "tolerations", "capacity"};
-constexpr std::initializer_list<const char*> kBasicFields = {
-    "attributes", "capacity", "consumesCounters", "nodeName", "nodeSelector", "allNodes", "taints",
-    "bindsToNode", "bindingConditions", "bindingFailureConditions", "allowMultipleAllocations"};
+    "deviceClassName", "selectors",   "allocationMode", "count",
+    "adminAccess",     "tolerations", "capacity"};
+constexpr std::initializer_list<const char*> kBasicFields = {"attributes",
+                                                             "capacity",
+                                                             "consumesCounters",
+                                                             "nodeName",
+                                                             "nodeSelector",
+                                                             "allNodes",
+                                                             "taints",
+                                                             "bindsToNode",
+                                                             "bindingConditions",
+                                                             "bindingFailureConditions",
+                                                             "allowMultipleAllocations"};
 
 // Moves the listed members of `from` into a new object stored at `to[name]`, or back.
 void nest(Value& v, const char* name, std::initializer_list<const char*> fields, Alloc& a) {

@@ -54,6 +54,8 @@ ResourceRegistry::ResourceRegistry() {
     add(t("resource.k8s.io", v, "resourceslices", "ResourceSlice", false, false, {},
           {"spec.nodeName", "spec.driver"}));
   }
+  add(t("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false,
+        false));
   add(t("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
         false, true, {"crd", "crds"}));
 }

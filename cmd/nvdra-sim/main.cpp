@@ -66,27 +66,36 @@ std::string read_or_empty(const std::string& path) {
   return ss.str();
 }
 
-// The CA and admin token: kept in --data-dir so that clients keep working across restarts,
-// made fresh otherwise.
-Result<std::pair<pki::KeyPair, std::string>> identity(const std::string& data_dir) {
+// The CA, the admin token and the service-account token secret: kept in --data-dir so that
+// clients keep working across restarts, made fresh otherwise.
+struct Identity {
+  pki::KeyPair ca;
+  std::string admin_token;
+  std::string token_secret;
+};
+
+Result<Identity> identity(const std::string& data_dir) {
   if (!data_dir.empty()) {
-    pki::KeyPair ca{read_or_empty(data_dir + "/ca.crt"), read_or_empty(data_dir + "/ca.key")};
-    std::string token = read_or_empty(data_dir + "/admin.token");
-    if (!ca.cert_pem.empty() && !ca.key_pem.empty() && !token.empty()) {
-      return std::make_pair(std::move(ca), std::move(token));
+    Identity id{{read_or_empty(data_dir + "/ca.crt"), read_or_empty(data_dir + "/ca.key")},
+                read_or_empty(data_dir + "/admin.token"),
+                read_or_empty(data_dir + "/sa-token.secret")};
+    if (!id.ca.cert_pem.empty() && !id.ca.key_pem.empty() && !id.admin_token.empty() &&
+        !id.token_secret.empty()) {
+      return id;
     }
   }
   auto ca = pki::make_ca("nvdra-sim-ca");
   if (!ca) return unexpected(ca.error());
-  std::string token = random_token();
+  Identity id{std::move(*ca), random_token(), random_token()};
   if (!data_dir.empty()) {
-    if (!write_private(data_dir + "/ca.crt", ca->cert_pem) ||
-        !write_private(data_dir + "/ca.key", ca->key_pem) ||
-        !write_private(data_dir + "/admin.token", token)) {
-      return unexpected(ErrorCode::kIo, "cannot write the CA and token into " + data_dir);
+    if (!write_private(data_dir + "/ca.crt", id.ca.cert_pem) ||
+        !write_private(data_dir + "/ca.key", id.ca.key_pem) ||
+        !write_private(data_dir + "/admin.token", id.admin_token) ||
+        !write_private(data_dir + "/sa-token.secret", id.token_secret)) {
+      return unexpected(ErrorCode::kIo, "cannot write the CA and tokens into " + data_dir);
     }
   }
-  return std::make_pair(std::move(*ca), std::move(token));
+  return id;
 }
 
 int serve(const po::variables_map& vm) {
@@ -106,8 +115,8 @@ int serve(const po::variables_map& vm) {
     std::cerr << "nvdra-sim: " << id.error().message << "\n";
     return 1;
   }
-  const pki::KeyPair* ca = &id->first;
-  const std::string token = id->second;
+  const pki::KeyPair* ca = &id->ca;
+  const std::string token = id->admin_token;
   pki::CertRequest req;
   req.common_name = "nvdra-sim";
   req.dns_names = {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"};
@@ -126,7 +135,8 @@ int serve(const po::variables_map& vm) {
         std::string(R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")") + ns + "\"}}");
     (void)store.create(*registry.find("", "v1", "namespaces"), "", std::move(*doc));
   }
-  sim::ApiServer api(store, registry, sim::ApiServerOptions{.admin_token = token});
+  sim::ApiServer api(store, registry,
+                     sim::ApiServerOptions{.admin_token = token, .token_secret = id->token_secret});
   api.serve_stored_crds();
   std::string faults = fmt::format(
       R"({{"watchCloseSeconds":{},"errorRate":{},"errorCode":{},"latencyMs":{},"clientQPS":{}}})",

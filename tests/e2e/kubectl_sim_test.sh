@@ -163,6 +163,34 @@ else
   fail=$((fail + 1)); echo "FAIL compat corpus not found at $compat"
 fi
 
+# RBAC for a service account: a token from the TokenRequest API, then kubectl auth can-i and real
+# requests with it.
+cat <<'YAML' | kubectl apply -f - >/dev/null
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: agent, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: cm-reader, namespace: default}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: agent-reads, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-reader}
+subjects: [{kind: ServiceAccount, name: agent, namespace: default}]
+YAML
+echo '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{}}' >"$work/tr.json"
+sa_token=$(kubectl create --raw /api/v1/namespaces/default/serviceaccounts/agent/token -f "$work/tr.json" |
+  sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+cp "$KUBECONFIG" "$work/agent.kubeconfig"
+kubectl --kubeconfig "$work/agent.kubeconfig" config set-credentials admin --token="$sa_token" >/dev/null
+check "can-i allowed" "yes" "$(kubectl --kubeconfig "$work/agent.kubeconfig" auth can-i list configmaps)"
+check "can-i denied" "no" "$(kubectl --kubeconfig "$work/agent.kubeconfig" auth can-i create secrets 2>/dev/null || true)"
+check "admin can-i" "yes" "$(kubectl auth can-i create secrets)"
+contains "forbidden request" "Forbidden" "$(kubectl --kubeconfig "$work/agent.kubeconfig" get secrets 2>&1 || true)"
+
 # Bad input gets the server's errors, not a crash.
 contains "unknown resource" "doesn't have a resource type" "$(kubectl get nosuchthings 2>&1 || true)"
 contains "bad selector" "unable to parse requirement" "$(kubectl get cm -l 'a in (' 2>&1 || true)"

@@ -275,3 +275,81 @@ TEST(SimFaults, InformerConvergesWhileWatchesKeepDropping) {
 
 }  // namespace
 }  // namespace nvdra::sim
+
+namespace nvdra::sim {
+namespace {
+
+// Creates objects through the admin client.
+void apply(Sim& sim, const std::string& group, const std::string& resource, const std::string& ns,
+           const std::string& body) {
+  k8s::ResourceRef r;
+  r.group = group;
+  r.version = "v1";
+  r.resource = resource;
+  r.namespace_ = ns;
+  auto res = sim.io.run(sim.client->create(r, body));
+  ASSERT_TRUE(res) << res.error().message;
+}
+
+std::string token_for(Sim& sim, const std::string& ns, const std::string& name) {
+  k8s::ResourceRef r;
+  r.resource = "serviceaccounts";
+  r.namespace_ = ns;
+  r.name = name;
+  r.subresource = "token";
+  std::string body = R"({"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{}})";
+  std::string ct = "application/json";
+  auto res = sim.io.run(sim.client->raw("POST", r.path(), body, ct));
+  EXPECT_TRUE(res) << (res ? "" : res.error().message);
+  auto doc = json::parse(res->body);
+  return std::string(json::string_or(*json::find(*doc, "status"), "token"));
+}
+
+TEST(SimRbac, ServiceAccountsGetExactlyWhatTheirRolesGrant) {
+  Sim sim;
+  apply(sim, "", "serviceaccounts", "default",
+        R"({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"agent"}})");
+  apply(
+      sim, "rbac.authorization.k8s.io", "roles", "default",
+      R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"cm-reader"},"rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["get","list","watch"]}]})");
+  apply(
+      sim, "rbac.authorization.k8s.io", "rolebindings", "default",
+      R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding","metadata":{"name":"agent-reads"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"cm-reader"},"subjects":[{"kind":"ServiceAccount","name":"agent","namespace":"default"}]})");
+  apply(
+      sim, "rbac.authorization.k8s.io", "clusterroles", "",
+      R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"slices"},"rules":[{"apiGroups":["resource.k8s.io"],"resources":["resourceslices"],"verbs":["*"]}]})");
+  apply(
+      sim, "rbac.authorization.k8s.io", "clusterrolebindings", "",
+      R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"agent-slices"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"slices"},"subjects":[{"kind":"ServiceAccount","name":"agent","namespace":"default"}]})");
+  ASSERT_TRUE(sim.io.run(sim.client->create(configmaps(), cm("a", "1"))));
+
+  auto agent = sim.make_client(token_for(sim, "default", "agent"));
+  EXPECT_TRUE(sim.io.run(agent->get(configmaps("a"))));
+  EXPECT_TRUE(sim.io.run(agent->list(configmaps(), k8s::ListOptions{})));
+  auto denied = sim.io.run(agent->create(configmaps(), cm("b", "1")));
+  ASSERT_FALSE(denied);
+  EXPECT_TRUE(k8s::is_forbidden(denied.error()));
+  EXPECT_NE(
+      denied.error().message.find(
+          "User \"system:serviceaccount:default:agent\" cannot create resource \"configmaps\""),
+      std::string::npos)
+      << denied.error().message;
+  k8s::ResourceRef slices;
+  slices.group = "resource.k8s.io";
+  slices.version = "v1";
+  slices.resource = "resourceslices";
+  EXPECT_TRUE(sim.io.run(agent->list(slices, k8s::ListOptions{})));
+  k8s::ResourceRef secrets = configmaps();
+  secrets.resource = "secrets";
+  EXPECT_TRUE(k8s::is_forbidden(sim.io.run(agent->list(secrets, k8s::ListOptions{})).error()));
+  // Forged or revoked tokens are not accepted.
+  auto forged = sim.make_client(token_for(sim, "default", "agent") + "0");
+  EXPECT_TRUE(k8s::is_unauthorized(sim.io.run(forged->get(configmaps("a"))).error()));
+  k8s::ResourceRef sa = configmaps("agent");
+  sa.resource = "serviceaccounts";
+  ASSERT_TRUE(sim.io.run(sim.client->remove(sa)));
+  EXPECT_TRUE(k8s::is_unauthorized(sim.io.run(agent->get(configmaps("a"))).error()));
+}
+
+}  // namespace
+}  // namespace nvdra::sim
