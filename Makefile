@@ -43,7 +43,7 @@ fuzz-smoke: fuzz ## Run every fuzzer for FUZZ_SECONDS on its seed corpus
 	@set -eo pipefail; for f in $(FUZZ_BUILD)/bin/fuzz_*; do \
 	  name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; work=$$(mktemp -d); \
 	  echo "== $$name ($(FUZZ_SECONDS)s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 $$work $$corpus 2>&1 | tail -4; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 -rss_limit_mb=2048 $$work $$corpus 2>&1 | tail -4; \
 	  rm -rf $$work; \
 	done
 

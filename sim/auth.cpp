@@ -1,8 +1,8 @@
 #include "sim/auth.h"
 
-#include <openssl/evp.h>
-#include <openssl/crypto.h>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 
@@ -29,7 +29,8 @@ bool subject_matches(const Value& s, const UserInfo& u) {
   if (kind == "User") return name == u.name;
   if (kind == "Group") return std::find(u.groups.begin(), u.groups.end(), name) != u.groups.end();
   if (kind == "ServiceAccount") {
-    return u.name == fmt::format("system:serviceaccount:{}:{}", json::string_or(s, "namespace"), name);
+    return u.name ==
+           fmt::format("system:serviceaccount:{}:{}", json::string_or(s, "namespace"), name);
   }
   return false;
 }
@@ -38,19 +39,25 @@ bool subject_matches(const Value& s, const UserInfo& u) {
 
 Authenticator::Authenticator(std::string admin_token, std::string secret, const Store& store,
                              const ResourceRegistry& registry)
-    : admin_token_(std::move(admin_token)), secret_(std::move(secret)), store_(store), registry_(registry) {}
+    : admin_token_(std::move(admin_token)),
+      secret_(std::move(secret)),
+      store_(store),
+      registry_(registry) {}
 
 std::string Authenticator::sign(const std::string& subject) const {
   unsigned char mac[EVP_MAX_MD_SIZE];
   size_t len = 0;
   EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret_.data(), secret_.size(),
-            reinterpret_cast<const unsigned char*>(subject.data()), subject.size(), mac, sizeof mac, &len);
+            reinterpret_cast<const unsigned char*>(subject.data()), subject.size(), mac, sizeof mac,
+            &len);
   std::string hex;
-  for (size_t i = 0; i < len; ++i) hex += fmt::format("{:02x}", mac[i]);
+  for (size_t i = 0; i < len; ++i)
+    hex += fmt::format("{:02x}", mac[i]);
   return hex;
 }
 
-Result<std::string> Authenticator::issue_token(const std::string& ns, const std::string& name) const {
+Result<std::string> Authenticator::issue_token(const std::string& ns,
+                                               const std::string& name) const {
   auto sa = store_.get(*registry_.find("", "v1", "serviceaccounts"), ns, name);
   if (!sa) return unexpected(sa.error());
   const std::string subject = ns + "/" + name;
@@ -63,7 +70,8 @@ Result<std::string> Authenticator::issue_token(const std::string& ns, const std:
 std::optional<UserInfo> Authenticator::authenticate(std::string_view header) const {
   if (!header.starts_with("Bearer ")) return std::nullopt;
   std::string_view token = header.substr(7);
-  if (token == admin_token_) return UserInfo{"admin", {"system:masters", "system:authenticated"}, true};
+  if (token == admin_token_)
+    return UserInfo{"admin", {"system:masters", "system:authenticated"}, true};
   if (!token.starts_with(kTokenPrefix)) return std::nullopt;
   token.remove_prefix(kTokenPrefix.size());
   size_t dot = token.find('.');
@@ -75,7 +83,8 @@ std::optional<UserInfo> Authenticator::authenticate(std::string_view header) con
   if (!subject) return std::nullopt;
   const std::string expected = sign(*subject);
   std::string_view given = token.substr(dot + 1);
-  if (given.size() != expected.size() || CRYPTO_memcmp(given.data(), expected.data(), given.size()) != 0) {
+  if (given.size() != expected.size() ||
+      CRYPTO_memcmp(given.data(), expected.data(), given.size()) != 0) {
     return std::nullopt;
   }
   size_t slash = subject->find('/');
@@ -83,15 +92,17 @@ std::optional<UserInfo> Authenticator::authenticate(std::string_view header) con
   std::string ns = subject->substr(0, slash), name = subject->substr(slash + 1);
   // A deleted service account's tokens stop working.
   if (!store_.get(*registry_.find("", "v1", "serviceaccounts"), ns, name)) return std::nullopt;
-  return UserInfo{fmt::format("system:serviceaccount:{}:{}", ns, name),
-                  {"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-                  false};
+  return UserInfo{
+      fmt::format("system:serviceaccount:{}:{}", ns, name),
+      {"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+      false};
 }
 
 bool Authorizer::role_allows(const Value& role, const RequestAttributes& a) const {
   const Value* rules = json::find(role, "rules");
   if (rules == nullptr || !rules->IsArray()) return false;
-  const std::string resource = a.subresource.empty() ? a.resource : a.resource + "/" + a.subresource;
+  const std::string resource =
+      a.subresource.empty() ? a.resource : a.resource + "/" + a.subresource;
   for (const auto& r : rules->GetArray()) {
     if (!contains(json::find(r, "verbs"), a.verb)) continue;
     if (!a.resource_request) {
@@ -99,7 +110,9 @@ bool Authorizer::role_allows(const Value& role, const RequestAttributes& a) cons
       if (urls && urls->IsArray()) {
         for (const auto& u : urls->GetArray()) {
           std::string_view p = u.GetString();
-          if (p == a.path || p == "*" || (p.ends_with("*") && a.path.starts_with(p.substr(0, p.size() - 1)))) return true;
+          if (p == a.path || p == "*" ||
+              (p.ends_with("*") && a.path.starts_with(p.substr(0, p.size() - 1))))
+            return true;
         }
       }
       continue;
@@ -131,12 +144,14 @@ bool Authorizer::allowed(const UserInfo& user, const RequestAttributes& a) const
       const Value* subjects = json::find(*b, "subjects");
       if (!subjects || !subjects->IsArray()) continue;
       bool matched = false;
-      for (const auto& s : subjects->GetArray()) matched = matched || subject_matches(s, user);
+      for (const auto& s : subjects->GetArray())
+        matched = matched || subject_matches(s, user);
       if (!matched) continue;
       const Value* ref = json::find(*b, "roleRef");
       if (!ref) continue;
       std::string kind(json::string_or(*ref, "kind")), name(json::string_or(*ref, "name"));
-      auto role_type = registry_.find("rbac.authorization.k8s.io", "v1", kind == "Role" ? "roles" : "clusterroles");
+      auto role_type = registry_.find("rbac.authorization.k8s.io", "v1",
+                                      kind == "Role" ? "roles" : "clusterroles");
       auto role = store_.get(*role_type, kind == "Role" ? ns : "", name);
       if (!role) continue;
       auto doc = json::parse(*role);
@@ -159,7 +174,8 @@ std::string Authorizer::forbidden_message(const UserInfo& user, const RequestAtt
   }
   std::string resource = a.subresource.empty() ? a.resource : a.resource + "/" + a.subresource;
   std::string gr = a.group.empty() ? a.resource : a.resource + "." + a.group;
-  std::string msg = a.name.empty() ? gr + " is forbidden: " : fmt::format("{} \"{}\" is forbidden: ", gr, a.name);
+  std::string msg =
+      a.name.empty() ? gr + " is forbidden: " : fmt::format("{} \"{}\" is forbidden: ", gr, a.name);
   msg += fmt::format("User \"{}\" cannot {} resource \"{}\" in API group \"{}\"", user.name, a.verb,
                      resource, a.group);
   if (!a.ns.empty()) msg += fmt::format(" in the namespace \"{}\"", a.ns);

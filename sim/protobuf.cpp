@@ -24,16 +24,19 @@ Result<std::vector<ProtoField>> parse_proto(std::string_view s) {
   std::vector<ProtoField> out;
   while (!s.empty()) {
     uint64_t key = 0;
-    if (!read_varint(s, &key)) return unexpected(ErrorCode::kInvalidArgument, "protobuf: truncated key");
+    if (!read_varint(s, &key))
+      return unexpected(ErrorCode::kInvalidArgument, "protobuf: truncated key");
     ProtoField f;
     f.number = static_cast<uint32_t>(key >> 3);
     f.wire_type = static_cast<uint32_t>(key & 7);
     switch (f.wire_type) {
       case 0:
-        if (!read_varint(s, &f.varint)) return unexpected(ErrorCode::kInvalidArgument, "protobuf: truncated varint");
+        if (!read_varint(s, &f.varint))
+          return unexpected(ErrorCode::kInvalidArgument, "protobuf: truncated varint");
         break;
       case 1:
-        if (s.size() < 8) return unexpected(ErrorCode::kInvalidArgument, "protobuf: truncated fixed64");
+        if (s.size() < 8)
+          return unexpected(ErrorCode::kInvalidArgument, "protobuf: truncated fixed64");
         s.remove_prefix(8);
         break;
       case 2: {
@@ -46,7 +49,8 @@ Result<std::vector<ProtoField>> parse_proto(std::string_view s) {
         break;
       }
       case 5:
-        if (s.size() < 4) return unexpected(ErrorCode::kInvalidArgument, "protobuf: truncated fixed32");
+        if (s.size() < 4)
+          return unexpected(ErrorCode::kInvalidArgument, "protobuf: truncated fixed32");
         s.remove_prefix(4);
         break;
       default:
@@ -57,7 +61,8 @@ Result<std::vector<ProtoField>> parse_proto(std::string_view s) {
   return out;
 }
 
-std::optional<std::string_view> proto_bytes(const std::vector<ProtoField>& fields, uint32_t number) {
+std::optional<std::string_view> proto_bytes(const std::vector<ProtoField>& fields,
+                                            uint32_t number) {
   for (const auto& f : fields) {
     if (f.number == number && f.wire_type == 2) return f.bytes;
   }
@@ -66,7 +71,8 @@ std::optional<std::string_view> proto_bytes(const std::vector<ProtoField>& field
 
 Result<K8sProtoEnvelope> parse_k8s_protobuf(std::string_view body) {
   static constexpr std::string_view kMagic("k8s\0", 4);
-  if (!body.starts_with(kMagic)) return unexpected(ErrorCode::kInvalidArgument, "not a Kubernetes protobuf body");
+  if (!body.starts_with(kMagic))
+    return unexpected(ErrorCode::kInvalidArgument, "not a Kubernetes protobuf body");
   auto unknown = parse_proto(body.substr(4));
   if (!unknown) return unexpected(unknown.error());
   K8sProtoEnvelope env;

@@ -27,8 +27,14 @@ Value scalar(const YAML::Node& n, Alloc& a) {
   return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
 }
 
-Value convert(const YAML::Node& n, Alloc& a, int depth) {
+// YAML aliases can make a small document expand exponentially ("billion laughs"); requests are
+// limited in size, so a budget of converted nodes refuses such documents.
+constexpr size_t kMaxNodes = 1'000'000;
+
+Value convert(const YAML::Node& n, Alloc& a, int depth, size_t& budget) {
   if (depth > 100) throw YAML::Exception(YAML::Mark::null_mark(), "nesting too deep");
+  if (budget == 0) throw YAML::Exception(YAML::Mark::null_mark(), "document expands too much");
+  --budget;
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -38,7 +44,7 @@ Value convert(const YAML::Node& n, Alloc& a, int depth) {
     case YAML::NodeType::Sequence: {
       Value arr(rapidjson::kArrayType);
       for (const auto& item : n)
-        arr.PushBack(convert(item, a, depth + 1), a);
+        arr.PushBack(convert(item, a, depth + 1, budget), a);
       return arr;
     }
     case YAML::NodeType::Map: {
@@ -48,7 +54,7 @@ Value convert(const YAML::Node& n, Alloc& a, int depth) {
           throw YAML::Exception(kv.first.Mark(), "map keys must be scalars");
         const std::string& k = kv.first.Scalar();
         Value key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()), a);
-        obj.AddMember(key, convert(kv.second, a, depth + 1), a);
+        obj.AddMember(key, convert(kv.second, a, depth + 1, budget), a);
       }
       return obj;
     }
@@ -64,7 +70,8 @@ Result<std::vector<json::Document>> parse_yaml_documents(std::string_view text) 
     for (const auto& node : YAML::LoadAll(std::string(text))) {
       if (!node || node.IsNull()) continue;
       json::Document d;
-      Value v = convert(node, d.GetAllocator(), 0);
+      size_t budget = kMaxNodes;
+      Value v = convert(node, d.GetAllocator(), 0, budget);
       static_cast<Value&>(d) = std::move(v);
       out.push_back(std::move(d));
     }
