@@ -59,6 +59,21 @@ bool valid_value(std::string_view v) {
          std::isalnum(static_cast<unsigned char>(v.back()));
 }
 
+// Splits "key<op>value" on the first of !=, ==, = (the equality forms both selector kinds share).
+struct Equality {
+  std::string key, value;
+  bool negate = false;
+};
+std::optional<Equality> split_equality(std::string_view part) {
+  for (std::string_view op : {"!=", "==", "="}) {
+    size_t p = part.find(op);
+    if (p == std::string_view::npos) continue;
+    return Equality{std::string(trim(part.substr(0, p))),
+                    std::string(trim(part.substr(p + op.size()))), op == "!="};
+  }
+  return std::nullopt;
+}
+
 Error bad(std::string_view part, std::string_view why) {
   return Error(ErrorCode::kInvalidArgument,
                fmt::format("unable to parse requirement: \"{}\": {}", part, why));
@@ -77,16 +92,11 @@ Result<LabelSelector> LabelSelector::parse(std::string_view text) {
     if (part.front() == '!') {
       r.key = std::string(trim(part.substr(1)));
       r.op = LabelRequirement::Op::kDoesNotExist;
-    } else if (size_t p = part.find("!="); p != std::string_view::npos) {
-      r.key = std::string(trim(part.substr(0, p)));
-      r.op = LabelRequirement::Op::kNotEquals;
-      r.values.emplace_back(trim(part.substr(p + 2)));
-    } else if (size_t p = part.find("=="); p != std::string_view::npos) {
-      r.key = std::string(trim(part.substr(0, p)));
-      r.values.emplace_back(trim(part.substr(p + 2)));
-    } else if (size_t p = part.find('='); p != std::string_view::npos) {
-      r.key = std::string(trim(part.substr(0, p)));
-      r.values.emplace_back(trim(part.substr(p + 1)));
+    } else if (part.find('(') == std::string_view::npos && split_equality(part)) {
+      Equality e = *split_equality(part);
+      r.key = std::move(e.key);
+      r.op = e.negate ? LabelRequirement::Op::kNotEquals : LabelRequirement::Op::kEquals;
+      r.values.push_back(std::move(e.value));
     } else if (size_t open = part.find('('); open != std::string_view::npos) {
       if (part.back() != ')') return unexpected(bad(part, "missing ')'"));
       std::string_view head = trim(part.substr(0, open));
@@ -163,23 +173,13 @@ Result<FieldSelector> FieldSelector::parse(std::string_view text) {
   if (text.empty()) return sel;
   for (auto raw : split_top(text)) {
     std::string_view part = trim(raw);
-    FieldRequirement r;
-    size_t p;
-    if ((p = part.find("!=")) != std::string_view::npos) {
-      r.negate = true;
-      r.field = std::string(trim(part.substr(0, p)));
-      r.value = std::string(trim(part.substr(p + 2)));
-    } else if ((p = part.find("==")) != std::string_view::npos) {
-      r.field = std::string(trim(part.substr(0, p)));
-      r.value = std::string(trim(part.substr(p + 2)));
-    } else if ((p = part.find('=')) != std::string_view::npos) {
-      r.field = std::string(trim(part.substr(0, p)));
-      r.value = std::string(trim(part.substr(p + 1)));
-    } else {
+    auto e = split_equality(part);
+    if (!e) {
       return unexpected(
           Error(ErrorCode::kInvalidArgument,
                 fmt::format("invalid selector: '{}'; can't understand '{}'", text, part)));
     }
+    FieldRequirement r{std::move(e->key), e->negate, std::move(e->value)};
     if (r.field.empty()) {
       return unexpected(
           Error(ErrorCode::kInvalidArgument, fmt::format("invalid field selector: '{}'", text)));
