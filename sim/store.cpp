@@ -174,6 +174,23 @@ std::string Store::now_rfc3339() const {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+bool Store::namespace_terminating_locked(const std::string& ns) const {
+  auto b = buckets_.find("/namespaces");
+  if (b == buckets_.end()) return false;
+  auto n = b->second.find(ns);
+  return n != b->second.end() && n->second.json.find("\"deletionTimestamp\"") != std::string::npos;
+}
+
+bool Store::namespace_empty_locked(const std::string& ns) const {
+  // Keys are "ns/name" in sorted maps: the first key at or after "ns/" tells.
+  const std::string prefix = ns + "/";
+  for (const auto& [skey, b] : buckets_) {
+    auto it = b.lower_bound(prefix);
+    if (it != b.end() && it->first.rfind(prefix, 0) == 0) return false;
+  }
+  return true;
+}
+
 bool Store::namespace_exists_locked(const std::string& ns) const {
   auto b = buckets_.find("/namespaces");
   return b != buckets_.end() && b->second.count(ns) > 0;
@@ -345,18 +362,11 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
     if (t.namespaced && !namespace_exists_locked(ns)) {
       return unexpected(api_error(404, "NotFound", fmt::format("namespaces \"{}\" not found", ns)));
     }
-    if (t.namespaced) {
-      auto nsb = buckets_.find("/namespaces");
-      if (nsb != buckets_.end()) {
-        auto n = nsb->second.find(ns);
-        if (n != nsb->second.end() &&
-            n->second.json.find("\"deletionTimestamp\"") != std::string::npos) {
-          return unexpected(api_error(403, "Forbidden",
-                                      fmt::format("unable to create new content in namespace {} "
-                                                  "because it is being terminated",
-                                                  ns)));
-        }
-      }
+    if (t.namespaced && namespace_terminating_locked(ns)) {
+      return unexpected(api_error(
+          403, "Forbidden",
+          fmt::format("unable to create new content in namespace {} because it is being terminated",
+                      ns)));
     }
     if (bucket.count(key_of(ns, name))) {
       std::string gr = t.group.empty() ? t.resource : t.resource + "." + t.group;
@@ -508,9 +518,10 @@ Result<ListResult> Store::list(const ResourceType& t, const std::string& ns,
   std::string last;
   for (; it != b->second.end(); ++it) {
     if (!prefix.empty() && it->first.rfind(prefix, 0) != 0) break;
-    auto obj = k8s::Object::parse(it->second.json);
-    if (!obj) continue;
-    if (!labels->matches((*obj)->labels())) continue;
+    if (!labels->empty()) {  // parse only when a label selector needs the labels
+      auto obj = k8s::Object::parse(it->second.json);
+      if (!obj || !labels->matches((*obj)->labels())) continue;
+    }
     if (!fields->requirements().empty()) {
       Document d;
       d.Parse(it->second.json.data(), it->second.json.size());
@@ -583,14 +594,7 @@ Result<std::string> Store::remove(const ResourceType& t, const std::string& ns,
           delete_or_mark_locked(skey, k);
       }
     }
-    bool empty_ns = true;
-    if (is_namespace) {
-      for (const auto& [skey, b] : buckets_) {
-        for (const auto& [k, e] : b) {
-          if (k.rfind(name + "/", 0) == 0) empty_ns = false;
-        }
-      }
-    }
+    const bool empty_ns = is_namespace && namespace_empty_locked(name);
     if (finalizers.empty() && (!is_namespace || empty_ns)) {
       return delete_now_locked(t.storage_key(), key, "Background");
     }
@@ -617,21 +621,8 @@ Result<std::string> Store::delete_now_locked(const std::string& storage_key, con
   record_locked("DELETED", storage_key, ns, name, text, rv);
   collect_garbage_locked(uid, propagation);
   // A terminating namespace goes away with its last object.
-  if (!ns.empty()) {
-    auto nsb = buckets_.find("/namespaces");
-    if (nsb != buckets_.end()) {
-      auto n = nsb->second.find(ns);
-      if (n != nsb->second.end() &&
-          n->second.json.find("\"deletionTimestamp\"") != std::string::npos) {
-        bool empty = true;
-        for (const auto& [skey, b] : buckets_) {
-          for (const auto& [k, e] : b) {
-            if (k.rfind(ns + "/", 0) == 0) empty = false;
-          }
-        }
-        if (empty) (void)delete_now_locked("/namespaces", ns, "Background");
-      }
-    }
+  if (!ns.empty() && namespace_terminating_locked(ns) && namespace_empty_locked(ns)) {
+    (void)delete_now_locked("/namespaces", ns, "Background");
   }
   return text;
 }

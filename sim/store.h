@@ -120,6 +120,8 @@ class Store {
   void delete_or_mark_locked(const std::string& storage_key, const std::string& key);
   void collect_garbage_locked(const std::string& owner_uid, const std::string& propagation);
   bool namespace_exists_locked(const std::string& ns) const;
+  bool namespace_terminating_locked(const std::string& ns) const;
+  bool namespace_empty_locked(const std::string& ns) const;
   std::string now_rfc3339() const;
   void notify_locked();
 
