@@ -6,6 +6,7 @@
 
 #include "base/json_patch.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "base/url.h"
 #include "k8sclient/cache/leader_election.h"  // parse_time
 #include "k8sclient/object.h"
@@ -303,14 +304,6 @@ std::string status_body(const Error& e) {
 }
 
 namespace {
-std::string random_secret() {
-  std::random_device rd;
-  std::string s;
-  for (int i = 0; i < 32; ++i)
-    s.push_back(static_cast<char>('a' + rd() % 26));
-  return s;
-}
-
 std::string verb_of(const httpd::Request& req, const Route& r) {
   const std::string& m = req.method;
   if (m == "GET")

@@ -8,6 +8,7 @@
 
 #include "base/base64.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "k8sclient/object.h"
 
 namespace nvdra::sim {
@@ -60,15 +61,6 @@ void set_int(Value& obj, const char* name, int64_t v, Document::AllocatorType& a
 
 void remove_member(Value& obj, const char* name) {
   if (obj.IsObject()) obj.RemoveMember(name);
-}
-
-std::string random_string(size_t n, std::string_view alphabet) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uniform_int_distribution<size_t> d(0, alphabet.size() - 1);
-  std::string s;
-  for (size_t i = 0; i < n; ++i)
-    s.push_back(alphabet[d(rng)]);
-  return s;
 }
 
 std::string new_uid() {

@@ -17,6 +17,7 @@
 
 #include "base/base64.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "cmd/common/process.h"
 #include "net/http_server.h"
 #include "net/pki.h"
@@ -26,15 +27,6 @@ namespace po = boost::program_options;
 using namespace nvdra;
 
 namespace {
-
-std::string random_token() {
-  std::random_device rd;
-  std::string t;
-  static const char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  for (int i = 0; i < 40; ++i)
-    t.push_back(kChars[rd() % 36]);
-  return t;
-}
 
 // Writes a file readable only by its owner (it holds a credential), atomically.
 bool write_private(const std::string& path, const std::string& content) {
@@ -86,7 +78,7 @@ Result<Identity> identity(const std::string& data_dir) {
   }
   auto ca = pki::make_ca("nvdra-sim-ca");
   if (!ca) return unexpected(ca.error());
-  Identity id{std::move(*ca), random_token(), random_token()};
+  Identity id{std::move(*ca), random_secret(), random_secret()};
   if (!data_dir.empty()) {
     if (!write_private(data_dir + "/ca.crt", id.ca.cert_pem) ||
         !write_private(data_dir + "/ca.key", id.ca.key_pem) ||
