@@ -256,8 +256,12 @@ DeleteRequest delete_request(const httpd::Request& req) {
 
 // Checks a custom resource against its schema; the 422 lists every cause, as kube-apiserver does.
 Status check_schema(const ResourceType& t, json::Document& obj, const Value* old) {
-  if (!t.schema) return ok();
-  auto causes = validate_custom_resource(obj, *t.schema, old);
+  std::vector<ErrorCause> causes;
+  if (t.schema) {
+    causes = validate_custom_resource(obj, *t.schema, old);
+  } else if (t.group == "apiextensions.k8s.io" && t.resource == "customresourcedefinitions") {
+    causes = validate_crd_rules(obj);
+  }
   if (causes.empty()) return ok();
   std::string name(json::string_or(*json::find(obj, "metadata"), "name"));
   std::string list;

@@ -3,13 +3,60 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <mutex>
 #include <regex>
+#include <unordered_map>
+
+#include "cel/cel.h"
 
 namespace nvdra::sim {
 namespace {
 
 using json::Value;
 using Alloc = json::Document::AllocatorType;
+
+// Rules are compiled once per distinct text: every write of a custom resource re-checks them.
+Result<std::shared_ptr<const cel::Program>> compiled_rule(const std::string& rule) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, Result<std::shared_ptr<const cel::Program>>> cache;
+  std::lock_guard lock(mu);
+  if (auto it = cache.find(rule); it != cache.end()) return it->second;
+  if (cache.size() > 4096) cache.clear();  // bounded: rule texts come from users
+  auto p = cel::Program::compile(rule, {"self", "oldSelf"});
+  Result<std::shared_ptr<const cel::Program>> r =
+      p ? Result<std::shared_ptr<const cel::Program>>(
+              std::make_shared<const cel::Program>(std::move(*p)))
+        : Result<std::shared_ptr<const cel::Program>>(unexpected(p.error()));
+  cache.emplace(rule, r);
+  return r;
+}
+
+// Every x-kubernetes-validations rule (and messageExpression) under a schema, with its field path.
+void check_rules_compile(const Value& s, const std::string& path, std::vector<ErrorCause>& out) {
+  if (!s.IsObject()) return;
+  if (const Value* rs = json::find(s, "x-kubernetes-validations"); rs && rs->IsArray()) {
+    for (rapidjson::SizeType i = 0; i < rs->Size(); ++i) {
+      for (const char* key : {"rule", "messageExpression"}) {
+        auto text = json::get_string((*rs)[i], key);
+        if (!text) continue;
+        if (auto p = compiled_rule(std::string(*text)); !p) {
+          const std::string field = fmt::format("{}.x-kubernetes-validations[{}].{}", path, i, key);
+          out.push_back(ErrorCause{"FieldValueInvalid",
+                                   fmt::format("Invalid value: {}: compilation failed: {}",
+                                               json::quote(*text), p.error().message),
+                                   field});
+        }
+      }
+    }
+  }
+  if (const Value* props = json::find(s, "properties"); props && props->IsObject()) {
+    for (auto m = props->MemberBegin(); m != props->MemberEnd(); ++m)
+      check_rules_compile(m->value, path + ".properties[" + m->name.GetString() + "]", out);
+  }
+  for (const char* key : {"items", "additionalProperties"}) {
+    if (const Value* sub = json::find(s, key)) check_rules_compile(*sub, path + "." + key, out);
+  }
+}
 
 struct Checker {
   Alloc& alloc;
@@ -182,27 +229,43 @@ struct Checker {
     rules(v, s, path, old);
   }
 
-  // x-kubernetes-validations: the supported subset, and a clear refusal for the rest.
+  // x-kubernetes-validations: each rule is CEL over `self` (and `oldSelf` on update; a rule that
+  // reads oldSelf is a transition rule and is skipped on create, unless optionalOldSelf).
   void rules(const Value& v, const Value& s, const std::string& path, const Value* old) {
     const Value* rs = json::find(s, "x-kubernetes-validations");
     if (!rs || !rs->IsArray()) return;
+    std::optional<cel::Value> self, old_self;
     for (const auto& r : rs->GetArray()) {
-      std::string rule(json::string_or(r, "rule"));
-      std::string compact;
-      for (char c : rule) {
-        if (c != ' ') compact.push_back(c);
+      const std::string rule(json::string_or(r, "rule"));
+      auto program = compiled_rule(rule);
+      const std::string field = path + std::string(json::string_or(r, "fieldPath"));
+      if (!program) {
+        fail(field, "FieldValueInvalid",
+             fmt::format("rule compilation failed: {}: {}", rule, program.error().message));
+        continue;
+      }
+      const bool optional_old = json::get_bool(r, "optionalOldSelf").value_or(false);
+      if ((*program)->references("oldSelf") && !old && !optional_old) continue;
+      if (!self) self = cel::Value::from_json(v);
+      if (!old_self) old_self = old ? cel::Value::from_json(*old) : cel::Value();
+      const cel::Activation vars{{"self", *self}, {"oldSelf", *old_self}};
+      auto ok = (*program)->evaluate_bool(vars);
+      if (ok && *ok) continue;
+      if (!ok) {
+        fail(field, "FieldValueInvalid",
+             fmt::format("Invalid value: \"{}\": rule evaluation failed: {}: {}", type_of(v), rule,
+                         ok.error().message));
+        continue;
       }
       std::string msg(json::string_or(r, "message"));
-      if (compact == "self==oldSelf") {
-        if (old && !(*old == v))
-          fail(path, "FieldValueInvalid",
-               fmt::format("Invalid value: \"object\": {}",
-                           msg.empty() ? "failed rule: " + rule : msg));
-      } else {
-        fail(path, "FieldValueInvalid",
-             fmt::format("the validation rule \"{}\" uses CEL that nvdra-sim does not evaluate yet",
-                         rule));
+      if (auto me = json::get_string(r, "messageExpression")) {
+        auto mp = compiled_rule(std::string(*me));
+        auto text = mp ? (*mp)->evaluate(vars) : Result<cel::Value>(unexpected(mp.error()));
+        if (text && text->is(cel::Value::Kind::kString)) msg = text->as_string();
       }
+      if (msg.empty()) msg = "failed rule: " + rule;
+      const std::string reason(json::string_or(r, "reason", "FieldValueInvalid"));
+      fail(field, reason, fmt::format("Invalid value: \"{}\": {}", type_of(v), msg));
     }
   }
 };
@@ -215,6 +278,17 @@ std::vector<ErrorCause> validate_custom_resource(json::Document& obj, const json
   c.defaults_and_prune(obj, schema, true);
   c.check(obj, schema, "", old);
   return c.causes;
+}
+
+std::vector<ErrorCause> validate_crd_rules(const json::Value& crd) {
+  std::vector<ErrorCause> causes;
+  const Value* versions = json::find_path(crd, {"spec", "versions"});
+  if (!versions || !versions->IsArray()) return causes;
+  for (rapidjson::SizeType i = 0; i < versions->Size(); ++i) {
+    if (const Value* s = json::find_path((*versions)[i], {"schema", "openAPIV3Schema"}))
+      check_rules_compile(*s, fmt::format("spec.versions[{}].schema.openAPIV3Schema", i), causes);
+  }
+  return causes;
 }
 
 }  // namespace nvdra::sim

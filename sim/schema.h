@@ -1,9 +1,8 @@
 // Validation of custom resources against their CRD's structural schema (openAPIV3Schema), as the
 // API server does it on create and update: defaults applied, unknown fields pruned (unless
 // x-kubernetes-preserve-unknown-fields), then types, required fields, enums, bounds, lengths,
-// patterns and item counts checked. x-kubernetes-validations rules are evaluated where they are
-// the immutability rule `self == oldSelf`; any other expression is refused with a 422 naming it,
-// never silently accepted.
+// patterns and item counts checked, then x-kubernetes-validations rules evaluated with nvdra's CEL
+// subset (cel/cel.h).
 #pragma once
 
 #include <vector>
@@ -16,5 +15,9 @@ namespace nvdra::sim {
 // Returns the causes of rejection (empty = valid). `old` is the stored object on update.
 std::vector<ErrorCause> validate_custom_resource(json::Document& obj, const json::Value& schema,
                                                  const json::Value* old);
+
+// Compiles every validation rule of a CustomResourceDefinition's schemas, as kube-apiserver does
+// when the CRD is written: a rule outside the CEL subset is a cause naming it.
+std::vector<ErrorCause> validate_crd_rules(const json::Value& crd);
 
 }  // namespace nvdra::sim

@@ -81,5 +81,51 @@ TEST(Schema, ImmutableSpecOnUpdate) {
   EXPECT_NE(c[0].message.find("A computeDomain.spec is immutable"), std::string::npos);
 }
 
+TEST(Schema, CelRulesWithReasonsFieldPathsAndMessageExpressions) {
+  auto schema = json::parse(R"J({"type":"object","properties":{"spec":{"type":"object",
+    "x-kubernetes-validations":[
+      {"rule":"self.min <= self.max","message":"min must be <= max"},
+      {"rule":"!has(self.name) || self.name.startsWith('cd-')","reason":"FieldValueForbidden",
+       "fieldPath":".name","messageExpression":"'name ' + self.name + ' lacks the cd- prefix'"},
+      {"rule":"self.min >= oldSelf.min","message":"min may only grow"}],
+    "properties":{"min":{"type":"integer"},"max":{"type":"integer"},"name":{"type":"string"}}}}})J");
+  ASSERT_TRUE(schema);
+  auto run = [&](const char* obj, const char* old) {
+    auto d = json::parse(obj);
+    auto o = old ? json::parse(old) : Result<json::Document>(unexpected(ErrorCode::kNotFound, ""));
+    return validate_custom_resource(*d, *schema, o ? &*o : nullptr);
+  };
+  EXPECT_TRUE(run(R"({"spec":{"min":1,"max":2,"name":"cd-a"}})", nullptr).empty());
+  auto c = run(R"({"spec":{"min":3,"max":2,"name":"x"}})", nullptr);  // create: no transition rule
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].field, "spec");
+  EXPECT_EQ(c[0].message, "Invalid value: \"object\": min must be <= max");
+  EXPECT_EQ(c[1].field, "spec.name");
+  EXPECT_EQ(c[1].reason, "FieldValueForbidden");
+  EXPECT_EQ(c[1].message, "Invalid value: \"object\": name x lacks the cd- prefix");
+  auto shrink = run(R"({"spec":{"min":1,"max":2}})", R"({"spec":{"min":2,"max":2}})");
+  ASSERT_EQ(shrink.size(), 1u);
+  EXPECT_NE(shrink[0].message.find("min may only grow"), std::string::npos);
+  // A rule that errors at runtime (no such key) is reported, never treated as passing.
+  auto missing = run(R"({"spec":{"max":2}})", nullptr);
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].message.find("rule evaluation failed"), std::string::npos);
+  EXPECT_NE(missing[0].message.find("no such key: min"), std::string::npos);
+}
+
+TEST(Schema, CrdRulesMustCompile) {
+  auto crd = json::parse(R"J({"spec":{"versions":[{"name":"v1","schema":{"openAPIV3Schema":{
+    "type":"object","properties":{"spec":{"type":"object","x-kubernetes-validations":[
+      {"rule":"self == oldSelf"},{"rule":"self.x.split('.') == []"},{"rule":"self.y >"}]}}}}}]}})J");
+  ASSERT_TRUE(crd);
+  auto c = validate_crd_rules(*crd);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(
+      c[0].field,
+      "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[1].rule");
+  EXPECT_NE(c[0].message.find("function 'split' is not supported"), std::string::npos);
+  EXPECT_NE(c[1].message.find("unexpected end of expression"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace nvdra::sim
