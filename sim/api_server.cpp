@@ -12,6 +12,7 @@
 #include "k8sclient/object.h"
 #include "k8sclient/rest/status.h"
 #include "sim/conversion.h"
+#include "sim/field_manager.h"
 #include "sim/protobuf.h"
 #include "sim/schema.h"
 #include "sim/strategic_merge.h"
@@ -690,6 +691,8 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
             R"(},"spec":{"audiences":[]},"status":{"token":)" + json::quote(*token) +
             R"(,"expirationTimestamp":"2099-01-01T00:00:00Z"}})");
   }
+  if (t.resource == "pods" && r.subresource == "binding" && req.method == "POST")
+    return bind_pod(req, r);
   if (!r.subresource.empty() && !(r.subresource == "status" && t.status_subresource)) {
     return error_reply(404, "NotFound", "the server could not find the requested resource");
   }
@@ -699,6 +702,17 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
   const bool status = r.subresource == "status";
   const bool dry_run = req.query_param("dryRun") == "All";
   const std::string& m = req.method;
+  FieldManagerRequest managers;
+  managers.manager = req.query_param("fieldManager").value_or("");
+  if (managers.manager.empty()) {
+    // kube-apiserver's default: the User-Agent up to its first '/'.
+    std::string_view ua = req.header("User-Agent").value_or("unknown");
+    managers.manager = std::string(ua.substr(0, ua.find('/')));
+  }
+  managers.api_version = view.group_version();
+  managers.time = store_.now_rfc3339();
+  managers.status_write = status;
+  managers.type_has_status_subresource = t.status_subresource;
 
   if (m == "GET" && r.name.empty()) {
     ListQuery q;
@@ -749,6 +763,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
       if (!r.name.empty())
         return error_reply(405, "MethodNotAllowed", "POST to an object is not allowed");
       if (auto st = check_schema(t, *doc, nullptr); !st) return error_reply(st.error());
+      track_update(*doc, nullptr, managers);
       auto res = store_.create(t, r.ns, std::move(*doc), dry_run);
       if (!res) return error_reply(res.error());
       if (!dry_run) after_write(t, *res, false);
@@ -756,15 +771,18 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     }
     if (r.name.empty())
       return error_reply(405, "MethodNotAllowed", "PUT to a collection is not allowed");
-    if (t.schema) {
-      auto current = store_.get(t, r.ns, r.name);
-      Result<json::Document> old =
-          current ? json::parse(*current) : Result<json::Document>(unexpected(current.error()));
-      if (auto st = check_schema(t, *doc, old ? &*old : nullptr); !st)
-        return error_reply(st.error());
-    }
-    auto res = store_.update(t, r.ns, r.name, std::move(*doc), status, dry_run);
+    const json::Document& body = *doc;
+    auto res = store_.modify(t, r.ns, r.name, status, dry_run, false,
+                             [&](json::Document& obj, bool) -> Status {
+                               json::Document before;
+                               before.Swap(obj);
+                               obj.CopyFrom(body, obj.GetAllocator());
+                               if (auto st = check_schema(t, obj, &before); !st) return st;
+                               track_update(obj, &before, managers);
+                               return ok();
+                             });
     if (!res) return error_reply(res.error());
+    if (!dry_run) after_write(t, *res, false);
     return json_reply(200, present(view, std::move(*res)));
   }
   if (m == "PATCH") {
@@ -792,26 +810,29 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     if (ct == "application/json-patch+json" ? !patch->IsArray() : !patch->IsObject()) {
       return error_reply(400, "BadRequest", "the patch has the wrong shape for its content type");
     }
+    const bool force = truthy(req.query_param("force"));
     const json::Document& p = *patch;
     auto res = store_.modify(
         t, r.ns, r.name, status, dry_run, apply, [&](json::Document& obj, bool exists) -> Status {
           json::Document before;
-          if (t.schema && exists) before.CopyFrom(obj, before.GetAllocator());
+          before.CopyFrom(obj, before.GetAllocator());
           // The patch is written against the client's version of the object.
           if (exists && view.version != t.version)
             convert_resource_api(obj, view.kind, t.version, view.version);
-          // Server-side apply is handled as a merge patch for now: no field ownership
-          // (see docs/compatibility.md).
-          Status st = ct == "application/json-patch+json" ? json::json_patch(obj, p)
+          Status st = apply ? server_side_apply(obj, p, force, managers)
+                      : ct == "application/json-patch+json" ? json::json_patch(obj, p)
                       : ct == "application/strategic-merge-patch+json"
                           ? strategic_merge_patch(obj, p)
                           : json::merge_patch(obj, p);
+          if (!st && st.error().code == ErrorCode::kApi) return st;  // an apply conflict
           if (!st) {
             Error e = api_error(422, "Invalid", st.error().message);
             return unexpected(e);
           }
           to_storage(view, obj);
-          return check_schema(t, obj, exists ? &before : nullptr);
+          if (auto valid = check_schema(t, obj, exists ? &before : nullptr); !valid) return valid;
+          if (!apply) track_update(obj, exists ? &before : nullptr, managers);
+          return ok();
         });
     if (!res) return error_reply(res.error());
     if (!dry_run) after_write(t, *res, false);
@@ -841,6 +862,80 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
   }
   return error_reply(405, "MethodNotAllowed",
                      fmt::format("the server does not allow method {}", m));
+}
+
+// POST pods/<name>/binding, as kube-scheduler binds: sets spec.nodeName once, then marks the pod
+// PodScheduled (kube-apiserver does both in one write; here they are two consecutive writes).
+Reply ApiServer::bind_pod(const httpd::Request& req, const Route& r) {
+  auto body = json::parse(req.body);
+  if (!body || !body->IsObject())
+    return error_reply(400, "BadRequest",
+                       body ? "the body must be a Binding object" : body.error().message);
+  const std::string node(
+      json::find(*body, "target") ? json::string_or(*json::find(*body, "target"), "name") : "");
+  if (node.empty()) {
+    Error e =
+        api_error(422, "Invalid",
+                  fmt::format("Binding \"{}\" is invalid: target.name: Required value", r.name));
+    e.causes.push_back(ErrorCause{"FieldValueRequired", "Required value", "target.name"});
+    return error_reply(e);
+  }
+  if (const Value* meta = json::find(*body, "metadata")) {
+    if (auto n = json::get_string(*meta, "name"); n && !n->empty() && *n != r.name)
+      return error_reply(400, "BadRequest",
+                         "the name of the Binding does not match the pod on the URL");
+  }
+  const ResourceType& pods = *r.storage;
+  const std::string cannot =
+      fmt::format("Operation cannot be fulfilled on pods/binding \"{}\": ", r.name);
+  auto bound = store_.modify(
+      pods, r.ns, r.name, false, false, false, [&](json::Document& pod, bool) -> Status {
+        if (json::find_path(pod, {"metadata", "deletionTimestamp"}))
+          return unexpected(api_error(
+              409, "Conflict",
+              cannot +
+                  fmt::format("pod {} is being deleted, cannot be assigned to a host", r.name)));
+        const Value* spec = json::find(pod, "spec");
+        if (!spec || !spec->IsObject())
+          return unexpected(api_error(422, "Invalid", "the pod has no spec"));
+        if (auto current = json::get_string(*spec, "nodeName"); current && !current->empty())
+          return unexpected(api_error(
+              409, "Conflict",
+              cannot + fmt::format("pod {} is already assigned to node \"{}\"", r.name, *current)));
+        auto& a = pod.GetAllocator();
+        pod["spec"].RemoveMember("nodeName");
+        pod["spec"].AddMember("nodeName", Value(node.c_str(), a), a);
+        return ok();
+      });
+  if (!bound) return error_reply(bound.error());
+  const std::string now = store_.now_rfc3339();
+  auto scheduled = store_.modify(
+      pods, r.ns, r.name, true, false, false, [&](json::Document& pod, bool) -> Status {
+        auto& a = pod.GetAllocator();
+        if (!pod.HasMember("status") || !pod["status"].IsObject()) {
+          pod.RemoveMember("status");
+          pod.AddMember("status", Value(rapidjson::kObjectType), a);
+        }
+        Value& st = pod["status"];
+        if (!st.HasMember("conditions") || !st["conditions"].IsArray()) {
+          st.RemoveMember("conditions");
+          st.AddMember("conditions", Value(rapidjson::kArrayType), a);
+        }
+        Value& conds = st["conditions"];
+        for (auto c = conds.Begin(); c != conds.End();) {
+          c = json::string_or(*c, "type") == "PodScheduled" ? conds.Erase(c) : c + 1;
+        }
+        Value cond(rapidjson::kObjectType);
+        cond.AddMember("type", "PodScheduled", a);
+        cond.AddMember("status", "True", a);
+        cond.AddMember("lastProbeTime", Value(rapidjson::kNullType), a);
+        cond.AddMember("lastTransitionTime", Value(now.c_str(), a), a);
+        conds.PushBack(cond, a);
+        return ok();
+      });
+  if (!scheduled) return error_reply(scheduled.error());
+  return json_reply(
+      201, R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201})");
 }
 
 void ApiServer::serve_stored_crds() {

@@ -325,7 +325,6 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
   } else {
     remove_member(meta_of(), "namespace");
   }
-  remove_member(meta_of(), "managedFields");
   remove_member(meta_of(), "selfLink");
 
   auto& bucket = buckets_[t.storage_key()];
@@ -409,11 +408,16 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
   Value& old_meta = old["metadata"];
   Document next;
   if (status) {
-    // Only .status changes through the status subresource.
+    // Only .status (and who manages it) changes through the status subresource.
     next.CopyFrom(old, next.GetAllocator());
     remove_member(next, "status");
     if (const Value* st = json::find(obj, "status")) {
       next.AddMember("status", Value(*st, next.GetAllocator()), next.GetAllocator());
+    }
+    Value& next_meta = next["metadata"];
+    remove_member(next_meta, "managedFields");
+    if (const Value* mf = json::find(meta, "managedFields")) {
+      next_meta.AddMember("managedFields", Value(*mf, next.GetAllocator()), next.GetAllocator());
     }
   } else {
     next.CopyFrom(obj, next.GetAllocator());

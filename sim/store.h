@@ -99,6 +99,9 @@ class Store {
   // Makes the history start now (fault injection: every resume gets 410).
   void compact_history();
 
+  // The store's clock as RFC 3339 (creation and deletion timestamps, managedFields times).
+  std::string now_rfc3339() const;
+
   // Field values for field selectors.
   static std::optional<std::string> field_value(const json::Value& obj, const std::string& field);
 
@@ -122,7 +125,6 @@ class Store {
   bool namespace_exists_locked(const std::string& ns) const;
   bool namespace_terminating_locked(const std::string& ns) const;
   bool namespace_empty_locked(const std::string& ns) const;
-  std::string now_rfc3339() const;
   void notify_locked();
 
   const Clock& clock_;

@@ -11,28 +11,6 @@ namespace {
 using json::Value;
 using Alloc = json::Document::AllocatorType;
 
-// patchMergeKey of lists with patchStrategy "merge" (k8s.io/api types), by field name; `ports`
-// depends on where it is.
-std::string_view merge_key(std::string_view field, std::string_view parent) {
-  if (field == "containers" || field == "initContainers" || field == "ephemeralContainers" ||
-      field == "volumes" || field == "env" || field == "imagePullSecrets" ||
-      field == "resourceClaims" || field == "claims" || field == "hostAliases" /* ip below */) {
-    return field == "hostAliases" ? "ip" : "name";
-  }
-  if (field == "volumeMounts") return "mountPath";
-  if (field == "volumeDevices") return "devicePath";
-  if (field == "ownerReferences" || field == "reservedFor") return "uid";
-  if (field == "conditions") return "type";
-  if (field == "topologySpreadConstraints") return "topologyKey";
-  if (field == "ports")
-    return parent == "containers" || parent == "initContainers" ? "containerPort" : "port";
-  return {};
-}
-
-bool set_merge_list(std::string_view field) {
-  return field == "finalizers";
-}
-
 bool same_key(const Value& a, const Value& b, std::string_view key) {
   const Value* x = json::find(a, key);
   const Value* y = json::find(b, key);
@@ -43,8 +21,8 @@ Status merge_map(Value& target, const Value& patch, std::string_view parent, All
 
 Status merge_list(Value& target, const Value& patch, std::string_view field,
                   std::string_view parent, Alloc& a) {
-  std::string_view key = merge_key(field, parent);
-  if (set_merge_list(field) && target.IsArray()) {
+  std::string_view key = list_merge_key(field, parent);
+  if (is_set_list(field) && target.IsArray()) {
     for (const auto& v : patch.GetArray()) {
       bool present = false;
       for (const auto& t : target.GetArray())
@@ -159,6 +137,28 @@ Status merge_map(Value& target, const Value& patch, std::string_view parent, All
 }
 
 }  // namespace
+
+// patchMergeKey of lists with patchStrategy "merge" (k8s.io/api types), by field name; `ports`
+// depends on where it is.
+std::string_view list_merge_key(std::string_view field, std::string_view parent) {
+  if (field == "containers" || field == "initContainers" || field == "ephemeralContainers" ||
+      field == "volumes" || field == "env" || field == "imagePullSecrets" ||
+      field == "resourceClaims" || field == "claims" || field == "hostAliases" /* ip below */) {
+    return field == "hostAliases" ? "ip" : "name";
+  }
+  if (field == "volumeMounts") return "mountPath";
+  if (field == "volumeDevices") return "devicePath";
+  if (field == "ownerReferences" || field == "reservedFor") return "uid";
+  if (field == "conditions") return "type";
+  if (field == "topologySpreadConstraints") return "topologyKey";
+  if (field == "ports")
+    return parent == "containers" || parent == "initContainers" ? "containerPort" : "port";
+  return {};
+}
+
+bool is_set_list(std::string_view field) {
+  return field == "finalizers";
+}
 
 Status strategic_merge_patch(json::Document& target, const json::Value& patch) {
   if (!patch.IsObject())

@@ -12,4 +12,9 @@ namespace nvdra::sim {
 
 Status strategic_merge_patch(json::Document& target, const json::Value& patch);
 
+// The patch merge key of the list `field` inside `parent` ("" when the list is atomic), and
+// whether it merges as a set of scalars. Server-side apply reads lists the same way.
+std::string_view list_merge_key(std::string_view field, std::string_view parent);
+bool is_set_list(std::string_view field);
+
 }  // namespace nvdra::sim

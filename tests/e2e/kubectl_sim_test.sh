@@ -52,6 +52,16 @@ kubectl patch cm demo --type=json -p '[{"op":"add","path":"/data/c","value":"3"}
 kubectl patch cm demo -p '{"data":{"d":"4"}}' >/dev/null
 check "patches" '{"a":"1","b":"2","c":"3","d":"4"}' "$(kubectl get cm demo -o jsonpath='{.data}')"
 contains "server-side apply" "serverside-applied" "$(kubectl apply --server-side -f "$work/cm.yaml")"
+# Server-side apply tracks field owners: another manager changing data.a conflicts until forced.
+sed 's/a: "1"/a: "9"/' "$work/cm.yaml" >"$work/cm9.yaml"
+contains "ssa conflict" 'conflict with "kubectl-client-side-apply"' \
+  "$(kubectl apply --server-side --field-manager=ci -f "$work/cm9.yaml" 2>&1 || true)"
+check "ssa conflict keeps value" "1" "$(kubectl get cm demo -o jsonpath='{.data.a}')"
+contains "ssa force" "serverside-applied" \
+  "$(kubectl apply --server-side --field-manager=ci --force-conflicts -f "$work/cm9.yaml")"
+check "ssa force value" "9" "$(kubectl get cm demo -o jsonpath='{.data.a}')"
+contains "managed fields" "manager: ci" "$(kubectl get cm demo -o yaml --show-managed-fields)"
+kubectl apply --server-side --field-manager=ci --force-conflicts -f "$work/cm.yaml" >/dev/null
 
 # get -w sees a change made while it watches.
 kubectl get cm -w -o name >"$work/watch" 2>&1 &
@@ -121,6 +131,8 @@ spec:
         properties:
           spec:
             type: object
+            x-kubernetes-validations:
+            - {rule: "!has(self.size) || self.size != 9", message: "size 9 is reserved"}
             properties:
               size: {type: integer, minimum: 1, maximum: 10}
               color: {type: string, enum: [red, blue], default: red}
@@ -140,6 +152,8 @@ check "custom resource field" "3" "$(kubectl get widget w1 -o jsonpath='{.spec.s
 check "schema default" "red" "$(kubectl get widget w1 -o jsonpath='{.spec.color}')"
 contains "schema bounds" "spec.size" "$(printf 'apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: big}\nspec: {size: 11}\n' | kubectl apply -f - 2>&1 || true)"
 contains "schema enum" "Unsupported value" "$(printf 'apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: odd}\nspec: {size: 2, color: green}\n' | kubectl apply -f - 2>&1 || true)"
+contains "cel rule" "size 9 is reserved" "$(printf 'apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: nine}\nspec: {size: 9}\n' | kubectl apply -f - 2>&1 || true)"
+contains "crd rule outside the cel subset" "is not supported" "$(sed -e 's/widgets.example.com/gadgets.example.com/' -e 's/plural: widgets, singular: widget, kind: Widget, shortNames: \[wd\]/plural: gadgets, singular: gadget, kind: Gadget/' -e 's/self.size != 9/self.size.split(1)/' "$work/crd.yaml" | kubectl apply -f - 2>&1 || true)"
 check "printer columns" "NAME SIZE PHASE" "$(kubectl get widgets | head -1 | tr -s ' ')"
 check "printer column value" "w1 3" "$(kubectl get widgets --no-headers | tr -s ' ' | cut -d' ' -f1,2)"
 check "wide columns" "NAME SIZE PHASE COLOR" "$(kubectl get widgets -o wide | head -1 | tr -s ' ')"

@@ -93,6 +93,46 @@ TEST(SimApi, CrudAndStatusErrors) {
   EXPECT_TRUE(k8s::is_not_found(sim.io.run(sim.client->get(configmaps("a"))).error()));
 }
 
+TEST(SimApi, PodBindingSetsTheNodeOnceAndMarksThePodScheduled) {
+  Sim sim;
+  k8s::ResourceRef pods = configmaps();
+  pods.resource = "pods";
+  ASSERT_TRUE(sim.io.run(sim.client->create(
+      pods,
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}})")));
+  auto bind = [&](const std::string& pod, const std::string& body) {
+    return sim.io.run(sim.client->raw("POST", "/api/v1/namespaces/default/pods/" + pod + "/binding",
+                                      body, "application/json"));
+  };
+  const std::string to_a =
+      R"({"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"node-a"}})";
+  auto r = bind("p", to_a);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->status, 201);
+  auto pod = sim.io.run(sim.client->get(pods.with_name("p")));
+  ASSERT_TRUE(pod);
+  auto doc = json::parse((*pod)->json());
+  EXPECT_EQ(json::string_or(*json::find_path(*doc, {"spec"}), "nodeName"), "node-a");
+  const json::Value* conds = json::find_path(*doc, {"status", "conditions"});
+  ASSERT_TRUE(conds && conds->IsArray() && conds->Size() == 1);
+  EXPECT_EQ(json::string_or((*conds)[0], "type"), "PodScheduled");
+  EXPECT_EQ(json::string_or((*conds)[0], "status"), "True");
+
+  auto again = bind("p", R"({"target":{"name":"node-b"}})");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().http_status, 409);
+  EXPECT_NE(again.error().message.find(R"(pod p is already assigned to node "node-a")"),
+            std::string::npos)
+      << again.error().message;
+  auto no_target = bind("p", R"({"target":{}})");
+  ASSERT_FALSE(no_target);
+  EXPECT_EQ(no_target.error().http_status, 422);
+  EXPECT_NE(no_target.error().message.find("target.name"), std::string::npos);
+  auto missing = bind("nope", R"({"target":{"name":"node-a"}})");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().http_status, 404);
+}
+
 TEST(SimApi, InformerSyncsAndFollowsChanges) {
   Sim sim;
   ASSERT_TRUE(sim.io.run(sim.client->create(configmaps(), cm("a", "1"))));
