@@ -22,6 +22,18 @@ class Quantity {
   // (Ki…Ei), decimal (n u m "" k M G T P E) or exponent (e3, E-2) suffix.
   static Result<Quantity> parse(std::string_view text);
 
+  // Exact sums and differences (the format of the left side is kept).
+  Quantity operator+(const Quantity& o) const {
+    Quantity q = *this;
+    q.nanos_ += o.nanos_;
+    return q;
+  }
+  Quantity operator-(const Quantity& o) const {
+    Quantity q = *this;
+    q.nanos_ -= o.nanos_;
+    return q;
+  }
+
   int compare(const Quantity& o) const {
     return nanos_ < o.nanos_ ? -1 : nanos_ > o.nanos_ ? 1 : 0;
   }
