@@ -238,10 +238,12 @@ bool truthy(const std::optional<std::string>& v) {
 DeleteRequest delete_request(const httpd::Request& req) {
   DeleteRequest d;
   if (auto p = req.query_param("propagationPolicy")) d.propagation = *p;
+  if (auto g = req.query_param("gracePeriodSeconds")) d.grace_period_seconds = std::atoll(g->c_str());
   d.dry_run = req.query_param("dryRun") == "All";
   if (!req.body.empty()) {
     if (auto doc = json::parse(req.body); doc && doc->IsObject()) {
       if (auto p = json::get_string(*doc, "propagationPolicy")) d.propagation = std::string(*p);
+      if (auto g = json::get_int(*doc, "gracePeriodSeconds")) d.grace_period_seconds = *g;
       if (const Value* pre = json::find(*doc, "preconditions")) {
         if (auto u = json::get_string(*pre, "uid")) d.precondition_uid = std::string(*u);
         if (auto r = json::get_string(*pre, "resourceVersion")) d.precondition_rv = std::string(*r);

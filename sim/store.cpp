@@ -561,10 +561,11 @@ Result<std::string> Store::remove(const ResourceType& t, const std::string& ns,
                                             *req.precondition_rv, it->second.rv)));
   }
   if (req.dry_run) return it->second.json;
+  const bool waits = req.grace_period_seconds != 0 && deletion_waits_locked(t.storage_key(), obj);
   auto finalizers = finalizers_of(obj);
   const bool foreground = req.propagation == "Foreground";
   const bool is_namespace = t.resource == "namespaces";
-  if (!finalizers.empty() || foreground || is_namespace) {
+  if (waits || foreground || is_namespace) {
     const bool already = json::find(meta, "deletionTimestamp") != nullptr;
     if (!already) {
       if (is_namespace) set_string(ensure_object(obj, "status", a), "phase", "Terminating", a);
@@ -591,7 +592,7 @@ Result<std::string> Store::remove(const ResourceType& t, const std::string& ns,
       }
     }
     const bool empty_ns = is_namespace && namespace_empty_locked(name);
-    if (finalizers.empty() && (!is_namespace || empty_ns)) {
+    if (!waits && finalizers.empty() && (!is_namespace || empty_ns)) {
       return delete_now_locked(t.storage_key(), key, "Background");
     }
     return bucket.find(key)->second.json;
@@ -676,7 +677,7 @@ void Store::delete_or_mark_locked(const std::string& skey, const std::string& ke
   if (it == b.end()) return;
   Document d;
   d.Parse(it->second.json.data(), it->second.json.size());
-  if (finalizers_of(d).empty()) {
+  if (!deletion_waits_locked(skey, d)) {
     (void)delete_now_locked(skey, key, "Background");
     return;
   }
@@ -691,6 +692,20 @@ void Store::delete_or_mark_locked(const std::string& skey, const std::string& ke
                 std::string(json::string_or(m, "name")), it->second.json, rv);
 }
 
+bool Store::deletion_waits_locked(const std::string& storage_key, const Value& obj) const {
+  if (!finalizers_of(obj).empty()) return true;
+  if (!graceful_pods_ || storage_key != "/pods") return false;
+  const Value* node = json::find_path(obj, {"spec", "nodeName"});
+  if (!node || !node->IsString() || node->GetStringLength() == 0) return false;
+  const std::string_view phase = json::find(obj, "status") ? json::string_or(obj["status"], "phase") : "";
+  return phase != "Succeeded" && phase != "Failed";  // a finished pod has nothing left to stop
+}
+
+void Store::set_graceful_pod_deletion(bool on) {
+  std::lock_guard lock(mu_);
+  graceful_pods_ = on;
+}
+
 Result<std::vector<StoreEvent>> Store::events_after(int64_t rv, const std::string& storage_key,
                                                     const std::string& ns) const {
   std::lock_guard lock(mu_);
@@ -699,8 +714,12 @@ Result<std::vector<StoreEvent>> Store::events_after(int64_t rv, const std::strin
         410, "Expired", fmt::format("too old resource version: {} ({})", rv, history_start_rv_)));
   }
   std::vector<StoreEvent> out;
-  for (const auto& e : history_) {
-    if (e.rv <= rv || e.storage_key != storage_key) continue;
+  // The history is ordered by resourceVersion: start at the first newer event.
+  auto first = std::partition_point(history_.begin(), history_.end(),
+                                    [rv](const StoreEvent& e) { return e.rv <= rv; });
+  for (auto it = first; it != history_.end(); ++it) {
+    const StoreEvent& e = *it;
+    if (!storage_key.empty() && e.storage_key != storage_key) continue;
     if (!ns.empty() && e.ns != ns) continue;
     out.push_back(e);
   }

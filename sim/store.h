@@ -56,6 +56,7 @@ struct ListResult {
 
 struct DeleteRequest {
   std::string propagation;  // Background (default) | Foreground | Orphan
+  std::optional<int64_t> grace_period_seconds;  // 0 = now (the kubelet confirming a pod's end)
   std::optional<std::string> precondition_uid;
   std::optional<std::string> precondition_rv;
   bool dry_run = false;
@@ -89,12 +90,16 @@ class Store {
   Result<std::string> remove(const ResourceType& t, const std::string& ns, const std::string& name,
                              const DeleteRequest& req);
 
-  // Events after `rv` for one storage key (namespace "" = all). kApi 410 when `rv` is older than
-  // the history kept.
+  // Events after `rv` for one storage key ("" = every key; namespace "" = all). kApi 410 when `rv`
+  // is older than the history kept.
   Result<std::vector<StoreEvent>> events_after(int64_t rv, const std::string& storage_key,
                                                const std::string& ns) const;
   // Waits until an event newer than `rv` exists or `max` passes.
   awaitable<void> wait_for_change(int64_t rv, std::chrono::milliseconds max);
+
+  // With kubelets (nvdra-sim up): deleting a pod bound to a node only marks it terminating, and
+  // the node's kubelet removes it (grace period 0) once its containers and devices are released.
+  void set_graceful_pod_deletion(bool on);
 
   // Makes the history start now (fault injection: every resume gets 410).
   void compact_history();
@@ -136,6 +141,9 @@ class Store {
   int64_t history_start_rv_ = 1;           // events after this are in history_; guarded by mu_
   std::vector<std::shared_ptr<net::steady_timer>> waiters_;  // guarded by mu_
   std::unique_ptr<Wal> wal_;                                 // guarded by mu_
+  bool graceful_pods_ = false;                               // guarded by mu_
+  // Whether deleting this object waits: finalizers, or a pod its kubelet must release first.
+  bool deletion_waits_locked(const std::string& storage_key, const json::Value& obj) const;
 };
 
 }  // namespace nvdra::sim

@@ -160,6 +160,21 @@ TEST_F(Fixture, GarbageCollectionFollowsOwnerReferences) {
   EXPECT_EQ(kept->json().find("ownerReferences\":[{"), std::string::npos);
 }
 
+TEST_F(Fixture, PodsOnANodeTerminateUntilTheirKubeletReleasesThem) {
+  store.set_graceful_pod_deletion(true);
+  obj(store.create(*pods, "default", doc(R"({"metadata":{"name":"bound"},"spec":{"nodeName":"n1"}})")));
+  obj(store.create(*pods, "default", doc(R"({"metadata":{"name":"pending"},"spec":{}})")));
+  auto marked = obj(store.remove(*pods, "default", "bound", {}));
+  EXPECT_TRUE(store.get(*pods, "default", "bound"));  // terminating, not gone
+  EXPECT_NE(store.get(*pods, "default", "bound")->find("deletionTimestamp"), std::string::npos);
+  ASSERT_TRUE(store.remove(*pods, "default", "pending", {}));  // nothing to release: gone at once
+  EXPECT_FALSE(store.get(*pods, "default", "pending"));
+  DeleteRequest now;
+  now.grace_period_seconds = 0;  // the kubelet confirms
+  ASSERT_TRUE(store.remove(*pods, "default", "bound", now));
+  EXPECT_FALSE(store.get(*pods, "default", "bound"));
+}
+
 TEST_F(Fixture, DeletePreconditions) {
   auto o = obj(store.create(*cm, "default", doc(R"({"metadata":{"name":"a"}})")));
   DeleteRequest d;
@@ -234,6 +249,14 @@ TEST_F(Fixture, EventsAfterAndGone) {
   ASSERT_EQ(ev->size(), 2u);
   EXPECT_EQ((*ev)[0].type, "ADDED");
   EXPECT_EQ((*ev)[1].type, "DELETED");
+  auto all = store.events_after(start, "", "");  // every kind, in resourceVersion order
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[1].storage_key, pods->storage_key());
+  auto later = store.events_after((*all)[1].rv, "", "");
+  ASSERT_TRUE(later);
+  ASSERT_EQ(later->size(), 1u);
+  EXPECT_EQ((*later)[0].type, "DELETED");
   store.compact_history();
   auto gone = store.events_after(start, cm->storage_key(), "");
   ASSERT_FALSE(gone);
