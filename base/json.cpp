@@ -104,4 +104,83 @@ std::string quote(std::string_view s) {
   return out;
 }
 
+Value& ensure_object(Value& parent, const char* name, Allocator& a) {
+  auto it = parent.FindMember(name);
+  if (it == parent.MemberEnd()) {
+    parent.AddMember(Value(name, a), Value(rapidjson::kObjectType), a);
+    it = parent.FindMember(name);
+  } else if (!it->value.IsObject()) {
+    it->value.SetObject();
+  }
+  return it->value;
+}
+
+Value& ensure_array(Value& parent, const char* name, Allocator& a) {
+  auto it = parent.FindMember(name);
+  if (it == parent.MemberEnd()) {
+    parent.AddMember(Value(name, a), Value(rapidjson::kArrayType), a);
+    it = parent.FindMember(name);
+  } else if (!it->value.IsArray()) {
+    it->value.SetArray();
+  }
+  return it->value;
+}
+
+void set_string(Value& obj, const char* name, std::string_view v, Allocator& a) {
+  Value val(v.data(), static_cast<rapidjson::SizeType>(v.size()), a);
+  auto it = obj.FindMember(name);
+  if (it != obj.MemberEnd()) {
+    it->value = std::move(val);
+  } else {
+    obj.AddMember(Value(name, a), val, a);
+  }
+}
+
+void set_int(Value& obj, const char* name, int64_t v, Allocator& a) {
+  auto it = obj.FindMember(name);
+  if (it != obj.MemberEnd()) {
+    it->value.SetInt64(v);
+  } else {
+    obj.AddMember(Value(name, a), Value(v), a);
+  }
+}
+
+void set_bool(Value& obj, const char* name, bool v, Allocator& a) {
+  auto it = obj.FindMember(name);
+  if (it != obj.MemberEnd()) {
+    it->value.SetBool(v);
+  } else {
+    obj.AddMember(Value(name, a), Value(v), a);
+  }
+}
+
+void remove_member(Value& obj, const char* name) {
+  if (obj.IsObject()) obj.RemoveMember(name);
+}
+
+bool set_condition(Document& obj, std::string_view type, std::string_view status,
+                   std::string_view reason, std::string_view message, std::string_view now) {
+  auto& a = obj.GetAllocator();
+  Value& conds = ensure_array(ensure_object(obj, "status", a), "conditions", a);
+  for (auto& c : conds.GetArray()) {
+    if (string_or(c, "type") != type) continue;
+    if (string_or(c, "status") == status && string_or(c, "reason") == reason &&
+        string_or(c, "message") == message)
+      return false;
+    if (string_or(c, "status") != status) set_string(c, "lastTransitionTime", now, a);
+    set_string(c, "status", status, a);
+    set_string(c, "reason", reason, a);
+    set_string(c, "message", message, a);
+    return true;
+  }
+  Value c(rapidjson::kObjectType);
+  set_string(c, "type", type, a);
+  set_string(c, "status", status, a);
+  set_string(c, "lastTransitionTime", now, a);
+  if (!reason.empty()) set_string(c, "reason", reason, a);
+  if (!message.empty()) set_string(c, "message", message, a);
+  conds.PushBack(c, a);
+  return true;
+}
+
 }  // namespace nvdra::json

@@ -32,6 +32,21 @@ std::optional<int64_t> get_int(const Value& obj, std::string_view key);
 std::optional<bool> get_bool(const Value& obj, std::string_view key);
 std::string_view string_or(const Value& obj, std::string_view key, std::string_view def = {});
 
+// Editing: members are replaced in place or added. AddMember may move sibling members, so
+// re-find references into `obj` after calling these.
+using Allocator = Document::AllocatorType;
+Value& ensure_object(Value& parent, const char* name, Allocator& a);
+Value& ensure_array(Value& parent, const char* name, Allocator& a);
+void set_string(Value& obj, const char* name, std::string_view v, Allocator& a);
+void set_int(Value& obj, const char* name, int64_t v, Allocator& a);
+void set_bool(Value& obj, const char* name, bool v, Allocator& a);
+void remove_member(Value& obj, const char* name);
+
+// Sets the condition `type` in obj.status.conditions (metav1.Condition / PodCondition shape);
+// lastTransitionTime changes only when the status does. Returns whether anything changed.
+bool set_condition(Document& obj, std::string_view type, std::string_view status,
+                   std::string_view reason, std::string_view message, std::string_view now);
+
 // Appends `s` as a JSON string literal (with quotes) to `out`.
 void append_quoted(std::string& out, std::string_view s);
 std::string quote(std::string_view s);

@@ -13,6 +13,7 @@
 #include "k8sclient/rest/status.h"
 #include "sim/conversion.h"
 #include "sim/field_manager.h"
+#include "sim/pod_binding.h"
 #include "sim/protobuf.h"
 #include "sim/schema.h"
 #include "sim/strategic_merge.h"
@@ -694,7 +695,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
             R"(,"expirationTimestamp":"2099-01-01T00:00:00Z"}})");
   }
   if (t.resource == "pods" && r.subresource == "binding" && req.method == "POST")
-    return bind_pod(req, r);
+    return binding(req, r);
   if (!r.subresource.empty() && !(r.subresource == "status" && t.status_subresource)) {
     return error_reply(404, "NotFound", "the server could not find the requested resource");
   }
@@ -868,7 +869,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
 
 // POST pods/<name>/binding, as kube-scheduler binds: sets spec.nodeName once, then marks the pod
 // PodScheduled (kube-apiserver does both in one write; here they are two consecutive writes).
-Reply ApiServer::bind_pod(const httpd::Request& req, const Route& r) {
+Reply ApiServer::binding(const httpd::Request& req, const Route& r) {
   auto body = json::parse(req.body);
   if (!body || !body->IsObject())
     return error_reply(400, "BadRequest",
@@ -887,55 +888,7 @@ Reply ApiServer::bind_pod(const httpd::Request& req, const Route& r) {
       return error_reply(400, "BadRequest",
                          "the name of the Binding does not match the pod on the URL");
   }
-  const ResourceType& pods = *r.storage;
-  const std::string cannot =
-      fmt::format("Operation cannot be fulfilled on pods/binding \"{}\": ", r.name);
-  auto bound = store_.modify(
-      pods, r.ns, r.name, false, false, false, [&](json::Document& pod, bool) -> Status {
-        if (json::find_path(pod, {"metadata", "deletionTimestamp"}))
-          return unexpected(api_error(
-              409, "Conflict",
-              cannot +
-                  fmt::format("pod {} is being deleted, cannot be assigned to a host", r.name)));
-        const Value* spec = json::find(pod, "spec");
-        if (!spec || !spec->IsObject())
-          return unexpected(api_error(422, "Invalid", "the pod has no spec"));
-        if (auto current = json::get_string(*spec, "nodeName"); current && !current->empty())
-          return unexpected(api_error(
-              409, "Conflict",
-              cannot + fmt::format("pod {} is already assigned to node \"{}\"", r.name, *current)));
-        auto& a = pod.GetAllocator();
-        pod["spec"].RemoveMember("nodeName");
-        pod["spec"].AddMember("nodeName", Value(node.c_str(), a), a);
-        return ok();
-      });
-  if (!bound) return error_reply(bound.error());
-  const std::string now = store_.now_rfc3339();
-  auto scheduled = store_.modify(
-      pods, r.ns, r.name, true, false, false, [&](json::Document& pod, bool) -> Status {
-        auto& a = pod.GetAllocator();
-        if (!pod.HasMember("status") || !pod["status"].IsObject()) {
-          pod.RemoveMember("status");
-          pod.AddMember("status", Value(rapidjson::kObjectType), a);
-        }
-        Value& st = pod["status"];
-        if (!st.HasMember("conditions") || !st["conditions"].IsArray()) {
-          st.RemoveMember("conditions");
-          st.AddMember("conditions", Value(rapidjson::kArrayType), a);
-        }
-        Value& conds = st["conditions"];
-        for (auto c = conds.Begin(); c != conds.End();) {
-          c = json::string_or(*c, "type") == "PodScheduled" ? conds.Erase(c) : c + 1;
-        }
-        Value cond(rapidjson::kObjectType);
-        cond.AddMember("type", "PodScheduled", a);
-        cond.AddMember("status", "True", a);
-        cond.AddMember("lastProbeTime", Value(rapidjson::kNullType), a);
-        cond.AddMember("lastTransitionTime", Value(now.c_str(), a), a);
-        conds.PushBack(cond, a);
-        return ok();
-      });
-  if (!scheduled) return error_reply(scheduled.error());
+  if (auto st = bind_pod(store_, *r.storage, r.ns, r.name, node); !st) return error_reply(st.error());
   return json_reply(
       201, R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201})");
 }

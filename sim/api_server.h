@@ -71,7 +71,7 @@ class ApiServer {
   Reply serve(const httpd::Request& req, const Route& route);
   // kubectl auth can-i: may the caller do what the review describes?
   Reply self_subject_access_review(const httpd::Request& req, const UserInfo& user);
-  Reply bind_pod(const httpd::Request& req, const Route& route);
+  Reply binding(const httpd::Request& req, const Route& route);
   Reply discovery(const httpd::Request& req, bool* handled);
   awaitable<void> watch(const httpd::Request& req, const Route& route, httpd::ResponseWriter& w);
   void after_write(const ResourceType& t, const std::string& body, bool deleted);

@@ -25,42 +25,13 @@ namespace {
 using json::Document;
 using json::Value;
 
+using json::ensure_object;
+using json::remove_member;
+using json::set_int;
+using json::set_string;
+
 std::string key_of(const std::string& ns, const std::string& name) {
   return ns.empty() ? name : ns + "/" + name;
-}
-
-Value& ensure_object(Value& parent, const char* name, Document::AllocatorType& a) {
-  auto it = parent.FindMember(name);
-  if (it == parent.MemberEnd()) {
-    parent.AddMember(Value(name, a), Value(rapidjson::kObjectType), a);
-    it = parent.FindMember(name);
-  } else if (!it->value.IsObject()) {
-    it->value.SetObject();
-  }
-  return it->value;
-}
-
-void set_string(Value& obj, const char* name, std::string_view v, Document::AllocatorType& a) {
-  Value val(v.data(), static_cast<rapidjson::SizeType>(v.size()), a);
-  auto it = obj.FindMember(name);
-  if (it != obj.MemberEnd()) {
-    it->value = std::move(val);
-  } else {
-    obj.AddMember(Value(name, a), val, a);
-  }
-}
-
-void set_int(Value& obj, const char* name, int64_t v, Document::AllocatorType& a) {
-  auto it = obj.FindMember(name);
-  if (it != obj.MemberEnd()) {
-    it->value.SetInt64(v);
-  } else {
-    obj.AddMember(Value(name, a), Value(v), a);
-  }
-}
-
-void remove_member(Value& obj, const char* name) {
-  if (obj.IsObject()) obj.RemoveMember(name);
 }
 
 std::string new_uid() {

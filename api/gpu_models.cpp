@@ -1,0 +1,74 @@
+#include "api/gpu_models.h"
+
+#include <algorithm>
+
+namespace nvdra::api {
+namespace {
+
+// The MIG geometry shared by A100/H100/H200/GB200: 7 compute and 8 memory slices. Profiles are
+// given by their names for the slots 1g, 1g with double memory, 2g, 3g, 4g and 7g ("" = absent).
+std::vector<MigProfile> geometry(int64_t total_mib, std::string_view g1, std::string_view g1x2,
+                                 std::string_view g2, std::string_view g3, std::string_view g4,
+                                 std::string_view g7) {
+  const int64_t slice = total_mib / 8;
+  std::vector<MigProfile> out;
+  auto add = [&](std::string_view name, int id, int compute, int memory,
+                 std::vector<int> placements) {
+    if (name.empty()) return;
+    out.push_back(
+        MigProfile{std::string(name), id, compute, memory, slice * memory, std::move(placements)});
+  };
+  add(g1, 19, 1, 1, {0, 1, 2, 3, 4, 5, 6});
+  add(g1x2, 15, 1, 2, {0, 2, 4, 6});
+  add(g2, 14, 2, 2, {0, 2, 4});
+  add(g3, 9, 3, 4, {0, 4});
+  add(g4, 5, 4, 4, {0});
+  add(g7, 0, 7, 8, {0});
+  return out;
+}
+
+const std::vector<GpuModel>& models() {
+  static const std::vector<GpuModel> kModels = [] {
+    std::vector<GpuModel> m;
+    m.push_back({"A100-40GB", "NVIDIA A100-SXM4-40GB", "Ampere", "Nvidia", "8.0", 40960, 108,
+                 geometry(40960, "1g.5gb", "1g.10gb", "2g.10gb", "3g.20gb", "4g.20gb", "7g.40gb")});
+    m.push_back(
+        {"A100-80GB", "NVIDIA A100-SXM4-80GB", "Ampere", "Nvidia", "8.0", 81920, 108,
+         geometry(81920, "1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb")});
+    m.push_back({"H100-80GB", "NVIDIA H100 80GB HBM3", "Hopper", "Nvidia", "9.0", 81559, 132,
+                 geometry(81559, "1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "", "7g.80gb")});
+    m.push_back(
+        {"H200-141GB", "NVIDIA H200", "Hopper", "Nvidia", "9.0", 143771, 132,
+         geometry(143771, "1g.18gb", "1g.35gb", "2g.35gb", "3g.71gb", "4g.71gb", "7g.141gb")});
+    m.push_back(
+        {"GB200", "NVIDIA GB200", "Blackwell", "Nvidia", "10.0", 189471, 152,
+         geometry(189471, "1g.23gb", "1g.47gb", "2g.47gb", "3g.93gb", "4g.93gb", "7g.186gb")});
+    return m;
+  }();
+  return kModels;
+}
+
+}  // namespace
+
+const GpuModel* find_gpu_model(std::string_view id) {
+  for (const auto& m : models()) {
+    if (m.id == id) return &m;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> gpu_model_ids() {
+  std::vector<std::string> out;
+  for (const auto& m : models())
+    out.push_back(m.id);
+  return out;
+}
+
+std::string profile_token(std::string_view profile) {
+  std::string s(profile);
+  s.erase(std::remove(s.begin(), s.end(), '.'), s.end());
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace nvdra::api

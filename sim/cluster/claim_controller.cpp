@@ -1,0 +1,219 @@
+#include "sim/cluster/claim_controller.h"
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+
+namespace nvdra::sim::cluster {
+namespace {
+
+using json::Value;
+
+// The generated claim of pod entry `claim_name`, if the pod's status records one.
+std::optional<std::string> recorded_claim(const Value& pod, std::string_view claim_name) {
+  const Value* statuses = json::find_path(pod, {"status", "resourceClaimStatuses"});
+  if (!statuses || !statuses->IsArray()) return std::nullopt;
+  for (const auto& s : statuses->GetArray()) {
+    if (json::string_or(s, "name") == claim_name) {
+      if (auto n = json::get_string(s, "resourceClaimName")) return std::string(*n);
+    }
+  }
+  return std::nullopt;
+}
+
+// The pod that owns a generated claim (controller owner reference of kind Pod).
+std::optional<std::pair<std::string, std::string>> owner_pod(const Value& claim) {
+  const Value* owners = json::find_path(claim, {"metadata", "ownerReferences"});
+  if (!owners || !owners->IsArray()) return std::nullopt;
+  for (const auto& o : owners->GetArray()) {
+    if (json::string_or(o, "kind") == "Pod" && json::get_bool(o, "controller").value_or(false))
+      return std::make_pair(std::string(json::string_or(o, "name")),
+                            std::string(json::string_or(o, "uid")));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool pod_done(const Value& pod) {
+  const Value* st = json::find(pod, "status");
+  const std::string_view phase = st ? json::string_or(*st, "phase") : "";
+  return phase == "Succeeded" || phase == "Failed";
+}
+
+void ClaimController::observe(const std::string& storage_key, const std::string& key,
+                              const Doc& obj) {
+  if (storage_key == kPods.storage_key()) {
+    dirty_pods_.insert(key);
+    // The claims a pod reserves or owns may now be released.
+    if (obj == nullptr || pod_done(*obj)) {
+      const std::string ns = key.substr(0, key.find('/'));
+      for (const auto& [ck, claim] : c_.cache().all(kClaims)) {
+        if (ck.starts_with(ns + "/")) dirty_claims_.insert(ck);
+      }
+    }
+  } else if (storage_key == kClaims.storage_key()) {
+    dirty_claims_.insert(key);
+  } else if (storage_key == kClaimTemplates.storage_key()) {
+    dirty_pods_.insert(waiting_pods_.begin(), waiting_pods_.end());
+  }
+}
+
+void ClaimController::reconcile(std::chrono::steady_clock::time_point) {
+  auto pods = std::move(dirty_pods_);
+  dirty_pods_.clear();
+  for (const auto& k : pods)
+    sync_pod(k);
+  auto claims = std::move(dirty_claims_);
+  dirty_claims_.clear();
+  for (const auto& k : claims)
+    sync_claim(k);
+}
+
+void ClaimController::sync_pod(const std::string& key) {
+  waiting_pods_.erase(key);
+  Doc pod = c_.cache().get(kPods, key);
+  if (!pod || terminating(*pod) || pod_done(*pod)) return;
+  const Value* entries = json::find_path(*pod, {"spec", "resourceClaims"});
+  if (!entries || !entries->IsArray()) return;
+  const std::string ns(namespace_of(*pod)), name(name_of(*pod)), uid(uid_of(*pod));
+  std::vector<std::pair<std::string, std::string>> created;  // pod claim name → claim name
+  for (const auto& e : entries->GetArray()) {
+    const std::string claim_name(json::string_or(e, "name"));
+    auto tmpl_name = json::get_string(e, "resourceClaimTemplateName");
+    if (!tmpl_name || recorded_claim(*pod, claim_name)) continue;
+    // A claim made before a crash, not yet recorded in the pod's status, is reused.
+    std::string existing;
+    for (const auto& [ck, claim] : c_.cache().all(kClaims)) {
+      auto owner = owner_pod(*claim);
+      const Value* ann = json::find_path(*claim, {"metadata", "annotations"});
+      if (owner && owner->second == uid && ann &&
+          json::string_or(*ann, std::string(kPodClaimNameAnnotation)) == claim_name) {
+        existing = std::string(name_of(*claim));
+      }
+    }
+    if (existing.empty()) {
+      Doc tmpl = c_.cache().get(kClaimTemplates, object_key(ns, *tmpl_name));
+      if (!tmpl) {
+        waiting_pods_.insert(key);  // the template may be created later
+        continue;
+      }
+      json::Document claim;
+      claim.SetObject();
+      auto& a = claim.GetAllocator();
+      Value& meta = json::ensure_object(claim, "metadata", a);
+      json::set_string(meta, "generateName", fmt::format("{}-{}-", name, claim_name), a);
+      if (const Value* tm = json::find_path(*tmpl, {"spec", "metadata"})) {
+        for (const char* f : {"labels", "annotations"}) {
+          if (const Value* v = json::find(*tm, f)) meta.AddMember(Value(f, a), Value(*v, a), a);
+        }
+      }
+      Value& anns = json::ensure_object(claim["metadata"], "annotations", a);
+      json::set_string(anns, kPodClaimNameAnnotation.data(), claim_name, a);
+      Value owner(rapidjson::kObjectType);
+      json::set_string(owner, "apiVersion", "v1", a);
+      json::set_string(owner, "kind", "Pod", a);
+      json::set_string(owner, "name", name, a);
+      json::set_string(owner, "uid", uid, a);
+      json::set_bool(owner, "controller", true, a);
+      json::set_bool(owner, "blockOwnerDeletion", true, a);
+      json::ensure_array(claim["metadata"], "ownerReferences", a).PushBack(owner, a);
+      if (const Value* spec = json::find_path(*tmpl, {"spec", "spec"}))
+        claim.AddMember("spec", Value(*spec, a), a);
+      auto made = c_.api().create(kClaims, ns, std::move(claim));
+      if (!made) {
+        NVDRA_WARN("resourceclaim controller: creating claim {} of pod {}: {}", claim_name, key,
+                   made.error().message);
+        continue;
+      }
+      auto doc = json::parse(*made);
+      existing = std::string(name_of(*doc));
+    }
+    created.emplace_back(claim_name, existing);
+  }
+  if (created.empty()) return;
+  auto r = c_.api().modify(kPods, ns, name, true, [&](json::Document& p, bool) -> Status {
+    auto& a = p.GetAllocator();
+    Value& list =
+        json::ensure_array(json::ensure_object(p, "status", a), "resourceClaimStatuses", a);
+    for (const auto& [claim_name, claim] : created) {
+      Value s(rapidjson::kObjectType);
+      json::set_string(s, "name", claim_name, a);
+      json::set_string(s, "resourceClaimName", claim, a);
+      list.PushBack(s, a);
+    }
+    return ok();
+  });
+  if (!r)
+    NVDRA_WARN("resourceclaim controller: recording claims of pod {}: {}", key, r.error().message);
+}
+
+void ClaimController::sync_claim(const std::string& key) {
+  Doc claim = c_.cache().get(kClaims, key);
+  if (!claim) return;
+  const std::string ns(namespace_of(*claim)), name(name_of(*claim));
+  auto pod_alive = [&](std::string_view pod_name, std::string_view pod_uid) {
+    Doc pod = c_.cache().get(kPods, object_key(ns, pod_name));
+    return pod && uid_of(*pod) == pod_uid && !pod_done(*pod);
+  };
+  // reservedFor entries of pods that are gone, replaced or done.
+  const Value* reserved = json::find_path(*claim, {"status", "reservedFor"});
+  size_t keep = 0, total = 0;
+  if (reserved && reserved->IsArray()) {
+    for (const auto& r : reserved->GetArray()) {
+      ++total;
+      if (json::string_or(r, "resource") != "pods" ||
+          pod_alive(json::string_or(r, "name"), json::string_or(r, "uid")))
+        ++keep;
+    }
+  }
+  const bool allocated = json::find_path(*claim, {"status", "allocation"}) != nullptr;
+  if (keep != total || (keep == 0 && allocated)) {
+    auto r = c_.api().modify(kClaims, ns, name, true, [&](json::Document& obj, bool) -> Status {
+      Value* st = obj.HasMember("status") ? &obj["status"] : nullptr;
+      if (!st) return ok();
+      if (st->HasMember("reservedFor") && (*st)["reservedFor"].IsArray()) {
+        Value& list = (*st)["reservedFor"];
+        for (auto it = list.Begin(); it != list.End();) {
+          const bool drop = json::string_or(*it, "resource") == "pods" &&
+                            !pod_alive(json::string_or(*it, "name"), json::string_or(*it, "uid"));
+          it = drop ? list.Erase(it) : it + 1;
+        }
+        if (list.Empty()) st->RemoveMember("reservedFor");
+      }
+      // Nobody reserves it any more: the devices go back to the pool.
+      if (!st->HasMember("reservedFor")) st->RemoveMember("allocation");
+      return ok();
+    });
+    if (!r) NVDRA_WARN("resourceclaim controller: releasing claim {}: {}", key, r.error().message);
+    return;  // the write comes back as an event; continue from there
+  }
+  const Value* finalizers = json::find_path(*claim, {"metadata", "finalizers"});
+  bool protected_claim = false;
+  if (finalizers && finalizers->IsArray()) {
+    for (const auto& f : finalizers->GetArray())
+      protected_claim = protected_claim || (f.IsString() && kDeleteProtection == f.GetString());
+  }
+  if (protected_claim && !allocated && (keep == 0)) {
+    auto r = c_.api().modify(kClaims, ns, name, false, [&](json::Document& obj, bool) -> Status {
+      Value* fs =
+          obj["metadata"].HasMember("finalizers") ? &obj["metadata"]["finalizers"] : nullptr;
+      if (!fs || !fs->IsArray()) return ok();
+      for (auto it = fs->Begin(); it != fs->End();)
+        it = (it->IsString() && kDeleteProtection == it->GetString()) ? fs->Erase(it) : it + 1;
+      return ok();
+    });
+    if (!r)
+      NVDRA_WARN("resourceclaim controller: unprotecting claim {}: {}", key, r.error().message);
+    return;
+  }
+  // A generated claim goes with its pod.
+  if (auto owner = owner_pod(*claim);
+      owner && !terminating(*claim) && !pod_alive(owner->first, owner->second)) {
+    auto r = c_.api().remove(kClaims, ns, name, DeleteRequest{});
+    if (!r && r.error().http_status != 404)
+      NVDRA_WARN("resourceclaim controller: deleting claim {}: {}", key, r.error().message);
+  }
+}
+
+}  // namespace nvdra::sim::cluster

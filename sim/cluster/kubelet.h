@@ -1,0 +1,49 @@
+// Simulated kubelets, one per topology node: they register their Node (capacity, labels, taints,
+// Ready) and renew its Lease; run the pods bound to them (Pending → Running and Ready; pods that
+// do not restart complete after their run time, sim.nvdra.io/run-seconds, default 3 s); and end
+// terminating pods, confirming the deletion once the pod is stopped. In --no-agents mode they also
+// publish the node's ResourceSlices themselves and prepare nothing.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "sim/cluster/cluster.h"
+#include "sim/cluster/topology.h"
+
+namespace nvdra::sim::cluster {
+
+inline constexpr std::string_view kRunSecondsAnnotation = "sim.nvdra.io/run-seconds";
+
+struct KubeletOptions {
+  bool publish_slices = true;  // --no-agents: the kubelets publish the devices themselves
+  std::chrono::seconds lease_renew{40};
+  std::chrono::milliseconds default_run_time{3000};
+};
+
+class Kubelets : public Controller {
+ public:
+  Kubelets(Cluster& c, Topology topology, KubeletOptions options);
+  void observe(const std::string& storage_key, const std::string& key, const Doc& obj) override;
+  void reconcile(std::chrono::steady_clock::time_point now) override;
+
+ private:
+  void register_node(const NodeSpec& n);
+  void renew_lease(const NodeSpec& n);
+  void sync_pod(const std::string& key, std::chrono::steady_clock::time_point now);
+  void start_pod(const Doc& pod, const NodeSpec& node, std::chrono::steady_clock::time_point now);
+  void finish_pod(const Doc& pod);
+
+  Cluster& c_;
+  Topology topology_;
+  KubeletOptions options_;
+  std::map<std::string, const NodeSpec*, std::less<>> by_name_;
+  bool registered_ = false;
+  std::set<std::string> dirty_pods_;
+  std::map<std::string, std::chrono::steady_clock::time_point>
+      finish_at_;  // pods that will complete
+  std::map<std::string, std::chrono::steady_clock::time_point> lease_due_;  // node → next renewal
+};
+
+}  // namespace nvdra::sim::cluster

@@ -1,0 +1,206 @@
+// The simulated control plane in process: claims from templates, DRA scheduling, kubelets.
+#include "sim/cluster/cluster.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "sim/cluster/claim_controller.h"
+#include "sim/cluster/kubelet.h"
+#include "sim/cluster/scheduler.h"
+#include "sim/yaml_json.h"
+
+namespace nvdra::sim::cluster {
+namespace {
+
+using json::Value;
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* ns : {"default", "kube-node-lease"})
+      ASSERT_TRUE(
+          store_.create(*registry_.find("", "v1", "namespaces"), "",
+                        *json::parse(std::string(R"({"metadata":{"name":")") + ns + "\"}}")));
+    std::ifstream in(std::string(NVDRA_MANIFESTS_DIR) + "/base/deviceclasses.yaml");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto docs = parse_yaml_documents(ss.str());
+    ASSERT_TRUE(docs);
+    for (auto& d : *docs)
+      ASSERT_TRUE(cluster_.api().create(kDeviceClasses, "", std::move(d)));
+    auto topo = parse_topology(R"(
+name: test
+racks:
+- {name: rack, nodes: 2, gpusPerNode: 2, gpu: GB200}
+nodeGroups:
+- {name: mig, count: 1, gpus: 1, gpu: A100-40GB, mig: dynamic, taints: [{key: mig, effect: NoSchedule}]}
+)");
+    ASSERT_TRUE(topo) << topo.error().message;
+    cluster_.add(std::make_unique<ClaimController>(cluster_));
+    auto sched = std::make_unique<Scheduler>(cluster_);
+    scheduler_ = sched.get();
+    cluster_.add(std::move(sched));
+    cluster_.add(std::make_unique<Kubelets>(cluster_, std::move(*topo), KubeletOptions{}));
+    cluster_.step();
+  }
+
+  void create(const Kind& k, const std::string& body) {
+    auto d = json::parse(body);
+    ASSERT_TRUE(d) << body;
+    auto r = cluster_.api().create(k, "default", std::move(*d));
+    ASSERT_TRUE(r) << r.error().message;
+  }
+
+  Doc get(const Kind& k, const std::string& name) {
+    auto t = cluster_.api().type(k);
+    auto r = store_.get(*t, t->namespaced ? "default" : "", name);
+    if (!r) return nullptr;
+    return std::make_shared<json::Document>(std::move(*json::parse(*r)));
+  }
+
+  std::string pod_field(const std::string& pod, std::initializer_list<std::string_view> path) {
+    Doc p = get(kPods, pod);
+    if (!p) return "<gone>";
+    const Value* v = json::find_path(*p, path);
+    return v && v->IsString() ? v->GetString() : "";
+  }
+
+  ResourceRegistry registry_;
+  Store store_;
+  Cluster cluster_{store_, registry_};
+  Scheduler* scheduler_ = nullptr;
+};
+
+const char* kTemplate = R"({"apiVersion":"resource.k8s.io/v1","kind":"ResourceClaimTemplate",
+  "metadata":{"name":"one-gpu"},"spec":{"spec":{"devices":{"requests":[
+  {"name":"gpu","exactly":{"deviceClassName":"gpu.nvidia.com"}}]}}}})";
+
+std::string pod(const std::string& name, const std::string& extra_spec = "") {
+  return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")" + name +
+         R"("},"spec":{"containers":[{"name":"ctr","image":"ubuntu","resources":{"claims":[{"name":"gpu"}]}}],)"
+         R"("resourceClaims":[{"name":"gpu","resourceClaimTemplateName":"one-gpu"}])" +
+         extra_spec + "}}";
+}
+
+TEST_F(ClusterTest, NodesRegisterWithTheirSlicesAndLeases) {
+  EXPECT_EQ(cluster_.cache().all(kNodes).size(), 3u);
+  Doc node = get(kNodes, "rack-node-0");
+  ASSERT_TRUE(node);
+  EXPECT_EQ(
+      json::string_or(*json::find_path(*node, {"metadata", "labels"}), "nvidia.com/gpu.clique"),
+      "5c3a1d2e-8f4b-4e6a-9b7c-0d1e2f3a4b5c.1");
+  // rack nodes: a gpu and a compute-domain slice each; the MIG node one slice per GPU.
+  EXPECT_EQ(cluster_.cache().all(kSlices).size(), 5u);
+  EXPECT_TRUE(get(kLeases, "rack-node-1") == nullptr);  // leases live in kube-node-lease
+  auto lease = store_.get(*cluster_.api().type(kLeases), "kube-node-lease", "rack-node-1");
+  EXPECT_TRUE(lease);
+}
+
+TEST_F(ClusterTest, PodWithATemplateClaimRunsAndReleasesItsDeviceWhenDeleted) {
+  create(kClaimTemplates, kTemplate);
+  create(kPods, pod("p1"));
+  cluster_.step();
+  EXPECT_EQ(pod_field("p1", {"status", "phase"}), "Running");
+  const std::string node = pod_field("p1", {"spec", "nodeName"});
+  EXPECT_TRUE(node.starts_with("rack-node-")) << node;  // the MIG node is tainted
+  Doc p = get(kPods, "p1");
+  const Value* statuses = json::find_path(*p, {"status", "resourceClaimStatuses"});
+  ASSERT_TRUE(statuses && statuses->Size() == 1);
+  const std::string claim_name = (*statuses)[0]["resourceClaimName"].GetString();
+  EXPECT_TRUE(claim_name.starts_with("p1-gpu-"));
+  Doc claim = get(kClaims, claim_name);
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(json::write(*json::find_path(*claim, {"status", "reservedFor"})),
+            R"([{"resource":"pods","name":"p1","uid":")" + std::string(uid_of(*p)) + R"("}])");
+  const Value* results = json::find_path(*claim, {"status", "allocation", "devices", "results"});
+  ASSERT_TRUE(results && results->Size() == 1);
+  EXPECT_EQ(json::string_or((*results)[0], "pool"), node);
+  EXPECT_STREQ((*json::find_path(*claim, {"metadata", "finalizers"}))[0].GetString(),
+               "resource.kubernetes.io/delete-protection");
+
+  // Graceful deletion: the kubelet stops it, the claim is released and deleted.
+  store_.set_graceful_pod_deletion(true);
+  ASSERT_TRUE(cluster_.api().remove(kPods, "default", "p1", DeleteRequest{}));
+  cluster_.step();
+  EXPECT_EQ(get(kPods, "p1"), nullptr);
+  EXPECT_EQ(get(kClaims, claim_name), nullptr);
+}
+
+TEST_F(ClusterTest, PodsBeyondCapacityWaitWithAReasonAndRunWhenRoomOpens) {
+  create(kClaimTemplates, kTemplate);
+  for (int i = 0; i < 5; ++i)
+    create(kPods, pod("p" + std::to_string(i)));
+  cluster_.step();
+  int running = 0;
+  for (int i = 0; i < 5; ++i)
+    running += pod_field("p" + std::to_string(i), {"status", "phase"}) == "Running";
+  EXPECT_EQ(running, 4);  // 2 rack nodes × 2 GPUs
+  Doc waiting = get(kPods, "p4");
+  const Value* cond = json::find_path(*waiting, {"status", "conditions"});
+  ASSERT_TRUE(cond && cond->IsArray() && cond->Size() == 1);
+  const std::string msg(json::string_or((*cond)[0], "message"));
+  EXPECT_EQ(json::string_or((*cond)[0], "reason"), "Unschedulable");
+  EXPECT_NE(msg.find("0/3 nodes are available: 2 cannot allocate all claims, 1 node(s) had "
+                     "untolerated taint."),
+            std::string::npos)
+      << msg;
+  ASSERT_TRUE(cluster_.api().remove(kPods, "default", "p0", DeleteRequest{}));
+  cluster_.step();
+  EXPECT_EQ(pod_field("p4", {"status", "phase"}), "Running");
+}
+
+TEST_F(ClusterTest, TolerationsAndSelectorsReachTheMigNode) {
+  create(kClaimTemplates, R"({"apiVersion":"resource.k8s.io/v1","kind":"ResourceClaimTemplate",
+    "metadata":{"name":"mig"},"spec":{"spec":{"devices":{"requests":[{"name":"mig","exactly":{
+    "deviceClassName":"mig.nvidia.com","selectors":[{"cel":{"expression":
+    "device.attributes['gpu.nvidia.com'].profile == '3g.20gb'"}}]}}]}}}})");
+  create(
+      kPods,
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"m","annotations":{"sim.nvdra.io/run-seconds":"0"}},
+    "spec":{"restartPolicy":"Never","tolerations":[{"key":"mig","operator":"Exists"}],"containers":[{"name":"c","image":"i"}],
+    "resourceClaims":[{"name":"mig","resourceClaimTemplateName":"mig"}]}})");
+  cluster_.step();
+  EXPECT_EQ(pod_field("m", {"spec", "nodeName"}), "mig-0");
+  // Run time 0: the next round completes it, and its claim goes.
+  cluster_.step();
+  EXPECT_EQ(pod_field("m", {"status", "phase"}), "Succeeded");
+  cluster_.step();
+  EXPECT_TRUE(cluster_.cache().all(kClaims).empty());
+}
+
+TEST_F(ClusterTest, SharedClaimPinsEveryConsumerToItsNode) {
+  create(kClaims,
+         R"({"apiVersion":"resource.k8s.io/v1","kind":"ResourceClaim","metadata":{"name":"shared"},
+    "spec":{"devices":{"requests":[{"name":"gpu","exactly":{"deviceClassName":"gpu.nvidia.com"}}]}}})");
+  for (const char* n : {"a", "b", "c"}) {
+    create(
+        kPods,
+        std::string(R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":")") + n +
+            R"("},"spec":{"containers":[{"name":"c","image":"i"}],"resourceClaims":[{"name":"gpu","resourceClaimName":"shared"}]}})");
+  }
+  cluster_.step();
+  const std::string node = pod_field("a", {"spec", "nodeName"});
+  EXPECT_FALSE(node.empty());
+  EXPECT_EQ(pod_field("b", {"spec", "nodeName"}), node);
+  EXPECT_EQ(pod_field("c", {"spec", "nodeName"}), node);
+  Doc claim = get(kClaims, "shared");
+  EXPECT_EQ(json::find_path(*claim, {"status", "reservedFor"})->Size(), 3u);
+}
+
+TEST_F(ClusterTest, MissingTemplateWaitsAndIsPickedUpWhenCreated) {
+  create(kPods, pod("early"));
+  cluster_.step();
+  EXPECT_NE(pod_field("early", {"status", "conditions"}), "<gone>");
+  Doc p = get(kPods, "early");
+  EXPECT_NE(
+      json::write(*json::find(*p, "status")).find("waiting for ResourceClaim of gpu to be created"),
+      std::string::npos);
+  create(kClaimTemplates, kTemplate);
+  cluster_.step();
+  EXPECT_EQ(pod_field("early", {"status", "phase"}), "Running");
+}
+
+}  // namespace
+}  // namespace nvdra::sim::cluster
