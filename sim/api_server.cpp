@@ -17,6 +17,7 @@
 #include "sim/protobuf.h"
 #include "sim/schema.h"
 #include "sim/strategic_merge.h"
+#include "sim/table_columns.h"
 #include "sim/yaml_json.h"
 
 namespace nvdra::sim {
@@ -211,8 +212,10 @@ std::string table_json(const ResourceType& t, const std::vector<std::string>& it
     if (!doc) continue;
     if (i) out += ",";
     out += R"({"cells":[)" + json::quote(json::string_or(*json::find(*doc, "metadata"), "name"));
-    for (const auto& c : cols)
-      out += "," + cell_json(eval_path(*doc, c.json_path), c);
+    for (const auto& c : cols) {
+      out += "," + (c.json_path.starts_with("@") ? json::quote(computed_cell(c.json_path, *doc))
+                                                 : cell_json(eval_path(*doc, c.json_path), c));
+    }
     out += R"(],"object":)" + items[i] + "}";
   }
   return out + "]}";

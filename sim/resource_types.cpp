@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "sim/table_columns.h"
+
 namespace nvdra::sim {
 
 namespace {
@@ -19,6 +21,7 @@ ResourceType t(std::string group, std::string version, std::string resource, std
   r.status_subresource = status;
   r.short_names = std::move(short_names);
   r.selectable_fields = std::move(fields);
+  r.printer_columns = builtin_columns(r.group, r.resource);
   return r;
 }
 }  // namespace

@@ -1,8 +1,11 @@
-// nvdra-sim: a local Kubernetes API server (and, later, a whole simulated GPU cluster).
+// nvdra-sim: a local Kubernetes cluster for nvdra, with no GPU and no container runtime.
 //
-//   nvdra-sim serve [--port N] [--address A] [--kubeconfig-out FILE]
+//   nvdra-sim serve [--port N] [--address A] [--kubeconfig-out FILE] [--data-dir DIR]
+//   nvdra-sim up --topology FILE [--no-agents] [same flags as serve]
 //
-// Prints the kubeconfig path on its first line of output and serves until SIGINT/SIGTERM.
+// `serve` is the API server alone; `up` adds the control plane (resourceclaim controller,
+// scheduler, workload controllers) and one simulated kubelet per topology node. Both print the
+// kubeconfig path on their first line of output and run until SIGINT/SIGTERM.
 #include <sys/stat.h>
 
 #include <boost/program_options.hpp>
@@ -22,6 +25,11 @@
 #include "net/http_server.h"
 #include "net/pki.h"
 #include "sim/api_server.h"
+#include "sim/cluster/claim_controller.h"
+#include "sim/cluster/cluster.h"
+#include "sim/cluster/kubelet.h"
+#include "sim/cluster/scheduler.h"
+#include "sim/cluster/topology.h"
 
 namespace po = boost::program_options;
 using namespace nvdra;
@@ -90,7 +98,7 @@ Result<Identity> identity(const std::string& data_dir) {
   return id;
 }
 
-int serve(const po::variables_map& vm) {
+int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>& topology) {
   const std::string address = vm["address"].as<std::string>();
   const std::string data_dir = vm["data-dir"].as<std::string>();
   net::io_context io(1);
@@ -165,10 +173,27 @@ int serve(const po::variables_map& vm) {
     return 1;
   }
   std::cout << kc_path << std::endl;
-  std::cout << "nvdra-sim API server on " << url << "\n  export KUBECONFIG=" << kc_path
-            << "\n  kubectl get namespaces" << std::endl;
+  std::unique_ptr<sim::cluster::Cluster> cluster;
+  Cancellation stop_cluster;
+  if (topology) {
+    store.set_graceful_pod_deletion(true);
+    cluster = std::make_unique<sim::cluster::Cluster>(store, registry);
+    cluster->add(std::make_unique<sim::cluster::ClaimController>(*cluster));
+    cluster->add(std::make_unique<sim::cluster::Scheduler>(*cluster));
+    sim::cluster::KubeletOptions kopts;
+    kopts.publish_slices = vm.count("no-agents") > 0;
+    cluster->add(std::make_unique<sim::cluster::Kubelets>(*cluster, *topology, kopts));
+    net::co_spawn(io, cluster->run(stop_cluster, std::chrono::milliseconds(500)), net::detached);
+    std::cout << "nvdra-sim cluster \"" << topology->name << "\": " << topology->nodes.size()
+              << " nodes on " << url << "\n";
+  } else {
+    std::cout << "nvdra-sim API server on " << url << "\n";
+  }
+  std::cout << "  export KUBECONFIG=" << kc_path << "\n  kubectl get "
+            << (topology ? "nodes" : "namespaces") << std::endl;
   NVDRA_INFO("serving on {}", url);
   cmd::run_until_signal(io, [&] {
+    stop_cluster.cancel();
     server.stop();
     io.stop();
   });
@@ -178,7 +203,7 @@ int serve(const po::variables_map& vm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  po::options_description d("nvdra-sim serve options");
+  po::options_description d("nvdra-sim options");
   d.add_options()("help,h", "show this help")("port", po::value<int>()->default_value(0),
                                               "port to listen on (0 = any free port)")(
       "address", po::value<std::string>()->default_value("127.0.0.1"), "address to listen on")(
@@ -194,10 +219,18 @@ int main(int argc, char** argv) {
       "429 (with Retry-After), 500 or 503")("fault-latency-ms", po::value<int>()->default_value(0),
                                             "latency added to every request")(
       "fault-client-qps", po::value<double>()->default_value(0),
-      "per-client request rate beyond which requests get 429, as API Priority and Fairness would");
+      "per-client request rate beyond which requests get 429, as API Priority and Fairness would")(
+      "topology", po::value<std::string>()->default_value(""),
+      "up: the cluster's topology file (see examples/topologies/)")(
+      "no-agents",
+      "up: publish the nodes' devices from the simulator and prepare nothing, "
+      "instead of running an nvdra-agent per node");
   cmd::add_logging_flags(d);
-  if (argc < 2 || std::string(argv[1]) != "serve") {
-    std::cerr << "usage: nvdra-sim serve [options]\n\n" << d;
+  const std::string verb = argc >= 2 ? argv[1] : "";
+  if (verb != "serve" && verb != "up") {
+    std::cerr
+        << "usage: nvdra-sim serve [options]\n       nvdra-sim up --topology FILE [options]\n\n"
+        << d;
     return 2;
   }
   po::variables_map vm;
@@ -213,5 +246,28 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!cmd::init_logging(vm)) return 2;
-  return serve(vm);
+  std::optional<sim::cluster::Topology> topology;
+  if (verb == "up") {
+    const std::string file = vm["topology"].as<std::string>();
+    if (file.empty()) {
+      std::cerr << "nvdra-sim up: --topology FILE is required (see examples/topologies/)\n";
+      return 2;
+    }
+    auto t = sim::cluster::load_topology(file);
+    if (!t) {
+      std::cerr << "nvdra-sim up: " << t.error().message << "\n";
+      return 2;
+    }
+    if (!vm.count("no-agents")) {
+      // The node agent (nvdra-agent) is not part of this build yet.
+      std::cerr << "nvdra-sim up: running an nvdra-agent per node is not available yet; "
+                   "use --no-agents (the simulator publishes the devices itself)\n";
+      return 2;
+    }
+    topology = std::move(*t);
+  } else if (vm.count("no-agents") || !vm["topology"].as<std::string>().empty()) {
+    std::cerr << "nvdra-sim serve: --topology and --no-agents belong to `nvdra-sim up`\n";
+    return 2;
+  }
+  return run(vm, topology);
 }
