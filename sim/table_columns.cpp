@@ -92,7 +92,18 @@ std::string computed_cell(std::string_view name, const Value& obj) {
       s += ",SchedulingDisabled";
     return s;
   }
-  if (name == "@node.roles") return "<none>";
+  if (name == "@node.roles") {
+    std::string roles;
+    if (const Value* labels = json::find_path(obj, {"metadata", "labels"});
+        labels && labels->IsObject()) {
+      for (auto m = labels->MemberBegin(); m != labels->MemberEnd(); ++m) {
+        std::string_view k(m->name.GetString(), m->name.GetStringLength());
+        if (k.starts_with("node-role.kubernetes.io/"))
+          roles += (roles.empty() ? "" : ",") + std::string(k.substr(24));
+      }
+    }
+    return roles.empty() ? "<none>" : roles;
+  }
   if (name == "@claim.state") {
     if (json::find_path(obj, {"metadata", "deletionTimestamp"})) return "deleted";
     if (!json::find_path(obj, {"status", "allocation"})) return "pending";

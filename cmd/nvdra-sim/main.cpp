@@ -30,6 +30,7 @@
 #include "sim/cluster/kubelet.h"
 #include "sim/cluster/scheduler.h"
 #include "sim/cluster/topology.h"
+#include "sim/cluster/workloads.h"
 
 namespace po = boost::program_options;
 using namespace nvdra;
@@ -180,6 +181,11 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
     cluster = std::make_unique<sim::cluster::Cluster>(store, registry);
     cluster->add(std::make_unique<sim::cluster::ClaimController>(*cluster));
     cluster->add(std::make_unique<sim::cluster::Scheduler>(*cluster));
+    cluster->add(std::make_unique<sim::cluster::ReplicaSetController>(*cluster));
+    cluster->add(std::make_unique<sim::cluster::DeploymentController>(*cluster));
+    cluster->add(std::make_unique<sim::cluster::JobController>(*cluster));
+    cluster->add(std::make_unique<sim::cluster::DaemonSetController>(*cluster));
+    cluster->add(std::make_unique<sim::cluster::MpiJobController>(*cluster));
     sim::cluster::KubeletOptions kopts;
     kopts.publish_slices = vm.count("no-agents") > 0;
     cluster->add(std::make_unique<sim::cluster::Kubelets>(*cluster, *topology, kopts));

@@ -153,7 +153,7 @@ void Kubelets::start_pod(const Doc& pod, const NodeSpec& node,
         run = std::chrono::milliseconds(
             static_cast<int64_t>(std::atof(std::string(*s).c_str()) * 1000));
     }
-    finish_at_[object_key(ns, name)] = now + run;
+    if (run.count() >= 0) finish_at_[object_key(ns, name)] = now + run;  // negative: until deleted
   }
 }
 

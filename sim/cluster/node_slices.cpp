@@ -53,6 +53,7 @@ std::string gpu_uuid(const NodeSpec& node, int index) {
 
 std::vector<std::string> node_slices(const NodeSpec& node) {
   std::vector<std::string> out;
+  if (!node.gpu || node.gpus == 0) return out;
   const api::GpuModel& m = *node.gpu;
   if (!node.dynamic_mig || m.mig_profiles.empty()) {
     std::string devices;

@@ -73,6 +73,50 @@ bool reserved_for(const Value& claim, std::string_view uid) {
 
 }  // namespace
 
+dra::NodeInfo node_info(const std::string& name, const Value& node) {
+  dra::NodeInfo info{name, {}};
+  if (const Value* labels = json::find_path(node, {"metadata", "labels"});
+      labels && labels->IsObject()) {
+    for (auto m = labels->MemberBegin(); m != labels->MemberEnd(); ++m) {
+      if (m->value.IsString()) info.labels.emplace(m->name.GetString(), m->value.GetString());
+    }
+  }
+  return info;
+}
+
+std::string node_misfit(const Value& pod, const Value& node, const dra::NodeInfo& info) {
+  if (const Value* spec = json::find(node, "spec");
+      spec && json::get_bool(*spec, "unschedulable").value_or(false))
+    return "node(s) were unschedulable";
+  bool ready = false;
+  if (const Value* conds = json::find_path(node, {"status", "conditions"});
+      conds && conds->IsArray()) {
+    for (const auto& c : conds->GetArray())
+      ready = ready ||
+              (json::string_or(c, "type") == "Ready" && json::string_or(c, "status") == "True");
+  }
+  if (!ready) return "node(s) were not ready";
+  if (const Value* sel = json::find_path(pod, {"spec", "nodeSelector"}); sel && sel->IsObject()) {
+    for (auto m = sel->MemberBegin(); m != sel->MemberEnd(); ++m) {
+      auto it = info.labels.find(std::string_view(m->name.GetString(), m->name.GetStringLength()));
+      if (it == info.labels.end() || !m->value.IsString() || it->second != m->value.GetString())
+        return "node(s) didn't match Pod's node affinity/selector";
+    }
+  }
+  if (const Value* req = json::find_path(pod, {"spec", "affinity", "nodeAffinity",
+                                               "requiredDuringSchedulingIgnoredDuringExecution"})) {
+    if (!dra::node_selector_matches(*req, info))
+      return "node(s) didn't match Pod's node affinity/selector";
+  }
+  if (const Value* taints = json::find_path(node, {"spec", "taints"});
+      taints && taints->IsArray()) {
+    for (const auto& t : taints->GetArray()) {
+      if (!tolerates(pod, t)) return "node(s) had untolerated taint";
+    }
+  }
+  return {};
+}
+
 void Scheduler::observe(const std::string& storage_key, const std::string& key, const Doc& obj) {
   if (storage_key == kPods.storage_key()) {
     counts_dirty_ = true;
@@ -135,40 +179,10 @@ void Scheduler::count_pods() {
   }
 }
 
-std::string Scheduler::node_misfit(const Value& pod, const NodeState& n) const {
-  const Value& node = *n.obj;
-  if (const Value* spec = json::find(node, "spec");
-      spec && json::get_bool(*spec, "unschedulable").value_or(false))
-    return "node(s) were unschedulable";
-  bool ready = false;
-  if (const Value* conds = json::find_path(node, {"status", "conditions"});
-      conds && conds->IsArray()) {
-    for (const auto& c : conds->GetArray())
-      ready = ready ||
-              (json::string_or(c, "type") == "Ready" && json::string_or(c, "status") == "True");
-  }
-  if (!ready) return "node(s) were not ready";
-  if (const Value* sel = json::find_path(pod, {"spec", "nodeSelector"}); sel && sel->IsObject()) {
-    for (auto m = sel->MemberBegin(); m != sel->MemberEnd(); ++m) {
-      auto it =
-          n.info.labels.find(std::string_view(m->name.GetString(), m->name.GetStringLength()));
-      if (it == n.info.labels.end() || !m->value.IsString() || it->second != m->value.GetString())
-        return "node(s) didn't match Pod's node affinity/selector";
-    }
-  }
-  if (const Value* req = json::find_path(pod, {"spec", "affinity", "nodeAffinity",
-                                               "requiredDuringSchedulingIgnoredDuringExecution"})) {
-    if (!dra::node_selector_matches(*req, n.info))
-      return "node(s) didn't match Pod's node affinity/selector";
-  }
-  if (const Value* taints = json::find_path(node, {"spec", "taints"});
-      taints && taints->IsArray()) {
-    for (const auto& t : taints->GetArray()) {
-      if (!tolerates(pod, t)) return "node(s) had untolerated taint";
-    }
-  }
+std::string Scheduler::misfit(const Value& pod, const NodeState& n) const {
+  if (std::string why = node_misfit(pod, *n.obj, n.info); !why.empty()) return why;
   int64_t max_pods = 110;
-  if (const Value* alloc = json::find_path(node, {"status", "allocatable"})) {
+  if (const Value* alloc = json::find_path(*n.obj, {"status", "allocatable"})) {
     if (auto p = json::get_string(*alloc, "pods")) max_pods = std::atoll(std::string(*p).c_str());
   }
   auto it = pods_on_node_.find(n.info.name);
@@ -246,7 +260,7 @@ Scheduler::Outcome Scheduler::schedule(const std::string& key, const Doc& pod) {
                              allocated_};
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const NodeState& node = nodes_[(next_node_ + i) % nodes_.size()];
-    std::string why = node_misfit(*pod, node);
+    std::string why = misfit(*pod, node);
     // Claims allocated already (shared claims) pin the pod to where their devices are.
     for (const auto& claim : claims) {
       const Value* sel = json::find_path(*claim, {"status", "allocation", "nodeSelector"});

@@ -15,6 +15,11 @@
 
 namespace nvdra::sim::cluster {
 
+// Why `node` cannot run a pod (or a pod template) with this spec: unschedulable or not Ready,
+// node selector, required node affinity, untolerated NoSchedule/NoExecute taints. "" = it can.
+std::string node_misfit(const json::Value& pod, const json::Value& node, const dra::NodeInfo& info);
+dra::NodeInfo node_info(const std::string& name, const json::Value& node);
+
 struct SchedulerStats {
   uint64_t scheduled = 0;
   uint64_t attempts = 0;
@@ -37,7 +42,7 @@ class Scheduler : public Controller {
   // Tries one pod; records why on the pod when it cannot be placed.
   Outcome schedule(const std::string& key, const Doc& pod);
   void unschedulable(const Doc& pod, const std::string& message);
-  std::string node_misfit(const json::Value& pod, const NodeState& node) const;
+  std::string misfit(const json::Value& pod, const NodeState& node) const;
   void count_pods();
 
   Cluster& c_;

@@ -69,11 +69,13 @@ Status common(const Value& v, std::string_view where, NodeSpec& n) {
 }
 
 void standard_labels(NodeSpec& n) {
-  std::string product = n.gpu->product_name;
-  std::replace(product.begin(), product.end(), ' ', '-');
   n.labels.emplace("kubernetes.io/hostname", n.name);
   n.labels.emplace("kubernetes.io/os", "linux");
-  n.labels.emplace("kubernetes.io/arch", n.gpu->architecture == "Blackwell" ? "arm64" : "amd64");
+  n.labels.emplace("kubernetes.io/arch",
+                   n.gpu && n.gpu->architecture == "Blackwell" ? "arm64" : "amd64");
+  if (!n.gpu) return;
+  std::string product = n.gpu->product_name;
+  std::replace(product.begin(), product.end(), ' ', '-');
   n.labels.emplace("nvidia.com/gpu.present", "true");
   n.labels.emplace("nvidia.com/gpu.product", product);
   n.labels.emplace("nvidia.com/gpu.count", std::to_string(n.gpus));
@@ -141,6 +143,13 @@ Result<Topology> parse_topology(std::string_view yaml) {
     }
   }
   if (t.nodes.empty()) return bad("no racks or nodeGroups: the cluster would have no nodes");
+  // A control-plane node without GPUs, as kind clusters have (NVIDIA's MPI launchers ask for it).
+  if (json::get_bool(*doc, "controlPlane").value_or(true)) {
+    NodeSpec cp;
+    cp.name = "control-plane";
+    cp.labels.emplace("node-role.kubernetes.io/control-plane", "");
+    if (auto s = add(std::move(cp)); !s) return unexpected(s.error());
+  }
   return t;
 }
 

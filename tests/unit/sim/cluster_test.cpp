@@ -9,6 +9,7 @@
 #include "sim/cluster/claim_controller.h"
 #include "sim/cluster/kubelet.h"
 #include "sim/cluster/scheduler.h"
+#include "sim/cluster/workloads.h"
 #include "sim/yaml_json.h"
 
 namespace nvdra::sim::cluster {
@@ -32,6 +33,7 @@ class ClusterTest : public ::testing::Test {
       ASSERT_TRUE(cluster_.api().create(kDeviceClasses, "", std::move(d)));
     auto topo = parse_topology(R"(
 name: test
+controlPlane: false
 racks:
 - {name: rack, nodes: 2, gpusPerNode: 2, gpu: GB200}
 nodeGroups:
@@ -43,6 +45,11 @@ nodeGroups:
     scheduler_ = sched.get();
     cluster_.add(std::move(sched));
     cluster_.add(std::make_unique<Kubelets>(cluster_, std::move(*topo), KubeletOptions{}));
+    cluster_.add(std::make_unique<ReplicaSetController>(cluster_));
+    cluster_.add(std::make_unique<DeploymentController>(cluster_));
+    cluster_.add(std::make_unique<JobController>(cluster_));
+    cluster_.add(std::make_unique<DaemonSetController>(cluster_));
+    cluster_.add(std::make_unique<MpiJobController>(cluster_));
     cluster_.step();
   }
 
@@ -200,6 +207,90 @@ TEST_F(ClusterTest, MissingTemplateWaitsAndIsPickedUpWhenCreated) {
   create(kClaimTemplates, kTemplate);
   cluster_.step();
   EXPECT_EQ(pod_field("early", {"status", "phase"}), "Running");
+}
+
+int count_pods(Cluster& c, std::string_view phase, std::string_view prefix) {
+  int n = 0;
+  for (const auto& [key, p] : c.cache().all(kPods)) {
+    const Value* st = json::find(*p, "status");
+    if (std::string(name_of(*p)).starts_with(prefix) && !terminating(*p) && st &&
+        json::string_or(*st, "phase") == phase)
+      ++n;
+  }
+  return n;
+}
+
+TEST_F(ClusterTest, DeploymentsRunTheirReplicasThroughAReplicaSetAndScale) {
+  create(kClaimTemplates, kTemplate);
+  create(kDeployments,
+         R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{
+    "replicas":3,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
+    "spec":{"containers":[{"name":"c","image":"i"}],"resourceClaims":[{"name":"gpu","resourceClaimTemplateName":"one-gpu"}]}}}})");
+  cluster_.step();
+  EXPECT_EQ(count_pods(cluster_, "Running", "web-"), 3);
+  Doc d = get(kDeployments, "web");
+  EXPECT_EQ(json::get_int(*json::find(*d, "status"), "readyReplicas"), 3);
+  ASSERT_TRUE(
+      cluster_.api().modify(kDeployments, "default", "web", false, [](json::Document& o, bool) {
+        o["spec"]["replicas"] = 1;
+        return ok();
+      }));
+  cluster_.step();
+  EXPECT_EQ(count_pods(cluster_, "Running", "web-"), 1);
+  EXPECT_EQ(cluster_.cache().all(kClaims).size(), 1u);  // the claims of removed pods went with them
+}
+
+TEST_F(ClusterTest, JobsRunToCompletion) {
+  create(
+      kJobs,
+      R"({"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"train"},"spec":{"completions":3,
+    "parallelism":2,"template":{"metadata":{"annotations":{"sim.nvdra.io/run-seconds":"0"}},"spec":{
+    "restartPolicy":"Never","containers":[{"name":"c","image":"i"}]}}}})");
+  for (int i = 0; i < 10; ++i)
+    cluster_.step();
+  Doc job = get(kJobs, "train");
+  EXPECT_EQ(json::get_int(*json::find(*job, "status"), "succeeded"), 3);
+  EXPECT_NE(json::write(*json::find(*job, "status")).find(R"("type":"Complete","status":"True")"),
+            std::string::npos);
+}
+
+TEST_F(ClusterTest, DaemonSetsFollowNodeLabels) {
+  create(kDaemonSets,
+         R"({"apiVersion":"apps/v1","kind":"DaemonSet","metadata":{"name":"agent"},"spec":{
+    "selector":{"matchLabels":{"app":"agent"}},"template":{"metadata":{"labels":{"app":"agent"}},"spec":{
+    "nodeSelector":{"nvidia.com/gpu.present":"true"},"containers":[{"name":"c","image":"i"}]}}}})");
+  cluster_.step();
+  EXPECT_EQ(count_pods(cluster_, "Running", "agent-"), 2);  // the tainted MIG node is not tolerated
+  ASSERT_TRUE(cluster_.api().modify(kNodes, "", "rack-node-1", false, [](json::Document& o, bool) {
+    o["metadata"]["labels"].RemoveMember("nvidia.com/gpu.present");
+    return ok();
+  }));
+  cluster_.step();
+  EXPECT_EQ(count_pods(cluster_, "Running", "agent-"), 1);
+  Doc ds = get(kDaemonSets, "agent");
+  EXPECT_EQ(json::get_int(*json::find(*ds, "status"), "desiredNumberScheduled"), 1);
+}
+
+TEST_F(ClusterTest, MpiJobStartsItsLauncherOnceWorkersAreReady) {
+  ResourceType mpi;
+  mpi.group = "kubeflow.org";
+  mpi.version = "v2beta1";
+  mpi.resource = "mpijobs";
+  mpi.kind = "MPIJob";
+  mpi.status_subresource = true;
+  registry_.add(mpi);
+  create(kMpiJobs,
+         R"({"apiVersion":"kubeflow.org/v2beta1","kind":"MPIJob","metadata":{"name":"nb"},"spec":{
+    "launcherCreationPolicy":"WaitForWorkersReady","mpiReplicaSpecs":{
+    "Launcher":{"replicas":1,"template":{"metadata":{"annotations":{"sim.nvdra.io/run-seconds":"0"}},"spec":{"containers":[{"name":"l","image":"i"}]}}},
+    "Worker":{"replicas":2,"template":{"spec":{"containers":[{"name":"w","image":"i"}]}}}}}})");
+  for (int i = 0; i < 6; ++i)
+    cluster_.step();
+  EXPECT_EQ(pod_field("nb-launcher", {"status", "phase"}), "Succeeded");
+  Doc job = get(kMpiJobs, "nb");
+  EXPECT_NE(json::write(*json::find(*job, "status")).find(R"("type":"Succeeded","status":"True")"),
+            std::string::npos);
+  EXPECT_EQ(count_pods(cluster_, "Running", "nb-worker-"), 0);  // cleanPodPolicy Running
 }
 
 }  // namespace
