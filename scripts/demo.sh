@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# make demo: starts nvdra-sim's API server, installs NVIDIA's DeviceClasses and a GPU claim with
-# kubectl, and shows them.
+# make demo: starts a simulated GPU cluster (nvdra-sim up, examples/topologies/demo.yaml),
+# installs NVIDIA's DeviceClasses, runs sample workloads (a whole GPU, a MIG slice, an MPS-shared
+# GPU) and shows them reach Running, then prints how to continue with kubectl.
 #
-# What runs today is the simulated API server; the scheduler, the simulated kubelets and the nvdra
-# agent and controller are the next issues, so the claim is stored but not yet allocated. In a
-# terminal the cluster stays up until Ctrl-C; without one (CI) the demo checks its results, tears
-# down and exits 0, or exits non-zero naming what failed.
+# The node agent and the controller are not built yet, so the simulator publishes the devices
+# itself (--no-agents) and nothing is prepared on the nodes. In a terminal the cluster stays up
+# until Ctrl-C; without one (CI) the demo checks every sample, tears down and exits 0, or exits
+# non-zero naming what failed.
 set -euo pipefail
 BUILD=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,24 +18,39 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$root/$BUILD/bin/nvdra-sim" serve --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/sim.log" &
+"$root/$BUILD/bin/nvdra-sim" up --topology "$root/examples/topologies/demo.yaml" --no-agents \
+  --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/sim.log" &
 sim_pid=$!
 for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
 if [ ! -s "$work/kubeconfig" ]; then
   echo "demo: nvdra-sim did not start"; cat "$work/sim.log"; exit 1
 fi
 export KUBECONFIG="$work/kubeconfig"
-echo "== nvdra-sim is up: $(sed -n 2p "$work/out" | sed 's/^ *//')"
+echo "== $(sed -n 2p "$work/out")"
 
 step() { echo; echo "\$ $*"; "$@"; }
+for _ in $(seq 50); do [ "$(kubectl get nodes -o name | wc -l)" -gt 1 ] && break; sleep 0.1; done
+step kubectl get nodes
 step kubectl apply -f "$root/manifests/base/deviceclasses.yaml"
-step kubectl apply -f "$root/examples/demo/gpu-claim.yaml"
-step kubectl get deviceclasses
-step kubectl get resourceclaims -n nvdra-demo -o wide
+step kubectl apply -f "$root/examples/demo/gpu-pod.yaml"
+step kubectl apply -f "$root/examples/demo/mig-pod.yaml" -f "$root/examples/demo/mps-pod.yaml"
 
 failed=""
-[ "$(kubectl get deviceclasses -o name | wc -l)" -eq 5 ] || failed="$failed deviceclasses"
-[ "$(kubectl get resourceclaim single-gpu -n nvdra-demo -o jsonpath='{.spec.devices.requests[0].exactly.deviceClassName}')" = "gpu.nvidia.com" ] || failed="$failed resourceclaim"
+for pod in gpu-pod mig-pod mps-pod; do
+  if ! kubectl wait -n nvdra-demo "pod/$pod" --for=jsonpath='{.status.phase}'=Running --timeout=60s >/dev/null; then
+    failed="$failed $pod"
+  fi
+done
+step kubectl get pods -n nvdra-demo -o wide
+step kubectl get resourceclaims -n nvdra-demo
+echo
+echo "\$ kubectl get resourceclaims -n nvdra-demo -o jsonpath=<devices>"
+kubectl get resourceclaims -n nvdra-demo \
+  -o jsonpath='{range .items[*]}{.metadata.name}{" -> "}{.status.allocation.devices.results[*].device}{" on "}{.status.allocation.nodeSelector.nodeSelectorTerms[0].matchFields[0].values[0]}{"\n"}{end}'
+
+# Each claim holds the device its request asked for.
+mig_device=$(kubectl get resourceclaims -n nvdra-demo -o jsonpath='{.items[?(@.metadata.annotations.resource\.kubernetes\.io/pod-claim-name=="mig")].status.allocation.devices.results[0].device}')
+[[ "$mig_device" == gpu-*-mig-1g5gb-* ]] || failed="$failed mig-device($mig_device)"
 
 if [ -n "$failed" ]; then
   echo "demo: FAILED:$failed"; exit 1
@@ -44,7 +60,7 @@ echo "demo: every sample reached its expected state."
 if [ -t 0 ]; then
   echo "The cluster stays up. In another terminal:"
   echo "  export KUBECONFIG=$work/kubeconfig"
-  echo "  kubectl get resourceclaims -A"
+  echo "  kubectl get pods -A; kubectl get resourceclaims -A; kubectl get resourceslices"
   echo "Press Ctrl-C to stop."
   wait "$sim_pid" || true
 fi

@@ -343,6 +343,11 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       Value& st = ensure_object(obj, "status", a);
       set_string(st, "phase", "Active", a);
     }
+    if (t.group.empty() && t.resource == "pods") {
+      Value& st = ensure_object(obj, "status", a);  // as kube-apiserver's pod strategy does
+      set_string(st, "phase", "Pending", a);
+      set_string(st, "qosClass", "BestEffort", a);
+    }
     Value& meta = meta_of();
     set_string(meta, "uid", new_uid(), a);
     set_string(meta, "creationTimestamp", now, a);
@@ -668,7 +673,8 @@ bool Store::deletion_waits_locked(const std::string& storage_key, const Value& o
   if (!graceful_pods_ || storage_key != "/pods") return false;
   const Value* node = json::find_path(obj, {"spec", "nodeName"});
   if (!node || !node->IsString() || node->GetStringLength() == 0) return false;
-  const std::string_view phase = json::find(obj, "status") ? json::string_or(obj["status"], "phase") : "";
+  const std::string_view phase =
+      json::find(obj, "status") ? json::string_or(obj["status"], "phase") : "";
   return phase != "Succeeded" && phase != "Failed";  // a finished pod has nothing left to stop
 }
 

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# kubectl against `nvdra-sim up --no-agents`: NVIDIA's demo manifests scheduled with DRA onto
+# simulated GPU nodes, workloads, unschedulable claims, graceful deletion and device release.
+# Usage: cluster_sim_test.sh BIN_DIR
+set -euo pipefail
+BIN=${1:?usage: $0 BIN_DIR}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+compat="$root/../shared/compat/nvidia-demo-specs/quickstart"
+work=$(mktemp -d)
+sim_pid=""
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+pass=0
+fail=0
+check() {  # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: want [$2] got [$3]"; fi
+}
+contains() {  # contains NAME NEEDLE HAYSTACK
+  if [[ "$3" == *"$2"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: [$2] not in [$3]"; fi
+}
+# all_running NAMESPACE: every pod of the namespace reaches Running (30 s).
+all_running() {
+  for _ in $(seq 300); do
+    local phases
+    phases=$(kubectl get pods -n "$1" -o jsonpath='{.items[*].status.phase}')
+    if [ -n "$phases" ] && [ -z "$(tr ' ' '\n' <<<"$phases" | grep -v '^Running$' || true)" ]; then
+      echo yes; return
+    fi
+    sleep 0.1
+  done
+  echo "no: $(kubectl get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}:{.status.conditions[0].message} {end}')"
+}
+
+"$BIN/nvdra-sim" up --topology "$root/examples/topologies/demo.yaml" --no-agents \
+  --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/err" &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
+[ "$(head -1 "$work/out")" = "$work/kubeconfig" ] || { echo "first line is not the kubeconfig path"; cat "$work/out" "$work/err"; exit 1; }
+export KUBECONFIG="$work/kubeconfig"
+for _ in $(seq 50); do [ "$(kubectl get nodes -o name | wc -l)" -eq 12 ] && break; sleep 0.1; done
+
+check "nodes" "12" "$(kubectl get nodes -o name | wc -l)"
+check "nodes ready" "12" "$(kubectl get nodes --no-headers | grep -c ' Ready ')"
+check "clique label" "5c3a1d2e-8f4b-4e6a-9b7c-0d1e2f3a4b5c.2" \
+  "$(kubectl get node nvl72-b-node-0 -o jsonpath='{.metadata.labels.nvidia\.com/gpu\.clique}')"
+check "gpu slices" "8" "$(kubectl get resourceslices --field-selector spec.nodeName=dgx-h100-0 -o jsonpath='{.items[0].spec.devices[*].name}' | wc -w)"
+check "compute-domain slice" "channel-0 daemon-0" \
+  "$(kubectl get resourceslices --field-selector spec.driver=compute-domain.nvidia.com,spec.nodeName=nvl72-a-node-0 -o jsonpath='{.items[0].spec.devices[*].name}')"
+kubectl apply -f "$root/manifests/base/deviceclasses.yaml" >/dev/null
+
+# NVIDIA's quickstart manifests, unchanged, one at a time: every pod runs, deleting releases all.
+for m in v1/gpu-test1 v1/gpu-test2 v1/gpu-test3 v1/gpu-test4 v1/gpu-test5 v1/gpu-test6 v1/gpu-test-mps gpu-test7 gpu-test8; do
+  ns=$(kubectl apply -f "$compat/$m.yaml" -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
+  [ -n "$ns" ] || ns=$(grep -m1 -A2 '^kind: Namespace' "$compat/$m.yaml" | sed -n 's/^ *name: *//p')
+  check "$m runs" "yes" "$(all_running "$ns")"
+  kubectl delete namespace "$ns" --wait=true --timeout=30s >/dev/null
+  check "$m released" "" "$(kubectl get resourceclaims -A -o name | grep -v '^$' || true)"
+done
+
+# The claims of gpu-test4 land on one parent GPU (matchAttribute parentUUID) as four MIG devices.
+kubectl apply -f "$compat/v1/gpu-test4.yaml" >/dev/null
+all_running gpu-test4 >/dev/null
+claim=$(kubectl get resourceclaims -n gpu-test4 -o jsonpath='{.items[0].metadata.name}')
+devices=$(kubectl get resourceclaim -n gpu-test4 "$claim" -o jsonpath='{.status.allocation.devices.results[*].device}')
+check "mig devices" "4" "$(wc -w <<<"$devices")"
+check "one parent" "1" "$(tr ' ' '\n' <<<"$devices" | sed 's/-mig-.*//' | sort -u | wc -l)"
+kubectl delete namespace gpu-test4 --wait=true --timeout=30s >/dev/null
+
+# A claim nothing can satisfy: the pod stays Pending and says why.
+kubectl create namespace e2e >/dev/null 2>&1 || kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: {name: e2e}
+YAML
+kubectl apply -n e2e -f - >/dev/null <<'YAML'
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaimTemplate
+metadata: {name: h900}
+spec:
+  spec:
+    devices:
+      requests:
+      - name: gpu
+        exactly:
+          deviceClassName: gpu.nvidia.com
+          selectors: [{cel: {expression: "device.attributes['gpu.nvidia.com'].productName == 'NVIDIA H900'"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: never}
+spec:
+  containers: [{name: c, image: busybox, resources: {claims: [{name: gpu}]}}]
+  resourceClaims: [{name: gpu, resourceClaimTemplateName: h900}]
+YAML
+kubectl wait -n e2e pod/never --for=condition=PodScheduled=false --timeout=10s >/dev/null
+contains "unschedulable reason" "cannot allocate all claims" \
+  "$(kubectl get pod -n e2e never -o jsonpath='{.status.conditions[?(@.type=="PodScheduled")].message}')"
+check "unschedulable phase" "Pending" "$(kubectl get pod -n e2e never -o jsonpath='{.status.phase}')"
+
+# Jobs complete; Deployments scale; DaemonSets follow node labels.
+kubectl apply -n e2e -f - >/dev/null <<'YAML'
+apiVersion: batch/v1
+kind: Job
+metadata: {name: train}
+spec:
+  completions: 2
+  parallelism: 2
+  template:
+    metadata: {annotations: {sim.nvdra.io/run-seconds: "0.5"}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: per-h100}
+spec:
+  selector: {matchLabels: {app: per-h100}}
+  template:
+    metadata: {labels: {app: per-h100}}
+    spec:
+      nodeSelector: {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}
+      containers: [{name: c, image: busybox}]
+YAML
+check "job complete" "job.batch/train condition met" "$(kubectl wait -n e2e job/train --for=condition=complete --timeout=20s)"
+for _ in $(seq 50); do [ "$(kubectl get ds -n e2e per-h100 -o jsonpath='{.status.numberReady}')" = "2" ] && break; sleep 0.1; done
+check "daemonset on H100 nodes" "2" "$(kubectl get ds -n e2e per-h100 -o jsonpath='{.status.numberReady}')"
+kubectl label node dgx-h100-1 nvidia.com/gpu.product=other --overwrite >/dev/null
+for _ in $(seq 50); do [ "$(kubectl get ds -n e2e per-h100 -o jsonpath='{.status.desiredNumberScheduled}')" = "1" ] && break; sleep 0.1; done
+check "daemonset follows labels" "1" "$(kubectl get ds -n e2e per-h100 -o jsonpath='{.status.desiredNumberScheduled}')"
+
+# Deleting a running pod waits for its kubelet, then its generated claim goes.
+kubectl apply -f "$root/examples/demo/gpu-pod.yaml" >/dev/null
+kubectl wait -n nvdra-demo pod/gpu-pod --for=jsonpath='{.status.phase}'=Running --timeout=20s >/dev/null
+check "claim allocated" "allocated,reserved" "$(kubectl get resourceclaims -n nvdra-demo --no-headers | awk '{print $2}')"
+kubectl delete pod -n nvdra-demo gpu-pod --timeout=20s >/dev/null
+for _ in $(seq 50); do [ -z "$(kubectl get resourceclaims -n nvdra-demo -o name)" ] && break; sleep 0.1; done
+check "claim released" "" "$(kubectl get resourceclaims -n nvdra-demo -o name)"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
