@@ -46,17 +46,49 @@ void ClaimController::observe(const std::string& storage_key, const std::string&
   if (storage_key == kPods.storage_key()) {
     dirty_pods_.insert(key);
     // The claims a pod reserves or owns may now be released.
+    if (obj) uid_of_pod_[key] = std::string(uid_of(*obj));
     if (obj == nullptr || pod_done(*obj)) {
-      const std::string ns = key.substr(0, key.find('/'));
-      for (const auto& [ck, claim] : c_.cache().all(kClaims)) {
-        if (ck.starts_with(ns + "/")) dirty_claims_.insert(ck);
+      const std::string pod_uid = obj ? std::string(uid_of(*obj)) : gone_uid(key);
+      // Its generated claims, and the claims it reserved.
+      for (auto* index : {&claims_of_pod_, &reserving_}) {
+        if (auto it = index->find(pod_uid); it != index->end())
+          dirty_claims_.insert(it->second.begin(), it->second.end());
       }
+      if (!obj) uid_of_pod_.erase(key);
     }
   } else if (storage_key == kClaims.storage_key()) {
     dirty_claims_.insert(key);
+    if (auto it = pod_of_claim_.find(key); it != pod_of_claim_.end()) {
+      claims_of_pod_[it->second].erase(key);
+      if (claims_of_pod_[it->second].empty()) claims_of_pod_.erase(it->second);
+      pod_of_claim_.erase(it);
+    }
+    for (const auto& uid : reserved_for_[key]) {
+      reserving_[uid].erase(key);
+      if (reserving_[uid].empty()) reserving_.erase(uid);
+    }
+    reserved_for_.erase(key);
+    if (obj) {
+      if (auto owner = owner_pod(*obj)) {
+        pod_of_claim_[key] = owner->second;
+        claims_of_pod_[owner->second].insert(key);
+      }
+      if (const Value* r = json::find_path(*obj, {"status", "reservedFor"}); r && r->IsArray()) {
+        for (const auto& e : r->GetArray()) {
+          const std::string uid(json::string_or(e, "uid"));
+          reserved_for_[key].push_back(uid);
+          reserving_[uid].insert(key);
+        }
+      }
+    }
   } else if (storage_key == kClaimTemplates.storage_key()) {
     dirty_pods_.insert(waiting_pods_.begin(), waiting_pods_.end());
   }
+}
+
+std::string ClaimController::gone_uid(const std::string& pod_key) const {
+  auto it = uid_of_pod_.find(pod_key);
+  return it == uid_of_pod_.end() ? std::string() : it->second;
 }
 
 void ClaimController::reconcile(std::chrono::steady_clock::time_point) {
@@ -84,12 +116,12 @@ void ClaimController::sync_pod(const std::string& key) {
     if (!tmpl_name || recorded_claim(*pod, claim_name)) continue;
     // A claim made before a crash, not yet recorded in the pod's status, is reused.
     std::string existing;
-    for (const auto& [ck, claim] : c_.cache().all(kClaims)) {
-      auto owner = owner_pod(*claim);
-      const Value* ann = json::find_path(*claim, {"metadata", "annotations"});
-      if (owner && owner->second == uid && ann &&
-          json::string_or(*ann, std::string(kPodClaimNameAnnotation)) == claim_name) {
-        existing = std::string(name_of(*claim));
+    if (auto owned = claims_of_pod_.find(uid); owned != claims_of_pod_.end()) {
+      for (const auto& ck : owned->second) {
+        Doc claim = c_.cache().get(kClaims, ck);
+        const Value* ann = claim ? json::find_path(*claim, {"metadata", "annotations"}) : nullptr;
+        if (ann && json::string_or(*ann, std::string(kPodClaimNameAnnotation)) == claim_name)
+          existing = std::string(name_of(*claim));
       }
     }
     if (existing.empty()) {

@@ -4,7 +4,9 @@
 // done, deallocates claims nobody reserves, and deletes generated claims whose pod is done.
 #pragma once
 
+#include <map>
 #include <set>
+#include <vector>
 
 #include "sim/cluster/cluster.h"
 
@@ -30,6 +32,14 @@ class ClaimController : public Controller {
   std::set<std::string> dirty_pods_, dirty_claims_;
   // Pods waiting for a template; retried when templates change.
   std::set<std::string> waiting_pods_;
+  // Generated claims by owner pod uid, and the reverse, so that pods find their claims quickly.
+  std::map<std::string, std::set<std::string>> claims_of_pod_;
+  std::map<std::string, std::string> pod_of_claim_;
+  // Which pods (by uid) each claim is reserved for, and the reverse.
+  std::map<std::string, std::vector<std::string>> reserved_for_;
+  std::map<std::string, std::set<std::string>> reserving_;
+  std::map<std::string, std::string> uid_of_pod_;  // pod key → uid, to index a deleted pod
+  std::string gone_uid(const std::string& pod_key) const;
 };
 
 }  // namespace nvdra::sim::cluster

@@ -119,7 +119,18 @@ std::string node_misfit(const Value& pod, const Value& node, const dra::NodeInfo
 
 void Scheduler::observe(const std::string& storage_key, const std::string& key, const Doc& obj) {
   if (storage_key == kPods.storage_key()) {
-    counts_dirty_ = true;
+    // Pods per node, kept as pods come, go, bind and finish.
+    if (auto old = node_of_pod_.find(key); old != node_of_pod_.end()) {
+      --pods_on_node_[old->second];
+      node_of_pod_.erase(old);
+    }
+    if (obj && !pod_done(*obj)) {
+      const std::string_view node = json::string_or(*json::find(*obj, "spec"), "nodeName");
+      if (!node.empty()) {
+        node_of_pod_.emplace(key, node);
+        ++pods_on_node_[std::string(node)];
+      }
+    }
     tried_at_.erase(key);
     if (obj && pending(*obj)) {
       if (queued_.insert(key).second) pending_.push_back(key);
@@ -166,19 +177,6 @@ void Scheduler::observe(const std::string& storage_key, const std::string& key, 
   }
 }
 
-void Scheduler::count_pods() {
-  if (!counts_dirty_) return;
-  counts_dirty_ = false;
-  pods_on_node_.clear();
-  for (const auto& [key, pod] : c_.cache().all(kPods)) {
-    const Value* spec = json::find(*pod, "spec");
-    if (spec && !pod_done(*pod)) {
-      const std::string_view node = json::string_or(*spec, "nodeName");
-      if (!node.empty()) ++pods_on_node_[std::string(node)];
-    }
-  }
-}
-
 std::string Scheduler::misfit(const Value& pod, const NodeState& n) const {
   if (std::string why = node_misfit(pod, *n.obj, n.info); !why.empty()) return why;
   int64_t max_pods = 110;
@@ -220,10 +218,12 @@ Scheduler::Outcome Scheduler::schedule(const std::string& key, const Doc& pod) {
   for (const auto& ck : keys) {
     if (claims_written_.contains(ck)) return Outcome::kLater;
   }
-  ++stats_.attempts;
   for (const auto& ck : keys) {
     Doc claim = ck.starts_with("?") ? nullptr : c_.cache().get(kClaims, ck);
     if (!claim || terminating(*claim)) {
+      // Usually the resourceclaim controller is about to create it: say so only when it takes long.
+      auto seen = waiting_since_.emplace(key, Steady::now()).first;
+      if (Steady::now() - seen->second < options_.claim_grace) return Outcome::kLater;
       unschedulable(pod, fmt::format("waiting for ResourceClaim {} to be created",
                                      ck.starts_with("?") ? "of " + ck.substr(1)
                                                          : ck.substr(ck.find('/') + 1)));
@@ -249,7 +249,7 @@ Scheduler::Outcome Scheduler::schedule(const std::string& key, const Doc& pod) {
     }
     nodes_dirty_ = false;
   }
-  count_pods();
+  ++stats_.attempts;
   std::map<std::string, int> misfits;
   std::string claim_error;
   dra::AllocationContext ctx{inventory_,
@@ -355,7 +355,6 @@ Scheduler::Outcome Scheduler::schedule(const std::string& key, const Doc& pod) {
       NVDRA_WARN("scheduler: binding pod {} to {}: {}", key, node.info.name, b.error().message);
       return Outcome::kLater;
     }
-    ++pods_on_node_[node.info.name];
     next_node_ = (next_node_ + i + 1) % nodes_.size();
     ++stats_.scheduled;
     return Outcome::kScheduled;
@@ -379,6 +378,7 @@ void Scheduler::reconcile(std::chrono::steady_clock::time_point) {
     Doc pod = c_.cache().get(kPods, key);
     if (!pod || !pending(*pod)) {
       queued_.erase(key);
+      waiting_since_.erase(key);
       continue;
     }
     auto tried = tried_at_.find(key);
@@ -388,6 +388,7 @@ void Scheduler::reconcile(std::chrono::steady_clock::time_point) {
     }
     switch (schedule(key, pod)) {
       case Outcome::kScheduled:
+        waiting_since_.erase(key);
         queued_.erase(key);
         tried_at_.erase(key);
         break;

@@ -26,9 +26,14 @@ struct SchedulerStats {
   std::vector<double> allocation_seconds;  // per scheduled pod: the allocator's time
 };
 
+struct SchedulerOptions {
+  // How long a pod may wait for the resourceclaim controller before it is marked as waiting.
+  std::chrono::milliseconds claim_grace{2000};
+};
+
 class Scheduler : public Controller {
  public:
-  explicit Scheduler(Cluster& c) : c_(c) {}
+  explicit Scheduler(Cluster& c, SchedulerOptions options = {}) : c_(c), options_(options) {}
   void observe(const std::string& storage_key, const std::string& key, const Doc& obj) override;
   void reconcile(std::chrono::steady_clock::time_point now) override;
   const SchedulerStats& stats() const { return stats_; }
@@ -43,16 +48,17 @@ class Scheduler : public Controller {
   Outcome schedule(const std::string& key, const Doc& pod);
   void unschedulable(const Doc& pod, const std::string& message);
   std::string misfit(const json::Value& pod, const NodeState& node) const;
-  void count_pods();
 
   Cluster& c_;
+  SchedulerOptions options_;
   dra::Inventory inventory_;
   std::map<std::string, dra::DeviceClass, std::less<>> classes_;
   std::set<dra::DeviceId> allocated_;
   std::map<std::string, std::vector<dra::DeviceId>> claim_devices_;  // claim key → its devices
   std::vector<NodeState> nodes_;
-  bool nodes_dirty_ = true, counts_dirty_ = true;
-  std::map<std::string, int, std::less<>> pods_on_node_;
+  bool nodes_dirty_ = true;
+  std::map<std::string, int, std::less<>> pods_on_node_;  // bound pods not done, per node
+  std::map<std::string, std::string> node_of_pod_;
   std::deque<std::string> pending_;           // pods in arrival order
   std::set<std::string> queued_;              // what pending_ holds
   std::map<std::string, uint64_t> tried_at_;  // pod → capacity generation of its last failure
@@ -61,6 +67,8 @@ class Scheduler : public Controller {
   // Claims written in this round: the cache shows them only after the round, so pods sharing
   // them wait for the next one.
   std::set<std::string> claims_written_;
+  using Steady = std::chrono::steady_clock;
+  std::map<std::string, Steady::time_point> waiting_since_;  // pods whose claims do not exist yet
   SchedulerStats stats_;
 };
 

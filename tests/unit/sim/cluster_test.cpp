@@ -41,7 +41,8 @@ nodeGroups:
 )");
     ASSERT_TRUE(topo) << topo.error().message;
     cluster_.add(std::make_unique<ClaimController>(cluster_));
-    auto sched = std::make_unique<Scheduler>(cluster_);
+    auto sched = std::make_unique<Scheduler>(
+        cluster_, SchedulerOptions{.claim_grace = std::chrono::milliseconds(0)});
     scheduler_ = sched.get();
     cluster_.add(std::move(sched));
     cluster_.add(std::make_unique<Kubelets>(cluster_, std::move(*topo), KubeletOptions{}));
