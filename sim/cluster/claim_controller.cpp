@@ -35,6 +35,32 @@ std::optional<std::pair<std::string, std::string>> owner_pod(const Value& claim)
 
 }  // namespace
 
+// The pod's claims in the order of pod.spec.resourceClaims: keys "ns/name", or the name of the
+// pod claim still waiting for its generated claim (prefixed "?").
+std::vector<std::string> pod_claim_keys(const Value& pod) {
+  std::vector<std::string> out;
+  const Value* entries = json::find_path(pod, {"spec", "resourceClaims"});
+  if (!entries || !entries->IsArray()) return out;
+  const std::string ns(namespace_of(pod));
+  for (const auto& e : entries->GetArray()) {
+    const std::string_view entry = json::string_or(e, "name");
+    if (auto n = json::get_string(e, "resourceClaimName")) {
+      out.push_back(object_key(ns, *n));
+      continue;
+    }
+    std::string generated;
+    if (const Value* st = json::find_path(pod, {"status", "resourceClaimStatuses"});
+        st && st->IsArray()) {
+      for (const auto& s : st->GetArray()) {
+        if (json::string_or(s, "name") == entry)
+          generated = std::string(json::string_or(s, "resourceClaimName"));
+      }
+    }
+    out.push_back(generated.empty() ? "?" + std::string(entry) : object_key(ns, generated));
+  }
+  return out;
+}
+
 bool pod_done(const Value& pod) {
   const Value* st = json::find(pod, "status");
   const std::string_view phase = st ? json::string_or(*st, "phase") : "";

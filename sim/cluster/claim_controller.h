@@ -6,6 +6,7 @@
 
 #include <map>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "sim/cluster/cluster.h"
@@ -17,6 +18,10 @@ inline constexpr std::string_view kPodClaimNameAnnotation = "resource.kubernetes
 
 // Whether a pod has finished (its devices may be released).
 bool pod_done(const json::Value& pod);
+
+// A pod's claims in the order of pod.spec.resourceClaims, as "ns/name" keys; a generated claim not
+// yet recorded in pod.status.resourceClaimStatuses is "?<pod claim name>".
+std::vector<std::string> pod_claim_keys(const json::Value& pod);
 
 class ClaimController : public Controller {
  public:

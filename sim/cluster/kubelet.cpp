@@ -49,12 +49,15 @@ Kubelets::Kubelets(Cluster& c, Topology topology, KubeletOptions options)
     : c_(c), topology_(std::move(topology)), options_(options) {
   for (const auto& n : topology_.nodes)
     by_name_[n.name] = &n;
+  if (!options_.root.empty())
+    devices_ = std::make_unique<DevicePreparer>(c_, options_.root, topology_);
 }
 
 void Kubelets::observe(const std::string& storage_key, const std::string& key, const Doc& obj) {
   if (storage_key == kPods.storage_key()) {
     if (!obj) {
       finish_at_.erase(key);
+      if (devices_) devices_->forget(key);
       return;
     }
     const Value* spec = json::find(*obj, "spec");
@@ -192,7 +195,8 @@ void Kubelets::sync_pod(const std::string& key, std::chrono::steady_clock::time_
   const NodeSpec* node =
       by_name_.at(std::string(json::string_or(*json::find(*pod, "spec"), "nodeName")));
   if (terminating(*pod)) {
-    // Containers stop at once in the simulation; confirm the deletion.
+    // Containers stop at once in the simulation; release the devices, then confirm the deletion.
+    if (devices_ && !devices_->released(key, pod, node->name)) return;
     DeleteRequest now_req;
     now_req.grace_period_seconds = 0;
     auto r = c_.api().remove(kPods, std::string(namespace_of(*pod)), std::string(name_of(*pod)),
@@ -204,14 +208,20 @@ void Kubelets::sync_pod(const std::string& key, std::chrono::steady_clock::time_
   }
   const Value* st = json::find(*pod, "status");
   const std::string_view phase = st ? json::string_or(*st, "phase", "Pending") : "Pending";
-  if (phase == "Pending") start_pod(pod, *node, now);
+  if (phase != "Pending") return;
+  if (devices_ && !devices_->ready(key, pod, node->name)) return;
+  start_pod(pod, *node, now);
 }
 
 void Kubelets::reconcile(std::chrono::steady_clock::time_point now) {
   if (!registered_) {
     registered_ = true;
+    const bool starting = lease_due_.empty();
     for (const auto& n : topology_.nodes) {
+      if (devices_ && starting)
+        devices_->wipe_node_slices(n.name, "");  // as kubelet does when it starts
       register_node(n);
+      if (lease_due_.contains(n.name)) continue;  // registering again (our Node was deleted)
       // Spread lease renewals over the period instead of renewing every node at once.
       lease_due_[n.name] = now + options_.lease_renew * (n.ordinal % 16 + 1) / 16;
       renew_lease(n);
@@ -221,6 +231,10 @@ void Kubelets::reconcile(std::chrono::steady_clock::time_point now) {
     if (due > now) continue;
     renew_lease(*by_name_.at(node));
     due = now + options_.lease_renew;
+  }
+  if (devices_) {
+    auto again = devices_->poll(now);
+    dirty_pods_.insert(again.begin(), again.end());
   }
   auto pods = std::move(dirty_pods_);
   dirty_pods_.clear();

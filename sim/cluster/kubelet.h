@@ -1,8 +1,10 @@
 // Simulated kubelets, one per topology node: they register their Node (capacity, labels, taints,
 // Ready) and renew its Lease; run the pods bound to them (Pending → Running and Ready; pods that
 // do not restart complete after their run time, sim.nvdra.io/run-seconds, default 3 s); and end
-// terminating pods, confirming the deletion once the pod is stopped. In --no-agents mode they also
-// publish the node's ResourceSlices themselves and prepare nothing.
+// terminating pods, confirming the deletion once the pod is stopped. With a root folder they talk
+// to the nodes' DRA drivers over gRPC (sim/cluster/device_preparer.h) before starting and after
+// stopping pods; in --no-agents mode they publish the node's ResourceSlices themselves instead and
+// prepare nothing.
 #pragma once
 
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <set>
 
 #include "sim/cluster/cluster.h"
+#include "sim/cluster/device_preparer.h"
 #include "sim/cluster/topology.h"
 
 namespace nvdra::sim::cluster {
@@ -18,6 +21,9 @@ inline constexpr std::string_view kRunSecondsAnnotation = "sim.nvdra.io/run-seco
 
 struct KubeletOptions {
   bool publish_slices = true;  // --no-agents: the kubelets publish the devices themselves
+  // Each node's kubelet folder is <root>/<node> (plugins_registry/, plugins/). Empty: no DRA
+  // drivers, pods start without preparing devices.
+  std::string root;
   std::chrono::seconds lease_renew{40};
   std::chrono::milliseconds default_run_time{3000};
 };
@@ -38,6 +44,7 @@ class Kubelets : public Controller {
   Cluster& c_;
   Topology topology_;
   KubeletOptions options_;
+  std::unique_ptr<DevicePreparer> devices_;  // with a root folder
   std::map<std::string, const NodeSpec*, std::less<>> by_name_;
   bool registered_ = false;
   std::set<std::string> dirty_pods_;

@@ -36,32 +36,6 @@ bool tolerates(const Value& pod, const Value& taint) {
   return false;
 }
 
-// The pod's claims in the order of pod.spec.resourceClaims: keys "ns/name", or the name of the
-// pod claim still waiting for its generated claim (prefixed "?").
-std::vector<std::string> claim_keys(const Value& pod) {
-  std::vector<std::string> out;
-  const Value* entries = json::find_path(pod, {"spec", "resourceClaims"});
-  if (!entries || !entries->IsArray()) return out;
-  const std::string ns(namespace_of(pod));
-  for (const auto& e : entries->GetArray()) {
-    const std::string_view entry = json::string_or(e, "name");
-    if (auto n = json::get_string(e, "resourceClaimName")) {
-      out.push_back(object_key(ns, *n));
-      continue;
-    }
-    std::string generated;
-    if (const Value* st = json::find_path(pod, {"status", "resourceClaimStatuses"});
-        st && st->IsArray()) {
-      for (const auto& s : st->GetArray()) {
-        if (json::string_or(s, "name") == entry)
-          generated = std::string(json::string_or(s, "resourceClaimName"));
-      }
-    }
-    out.push_back(generated.empty() ? "?" + std::string(entry) : object_key(ns, generated));
-  }
-  return out;
-}
-
 bool reserved_for(const Value& claim, std::string_view uid) {
   const Value* r = json::find_path(claim, {"status", "reservedFor"});
   if (!r || !r->IsArray()) return false;
@@ -214,7 +188,7 @@ Scheduler::Outcome Scheduler::schedule(const std::string& key, const Doc& pod) {
   std::vector<Doc> claims;
   std::vector<const Value*> to_allocate;
   std::vector<size_t> to_allocate_index;
-  const auto keys = claim_keys(*pod);
+  const auto keys = pod_claim_keys(*pod);
   for (const auto& ck : keys) {
     if (claims_written_.contains(ck)) return Outcome::kLater;
   }

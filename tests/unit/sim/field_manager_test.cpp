@@ -143,7 +143,8 @@ TEST(FieldManager, FieldsAnApplierDropsAreRemovedUnlessSomeoneElseOwnsThem) {
 TEST(FieldManager, StatusWritesAreTrackedAsTheStatusSubresource) {
   auto live = created();
   auto next = doc(json::write(live));
-  next.AddMember("status", doc(R"({"readyReplicas":1})").Move(), next.GetAllocator());
+  auto status = doc(R"({"readyReplicas":1})");
+  next.AddMember("status", json::Value(status, next.GetAllocator()), next.GetAllocator());
   track_update(next, &live, by("controller", true));
   EXPECT_NE(
       managers_of(next).find(R"(controller/Update/status={"f:status":{"f:readyReplicas":{}}})"),

@@ -162,7 +162,8 @@ TEST_F(Fixture, GarbageCollectionFollowsOwnerReferences) {
 
 TEST_F(Fixture, PodsOnANodeTerminateUntilTheirKubeletReleasesThem) {
   store.set_graceful_pod_deletion(true);
-  obj(store.create(*pods, "default", doc(R"({"metadata":{"name":"bound"},"spec":{"nodeName":"n1"}})")));
+  obj(store.create(*pods, "default",
+                   doc(R"({"metadata":{"name":"bound"},"spec":{"nodeName":"n1"}})")));
   obj(store.create(*pods, "default", doc(R"({"metadata":{"name":"pending"},"spec":{}})")));
   auto marked = obj(store.remove(*pods, "default", "bound", {}));
   EXPECT_TRUE(store.get(*pods, "default", "bound"));  // terminating, not gone

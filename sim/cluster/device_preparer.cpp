@@ -1,0 +1,344 @@
+#include "sim/cluster/device_preparer.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "base/log.h"
+#include "sim/cluster/claim_controller.h"
+
+namespace nvdra::sim::cluster {
+namespace {
+
+using json::Value;
+
+const Kind kEvents{"", "v1", "events"};
+constexpr auto kScanEvery = std::chrono::milliseconds(500);
+constexpr auto kWipeDelay = std::chrono::seconds(30);  // kubelet's defaultWipingDelay
+
+std::chrono::milliseconds backoff(int failures) {
+  return std::chrono::milliseconds(std::min<int64_t>(500LL << std::min(failures, 6), 30'000));
+}
+
+}  // namespace
+
+DevicePreparer::DevicePreparer(Cluster& c, const std::string& root, const Topology& topology,
+                               int workers)
+    : c_(c) {
+  for (const auto& n : topology.nodes) {
+    const std::string dir = root + "/" + n.name;
+    std::error_code ec;
+    std::filesystem::create_directories(dir + "/plugins", ec);
+    registries_[n.name] = std::make_unique<DraPluginRegistry>(dir + "/plugins_registry");
+  }
+  for (int i = 0; i < workers; ++i) {
+    threads_.emplace_back([this] {
+      for (;;) {
+        std::function<std::function<void()>()> job;
+        {
+          std::unique_lock lock(mu_);
+          cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+          if (stopping_) return;
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+        auto completion = job();
+        std::lock_guard lock(mu_);
+        done_.push_back(std::move(completion));
+      }
+    });
+  }
+}
+
+DevicePreparer::~DevicePreparer() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_)
+    t.join();
+}
+
+void DevicePreparer::submit(std::function<std::function<void()>()> job) {
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void DevicePreparer::event(const Doc& pod, const std::string& node, const std::string& reason,
+                           const std::string& message) {
+  const std::string now = c_.api().now();
+  auto body = json::parse(fmt::format(
+      R"({{"apiVersion":"v1","kind":"Event","metadata":{{"generateName":{}}},"involvedObject":{{"apiVersion":"v1",)"
+      R"("kind":"Pod","namespace":{},"name":{},"uid":{}}},"reason":{},"message":{},"type":"Warning",)"
+      R"("source":{{"component":"kubelet","host":{}}},"reportingComponent":"kubelet","reportingInstance":{},)"
+      R"("firstTimestamp":"{}","lastTimestamp":"{}","count":1}})",
+      json::quote(std::string(name_of(*pod)) + "."), json::quote(namespace_of(*pod)),
+      json::quote(name_of(*pod)), json::quote(uid_of(*pod)), json::quote(reason),
+      json::quote(message), json::quote(node), json::quote(node), now, now));
+  if (!body) return;
+  auto r = c_.api().create(kEvents, std::string(namespace_of(*pod)), std::move(*body));
+  if (!r) NVDRA_V(2, "kubelet {}: recording event: {}", node, r.error().message);
+}
+
+std::map<std::string, std::vector<ClaimRef>> DevicePreparer::claims_by_driver(
+    const Doc& pod, bool* complete) const {
+  std::map<std::string, std::vector<ClaimRef>> out;
+  *complete = true;
+  for (const auto& key : pod_claim_keys(*pod)) {
+    Doc claim = key.starts_with("?") ? nullptr : c_.cache().get(kClaims, key);
+    const Value* results =
+        claim ? json::find_path(*claim, {"status", "allocation", "devices", "results"}) : nullptr;
+    if (!results || !results->IsArray()) {
+      *complete = false;  // not allocated (yet, or any more)
+      continue;
+    }
+    std::set<std::string> drivers;
+    for (const auto& r : results->GetArray())
+      drivers.insert(std::string(json::string_or(r, "driver")));
+    for (const auto& d : drivers)
+      out[d].push_back(ClaimRef{std::string(namespace_of(*claim)), std::string(name_of(*claim)),
+                                std::string(uid_of(*claim))});
+  }
+  return out;
+}
+
+bool DevicePreparer::ready(const std::string& pod_key, const Doc& pod, const std::string& node) {
+  bool complete = false;
+  auto by_driver = claims_by_driver(pod, &complete);
+  if (!complete) return false;
+  // Only what is not prepared on this node yet.
+  for (auto it = by_driver.begin(); it != by_driver.end();) {
+    auto& claims = it->second;
+    std::erase_if(claims, [&](const ClaimRef& c) { return is_prepared(node, c.uid, it->first); });
+    it = claims.empty() ? by_driver.erase(it) : std::next(it);
+  }
+  if (by_driver.empty()) {
+    work_.erase(pod_key);
+    return true;
+  }
+  Work& w = work_[pod_key];
+  if (w.in_flight || Steady::now() < w.next_try) return false;
+  w.in_flight = true;
+  DraPluginRegistry* registry = registries_.at(node).get();
+  submit([this, registry, by_driver, pod_key, pod, node]() -> std::function<void()> {
+    std::vector<std::pair<std::string, std::string>> prepared;  // (driver, claim uid)
+    std::vector<std::string> errors;
+    for (const auto& [driver, claims] : by_driver) {
+      auto plugin = registry->find(driver);
+      if (!plugin) {
+        errors.push_back(fmt::format("DRA driver {} is not registered on node {}", driver, node));
+        continue;
+      }
+      auto r = plugin->prepare(claims);
+      if (!r) {
+        errors.push_back(r.error().message);
+        continue;
+      }
+      for (const auto& [uid, devices] : *r) {
+        if (devices) {
+          prepared.emplace_back(driver, uid);
+        } else {
+          errors.push_back(fmt::format("{}: claim {}: {}", driver, uid, devices.error().message));
+        }
+      }
+    }
+    return [this, prepared, errors, pod_key, pod, node, by_driver] {
+      for (const auto& [driver, uid] : prepared) {
+        for (const auto& c : by_driver.at(driver)) {
+          if (c.uid != uid) continue;
+          Prepared& p = prepared_[node + "/" + uid];
+          p.node = node;
+          p.claim = c;
+          p.drivers.insert(driver);
+        }
+      }
+      Work& w = work_[pod_key];
+      w.in_flight = false;
+      if (errors.empty()) {
+        w.failures = 0;
+        w.next_try = {};
+        return;
+      }
+      std::string message = "error preparing devices: ";
+      for (size_t i = 0; i < errors.size(); ++i)
+        message += (i ? "; " : "") + errors[i];
+      NVDRA_WARN("kubelet {}: pod {}: {}", node, pod_key, message);
+      event(pod, node, "FailedPrepareDynamicResources", message);
+      w.next_try = Steady::now() + backoff(w.failures++);
+    };
+  });
+  return false;
+}
+
+bool DevicePreparer::released(const std::string& pod_key, const Doc& pod, const std::string& node) {
+  bool complete = false;
+  auto by_driver = claims_by_driver(pod, &complete);
+  // A claim stays prepared while another pod on this node still uses it.
+  std::set<std::string> still_used;
+  for (const auto& [key, other] : c_.cache().all(kPods)) {
+    if (key == pod_key || terminating(*other) || pod_done(*other)) continue;
+    const Value* spec = json::find(*other, "spec");
+    if (!spec || json::string_or(*spec, "nodeName") != node) continue;
+    for (const auto& ck : pod_claim_keys(*other)) {
+      if (Doc c = c_.cache().get(kClaims, ck)) still_used.insert(std::string(uid_of(*c)));
+    }
+  }
+  for (auto it = by_driver.begin(); it != by_driver.end();) {
+    auto& claims = it->second;
+    std::erase_if(claims, [&](const ClaimRef& c) {
+      return still_used.contains(c.uid) || !is_prepared(node, c.uid, it->first);
+    });
+    it = claims.empty() ? by_driver.erase(it) : std::next(it);
+  }
+  if (by_driver.empty()) {
+    work_.erase(pod_key);
+    return true;
+  }
+  Work& w = work_[pod_key];
+  if (w.in_flight || Steady::now() < w.next_try) return false;
+  w.in_flight = true;
+  DraPluginRegistry* registry = registries_.at(node).get();
+  submit([this, registry, by_driver, pod_key, pod, node]() -> std::function<void()> {
+    std::vector<std::pair<std::string, std::string>> released;
+    std::vector<std::string> errors;
+    for (const auto& [driver, claims] : by_driver) {
+      auto plugin = registry->find(driver);
+      if (!plugin) {
+        errors.push_back(fmt::format("DRA driver {} is not registered on node {}", driver, node));
+        continue;
+      }
+      auto r = plugin->unprepare(claims);
+      if (!r) {
+        errors.push_back(r.error().message);
+        continue;
+      }
+      for (const auto& [uid, st] : *r) {
+        if (st) {
+          released.emplace_back(driver, uid);
+        } else {
+          errors.push_back(fmt::format("{}: claim {}: {}", driver, uid, st.error().message));
+        }
+      }
+    }
+    return [this, released, errors, pod_key, pod, node] {
+      for (const auto& [driver, uid] : released) {
+        auto it = prepared_.find(node + "/" + uid);
+        if (it == prepared_.end()) continue;
+        it->second.drivers.erase(driver);
+        if (it->second.drivers.empty()) prepared_.erase(it);
+      }
+      Work& w = work_[pod_key];
+      w.in_flight = false;
+      if (errors.empty()) return;
+      std::string message = "error unpreparing devices: ";
+      for (size_t i = 0; i < errors.size(); ++i)
+        message += (i ? "; " : "") + errors[i];
+      NVDRA_WARN("kubelet {}: pod {}: {}", node, pod_key, message);
+      event(pod, node, "FailedUnprepareDynamicResources", message);
+      w.next_try = Steady::now() + backoff(w.failures++);
+    };
+  });
+  return false;
+}
+
+bool DevicePreparer::is_prepared(const std::string& node, const std::string& uid,
+                                 const std::string& driver) {
+  auto it = prepared_.find(node + "/" + uid);
+  return it != prepared_.end() && it->second.drivers.contains(driver);
+}
+
+void DevicePreparer::release_orphans() {
+  std::set<std::string> used;  // "node/claim uid" of every pod still on a node
+  for (const auto& [key, pod] : c_.cache().all(kPods)) {
+    const Value* spec = json::find(*pod, "spec");
+    const std::string_view node = spec ? json::string_or(*spec, "nodeName") : "";
+    if (node.empty() || pod_done(*pod)) continue;
+    for (const auto& ck : pod_claim_keys(*pod)) {
+      if (Doc c = c_.cache().get(kClaims, ck))
+        used.insert(std::string(node) + "/" + std::string(uid_of(*c)));
+    }
+  }
+  for (const auto& [key, p] : prepared_) {
+    if (used.contains(key) || releasing_.contains(key)) continue;
+    releasing_.insert(key);
+    DraPluginRegistry* registry = registries_.at(p.node).get();
+    submit([this, registry, key, p]() -> std::function<void()> {
+      std::vector<std::string> done;
+      for (const auto& driver : p.drivers) {
+        auto plugin = registry->find(driver);
+        if (!plugin) continue;
+        auto r = plugin->unprepare({p.claim});
+        if (r && r->count(p.claim.uid) && (*r)[p.claim.uid]) done.push_back(driver);
+      }
+      return [this, key, done] {
+        releasing_.erase(key);
+        auto it = prepared_.find(key);
+        if (it == prepared_.end()) return;
+        for (const auto& d : done)
+          it->second.drivers.erase(d);
+        if (it->second.drivers.empty()) prepared_.erase(it);
+      };
+    });
+  }
+}
+
+void DevicePreparer::wipe_node_slices(const std::string& node, const std::string& driver) {
+  auto t = c_.api().type(kSlices);
+  ListQuery q;
+  q.field_selector = "spec.nodeName=" + node + (driver.empty() ? "" : ",spec.driver=" + driver);
+  auto list = c_.api().store().list(*t, "", q);
+  if (!list) return;
+  for (const auto& item : list->items) {
+    auto d = json::parse(item);
+    if (d) (void)c_.api().remove(kSlices, "", std::string(name_of(*d)), DeleteRequest{});
+  }
+}
+
+std::set<std::string> DevicePreparer::poll(Steady::time_point now) {
+  std::vector<std::function<void()>> done;
+  {
+    std::lock_guard lock(mu_);
+    done.swap(done_);
+  }
+  for (auto& f : done)
+    f();
+  if (!scanning_ && now >= next_scan_) {
+    scanning_ = true;
+    std::vector<DraPluginRegistry*> regs;
+    for (auto& [node, r] : registries_)
+      regs.push_back(r.get());
+    submit([this, regs]() -> std::function<void()> {
+      for (auto* r : regs)
+        r->scan();
+      return [this] {
+        scanning_ = false;
+        next_scan_ = Steady::now() + kScanEvery;
+      };
+    });
+  }
+  // Drivers gone for longer than the wiping delay lose their slices.
+  for (auto& [node, r] : registries_) {
+    for (const auto& [driver, since] : r->gone()) {
+      if (now - since < kWipeDelay) continue;
+      NVDRA_INFO("kubelet {}: DRA driver {} gone for {} s, deleting its ResourceSlices", node,
+                 driver, kWipeDelay.count());
+      wipe_node_slices(node, driver);
+      r->forget_gone(driver);
+    }
+  }
+  if (now >= next_orphan_sweep_) {
+    next_orphan_sweep_ = now + std::chrono::seconds(2);
+    release_orphans();
+  }
+  std::set<std::string> again;
+  for (const auto& [key, w] : work_) {
+    if (!w.in_flight && now >= w.next_try) again.insert(key);
+  }
+  return again;
+}
+
+}  // namespace nvdra::sim::cluster
