@@ -25,6 +25,7 @@
 #include "net/http_server.h"
 #include "net/pki.h"
 #include "sim/api_server.h"
+#include "sim/cluster/agents.h"
 #include "sim/cluster/claim_controller.h"
 #include "sim/cluster/cluster.h"
 #include "sim/cluster/kubelet.h"
@@ -175,8 +176,29 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
   }
   std::cout << kc_path << std::endl;
   std::unique_ptr<sim::cluster::Cluster> cluster;
+  std::unique_ptr<sim::cluster::AgentSupervisor> agents;
   Cancellation stop_cluster;
   if (topology) {
+    const bool no_agents = vm.count("no-agents") > 0;
+    std::string root = vm["root"].as<std::string>();
+    if (root.empty())
+      root = data_dir.empty()
+                 ? (std::filesystem::temp_directory_path() / ("nvdra-sim-" + std::to_string(*port)))
+                       .string()
+                 : data_dir + "/nodes";
+    if (!no_agents) {
+      std::string binary = vm["agent-binary"].as<std::string>();
+      if (binary.empty())
+        binary = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "nvdra-agent")
+                     .string();
+      agents = std::make_unique<sim::cluster::AgentSupervisor>(
+          sim::cluster::AgentOptions{binary, kc_path, root}, *topology);
+      if (auto st = agents->start(); !st) {
+        std::cerr << "nvdra-sim up: " << st.error().message
+                  << "; build it, point --agent-binary at it, or run with --no-agents\n";
+        return 1;
+      }
+    }
     store.set_graceful_pod_deletion(true);
     cluster = std::make_unique<sim::cluster::Cluster>(store, registry);
     cluster->add(std::make_unique<sim::cluster::ClaimController>(*cluster));
@@ -187,7 +209,8 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
     cluster->add(std::make_unique<sim::cluster::DaemonSetController>(*cluster));
     cluster->add(std::make_unique<sim::cluster::MpiJobController>(*cluster));
     sim::cluster::KubeletOptions kopts;
-    kopts.publish_slices = vm.count("no-agents") > 0;
+    kopts.publish_slices = no_agents;
+    if (!no_agents) kopts.root = root;
     cluster->add(std::make_unique<sim::cluster::Kubelets>(*cluster, *topology, kopts));
     net::co_spawn(io, cluster->run(stop_cluster, std::chrono::milliseconds(500)), net::detached);
     std::cout << "nvdra-sim cluster \"" << topology->name << "\": " << topology->nodes.size()
@@ -199,6 +222,7 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
             << (topology ? "nodes" : "namespaces") << std::endl;
   NVDRA_INFO("serving on {}", url);
   cmd::run_until_signal(io, [&] {
+    if (agents) agents->stop();
     stop_cluster.cancel();
     server.stop();
     io.stop();
@@ -230,7 +254,13 @@ int main(int argc, char** argv) {
       "up: the cluster's topology file (see examples/topologies/)")(
       "no-agents",
       "up: publish the nodes' devices from the simulator and prepare nothing, "
-      "instead of running an nvdra-agent per node");
+      "instead of running an nvdra-agent per node")(
+      "agent-binary", po::value<std::string>()->default_value(""),
+      "up: the node agent to run per node (default: nvdra-agent next to nvdra-sim)")(
+      "root", po::value<std::string>()->default_value(""),
+      "up: folder of the simulated nodes; node N's files are under ROOT/N (default: "
+      "DATA-DIR/nodes, "
+      "else a folder in the temp directory)");
   cmd::add_logging_flags(d);
   const std::string verb = argc >= 2 ? argv[1] : "";
   if (verb != "serve" && verb != "up") {
@@ -264,15 +294,12 @@ int main(int argc, char** argv) {
       std::cerr << "nvdra-sim up: " << t.error().message << "\n";
       return 2;
     }
-    if (!vm.count("no-agents")) {
-      // The node agent (nvdra-agent) is not part of this build yet.
-      std::cerr << "nvdra-sim up: running an nvdra-agent per node is not available yet; "
-                   "use --no-agents (the simulator publishes the devices itself)\n";
-      return 2;
-    }
     topology = std::move(*t);
-  } else if (vm.count("no-agents") || !vm["topology"].as<std::string>().empty()) {
-    std::cerr << "nvdra-sim serve: --topology and --no-agents belong to `nvdra-sim up`\n";
+  } else if (vm.count("no-agents") || !vm["topology"].as<std::string>().empty() ||
+             !vm["agent-binary"].as<std::string>().empty() ||
+             !vm["root"].as<std::string>().empty()) {
+    std::cerr << "nvdra-sim serve: --topology, --no-agents, --agent-binary and --root belong to "
+                 "`nvdra-sim up`\n";
     return 2;
   }
   return run(vm, topology);

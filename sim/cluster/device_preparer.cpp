@@ -26,7 +26,7 @@ DevicePreparer::DevicePreparer(Cluster& c, const std::string& root, const Topolo
                                int workers)
     : c_(c) {
   for (const auto& n : topology.nodes) {
-    const std::string dir = root + "/" + n.name;
+    const std::string dir = root + "/" + n.name + "/var/lib/kubelet";
     std::error_code ec;
     std::filesystem::create_directories(dir + "/plugins", ec);
     registries_[n.name] = std::make_unique<DraPluginRegistry>(dir + "/plugins_registry");

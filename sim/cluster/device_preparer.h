@@ -28,7 +28,7 @@ class DevicePreparer {
  public:
   using Steady = std::chrono::steady_clock;
 
-  // Node `n`'s kubelet folder is <root>/<n>: plugins_registry/ and plugins/ below it.
+  // Node `n`'s kubelet folder is <root>/<n>/var/lib/kubelet: plugins_registry/ and plugins/.
   DevicePreparer(Cluster& c, const std::string& root, const Topology& topology, int workers = 4);
   ~DevicePreparer();
 

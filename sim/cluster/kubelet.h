@@ -21,7 +21,8 @@ inline constexpr std::string_view kRunSecondsAnnotation = "sim.nvdra.io/run-seco
 
 struct KubeletOptions {
   bool publish_slices = true;  // --no-agents: the kubelets publish the devices themselves
-  // Each node's kubelet folder is <root>/<node> (plugins_registry/, plugins/). Empty: no DRA
+  // Each node's kubelet folder is <root>/<node>/var/lib/kubelet (plugins_registry/, plugins/),
+  // so that an agent started with --root <root>/<node> finds the usual paths. Empty: no DRA
   // drivers, pods start without preparing devices.
   std::string root;
   std::chrono::seconds lease_renew{40};

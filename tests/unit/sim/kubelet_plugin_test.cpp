@@ -56,7 +56,7 @@ class KubeletPluginTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(root_); }
 
-  std::string kubelet_dir() const { return (root_ / "n-0").string(); }
+  std::string kubelet_dir() const { return (root_ / "n-0/var/lib/kubelet").string(); }
 
   template <class Pred>
   bool eventually(Pred pred) {
