@@ -243,47 +243,36 @@ class Evaluator {
       l.insert(l.end(), b.as_list().begin(), b.as_list().end());
       return Value(std::move(l));
     }
-    if (a.is(K::kInt) && b.is(K::kInt)) {
-      const int64_t x = a.as_int(), y = b.as_int();
-      int64_t r = 0;
-      bool overflow = false;
-      if (op == "+")
-        overflow = __builtin_add_overflow(x, y, &r);
-      else if (op == "-")
-        overflow = __builtin_sub_overflow(x, y, &r);
-      else if (op == "*")
-        overflow = __builtin_mul_overflow(x, y, &r);
-      else {
-        if (y == 0) return eval_error(op == "/" ? "division by zero" : "modulus by zero");
-        if (x == std::numeric_limits<int64_t>::min() && y == -1)
-          return eval_error("integer overflow");
-        r = op == "/" ? x / y : x % y;
-      }
-      if (overflow) return eval_error("integer overflow");
-      return Value(r);
-    }
-    if (a.is(K::kUint) && b.is(K::kUint)) {
-      const uint64_t x = a.as_uint(), y = b.as_uint();
-      uint64_t r = 0;
-      bool overflow = false;
-      if (op == "+")
-        overflow = __builtin_add_overflow(x, y, &r);
-      else if (op == "-")
-        overflow = __builtin_sub_overflow(x, y, &r);
-      else if (op == "*")
-        overflow = __builtin_mul_overflow(x, y, &r);
-      else {
-        if (y == 0) return eval_error(op == "/" ? "division by zero" : "modulus by zero");
-        r = op == "/" ? x / y : x % y;
-      }
-      if (overflow) return eval_error("unsigned integer overflow");
-      return Value(r);
-    }
+    if (a.is(K::kInt) && b.is(K::kInt)) return integer(op, a.as_int(), b.as_int());
+    if (a.is(K::kUint) && b.is(K::kUint)) return integer(op, a.as_uint(), b.as_uint());
     if (a.is(K::kDouble) && b.is(K::kDouble) && op != "%") {
       const double x = a.as_double(), y = b.as_double();
       return Value(op == "+" ? x + y : op == "-" ? x - y : op == "*" ? x * y : x / y);
     }
     return no_overload(op, {a, b});
+  }
+
+  // + - * / % on int64 or uint64, with CEL's overflow and division errors.
+  template <class I>
+  static Result<Value> integer(const std::string& op, I x, I y) {
+    I r = 0;
+    bool overflow = false;
+    if (op == "+") {
+      overflow = __builtin_add_overflow(x, y, &r);
+    } else if (op == "-") {
+      overflow = __builtin_sub_overflow(x, y, &r);
+    } else if (op == "*") {
+      overflow = __builtin_mul_overflow(x, y, &r);
+    } else {
+      if (y == 0) return eval_error(op == "/" ? "division by zero" : "modulus by zero");
+      if constexpr (std::is_signed_v<I>) {
+        if (x == std::numeric_limits<I>::min() && y == -1) return eval_error("integer overflow");
+      }
+      r = op == "/" ? x / y : x % y;
+    }
+    if (overflow)
+      return eval_error(std::is_signed_v<I> ? "integer overflow" : "unsigned integer overflow");
+    return Value(r);
   }
 
   Result<Value> comprehension(const Node& n) {

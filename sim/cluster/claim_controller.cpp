@@ -168,14 +168,7 @@ void ClaimController::sync_pod(const std::string& key) {
       }
       Value& anns = json::ensure_object(claim["metadata"], "annotations", a);
       json::set_string(anns, kPodClaimNameAnnotation.data(), claim_name, a);
-      Value owner(rapidjson::kObjectType);
-      json::set_string(owner, "apiVersion", "v1", a);
-      json::set_string(owner, "kind", "Pod", a);
-      json::set_string(owner, "name", name, a);
-      json::set_string(owner, "uid", uid, a);
-      json::set_bool(owner, "controller", true, a);
-      json::set_bool(owner, "blockOwnerDeletion", true, a);
-      json::ensure_array(claim["metadata"], "ownerReferences", a).PushBack(owner, a);
+      add_controller_reference(claim, *pod);
       if (const Value* spec = json::find_path(*tmpl, {"spec", "spec"}))
         claim.AddMember("spec", Value(*spec, a), a);
       auto made = c_.api().create(kClaims, ns, std::move(claim));

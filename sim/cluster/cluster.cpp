@@ -48,6 +48,19 @@ bool terminating(const json::Value& obj) {
   return json::find_path(obj, {"metadata", "deletionTimestamp"}) != nullptr;
 }
 
+void add_controller_reference(json::Document& obj, const json::Value& owner) {
+  auto& a = obj.GetAllocator();
+  json::Value ref(rapidjson::kObjectType);
+  json::set_string(ref, "apiVersion", json::string_or(owner, "apiVersion"), a);
+  json::set_string(ref, "kind", json::string_or(owner, "kind"), a);
+  json::set_string(ref, "name", name_of(owner), a);
+  json::set_string(ref, "uid", uid_of(owner), a);
+  json::set_bool(ref, "controller", true, a);
+  json::set_bool(ref, "blockOwnerDeletion", true, a);
+  json::ensure_array(json::ensure_object(obj, "metadata", a), "ownerReferences", a)
+      .PushBack(ref, a);
+}
+
 Doc ObjectCache::get(const Kind& k, const std::string& key) const {
   auto b = objects_.find(k.storage_key());
   if (b == objects_.end()) return nullptr;

@@ -47,6 +47,9 @@ std::string_view name_of(const json::Value& obj);
 std::string_view namespace_of(const json::Value& obj);
 std::string_view uid_of(const json::Value& obj);
 bool terminating(const json::Value& obj);
+// Appends a controller owner reference to `owner` (an object with apiVersion, kind and metadata)
+// to obj.metadata.ownerReferences, as the owning controller writes it.
+void add_controller_reference(json::Document& obj, const json::Value& owner);
 
 // Parsed copies of the objects of every followed kind, by storage key and object key.
 class ObjectCache {

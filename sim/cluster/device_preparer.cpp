@@ -20,7 +20,59 @@ std::chrono::milliseconds backoff(int failures) {
   return std::chrono::milliseconds(std::min<int64_t>(500LL << std::min(failures, 6), 30'000));
 }
 
+// Calls NodePrepareResources (or NodeUnprepareResources) on each driver's plugin. Returns the
+// (driver, claim uid) pairs that succeeded and a message for each failure.
+std::pair<std::vector<std::pair<std::string, std::string>>, std::vector<std::string>> call_drivers(
+    DraPluginRegistry& registry, const std::map<std::string, std::vector<ClaimRef>>& by_driver,
+    const std::string& node, bool prepare) {
+  std::vector<std::pair<std::string, std::string>> done;
+  std::vector<std::string> errors;
+  for (const auto& [driver, claims] : by_driver) {
+    auto plugin = registry.find(driver);
+    if (!plugin) {
+      errors.push_back(fmt::format("DRA driver {} is not registered on node {}", driver, node));
+      continue;
+    }
+    std::map<std::string, Status> per_claim;
+    if (prepare) {
+      auto r = plugin->prepare(claims);
+      if (!r) {
+        errors.push_back(r.error().message);
+        continue;
+      }
+      for (const auto& [uid, devices] : *r)
+        per_claim[uid] = devices ? ok() : Status(unexpected(devices.error()));
+    } else {
+      auto r = plugin->unprepare(claims);
+      if (!r) {
+        errors.push_back(r.error().message);
+        continue;
+      }
+      per_claim = std::move(*r);
+    }
+    for (const auto& [uid, st] : per_claim) {
+      if (st) {
+        done.emplace_back(driver, uid);
+      } else {
+        errors.push_back(fmt::format("{}: claim {}: {}", driver, uid, st.error().message));
+      }
+    }
+  }
+  return {std::move(done), std::move(errors)};
+}
+
 }  // namespace
+
+void DevicePreparer::failed(Work& w, const Doc& pod, const std::string& node,
+                            const std::string& reason, const std::string& prefix,
+                            const std::vector<std::string>& errors) {
+  std::string message = prefix;
+  for (size_t i = 0; i < errors.size(); ++i)
+    message += (i ? "; " : "") + errors[i];
+  NVDRA_WARN("kubelet {}: pod {}/{}: {}", node, namespace_of(*pod), name_of(*pod), message);
+  event(pod, node, reason, message);
+  w.next_try = Steady::now() + backoff(w.failures++);
+}
 
 DevicePreparer::DevicePreparer(Cluster& c, const std::string& root, const Topology& topology,
                                int workers)
@@ -125,27 +177,7 @@ bool DevicePreparer::ready(const std::string& pod_key, const Doc& pod, const std
   w.in_flight = true;
   DraPluginRegistry* registry = registries_.at(node).get();
   submit([this, registry, by_driver, pod_key, pod, node]() -> std::function<void()> {
-    std::vector<std::pair<std::string, std::string>> prepared;  // (driver, claim uid)
-    std::vector<std::string> errors;
-    for (const auto& [driver, claims] : by_driver) {
-      auto plugin = registry->find(driver);
-      if (!plugin) {
-        errors.push_back(fmt::format("DRA driver {} is not registered on node {}", driver, node));
-        continue;
-      }
-      auto r = plugin->prepare(claims);
-      if (!r) {
-        errors.push_back(r.error().message);
-        continue;
-      }
-      for (const auto& [uid, devices] : *r) {
-        if (devices) {
-          prepared.emplace_back(driver, uid);
-        } else {
-          errors.push_back(fmt::format("{}: claim {}: {}", driver, uid, devices.error().message));
-        }
-      }
-    }
+    auto [prepared, errors] = call_drivers(*registry, by_driver, node, true);
     return [this, prepared, errors, pod_key, pod, node, by_driver] {
       for (const auto& [driver, uid] : prepared) {
         for (const auto& c : by_driver.at(driver)) {
@@ -163,12 +195,7 @@ bool DevicePreparer::ready(const std::string& pod_key, const Doc& pod, const std
         w.next_try = {};
         return;
       }
-      std::string message = "error preparing devices: ";
-      for (size_t i = 0; i < errors.size(); ++i)
-        message += (i ? "; " : "") + errors[i];
-      NVDRA_WARN("kubelet {}: pod {}: {}", node, pod_key, message);
-      event(pod, node, "FailedPrepareDynamicResources", message);
-      w.next_try = Steady::now() + backoff(w.failures++);
+      failed(w, pod, node, "FailedPrepareDynamicResources", "error preparing devices: ", errors);
     };
   });
   return false;
@@ -203,27 +230,7 @@ bool DevicePreparer::released(const std::string& pod_key, const Doc& pod, const 
   w.in_flight = true;
   DraPluginRegistry* registry = registries_.at(node).get();
   submit([this, registry, by_driver, pod_key, pod, node]() -> std::function<void()> {
-    std::vector<std::pair<std::string, std::string>> released;
-    std::vector<std::string> errors;
-    for (const auto& [driver, claims] : by_driver) {
-      auto plugin = registry->find(driver);
-      if (!plugin) {
-        errors.push_back(fmt::format("DRA driver {} is not registered on node {}", driver, node));
-        continue;
-      }
-      auto r = plugin->unprepare(claims);
-      if (!r) {
-        errors.push_back(r.error().message);
-        continue;
-      }
-      for (const auto& [uid, st] : *r) {
-        if (st) {
-          released.emplace_back(driver, uid);
-        } else {
-          errors.push_back(fmt::format("{}: claim {}: {}", driver, uid, st.error().message));
-        }
-      }
-    }
+    auto [released, errors] = call_drivers(*registry, by_driver, node, false);
     return [this, released, errors, pod_key, pod, node] {
       for (const auto& [driver, uid] : released) {
         auto it = prepared_.find(node + "/" + uid);
@@ -233,13 +240,9 @@ bool DevicePreparer::released(const std::string& pod_key, const Doc& pod, const 
       }
       Work& w = work_[pod_key];
       w.in_flight = false;
-      if (errors.empty()) return;
-      std::string message = "error unpreparing devices: ";
-      for (size_t i = 0; i < errors.size(); ++i)
-        message += (i ? "; " : "") + errors[i];
-      NVDRA_WARN("kubelet {}: pod {}: {}", node, pod_key, message);
-      event(pod, node, "FailedUnprepareDynamicResources", message);
-      w.next_try = Steady::now() + backoff(w.failures++);
+      if (!errors.empty())
+        failed(w, pod, node, "FailedUnprepareDynamicResources",
+               "error unpreparing devices: ", errors);
     };
   });
   return false;

@@ -57,6 +57,9 @@ class DevicePreparer {
   void submit(std::function<std::function<void()>()> job);  // job returns its completion
   void event(const Doc& pod, const std::string& node, const std::string& reason,
              const std::string& message);
+  // A failed call: an Event on the pod and the next try after backoff.
+  void failed(Work& w, const Doc& pod, const std::string& node, const std::string& reason,
+              const std::string& prefix, const std::vector<std::string>& errors);
 
   Cluster& c_;
   std::map<std::string, std::unique_ptr<DraPluginRegistry>> registries_;  // by node

@@ -175,14 +175,7 @@ void WorkloadController::create_pod(const Doc& owner, const Value& tmpl, const s
   Value& labels = json::ensure_object(pod["metadata"], "labels", a);
   for (const auto& [k, v] : extra_labels)
     json::set_string(labels, k.c_str(), v, a);
-  Value ref(rapidjson::kObjectType);
-  json::set_string(ref, "apiVersion", json::string_or(*owner, "apiVersion"), a);
-  json::set_string(ref, "kind", json::string_or(*owner, "kind"), a);
-  json::set_string(ref, "name", name_of(*owner), a);
-  json::set_string(ref, "uid", uid_of(*owner), a);
-  json::set_bool(ref, "controller", true, a);
-  json::set_bool(ref, "blockOwnerDeletion", true, a);
-  json::ensure_array(pod["metadata"], "ownerReferences", a).PushBack(ref, a);
+  add_controller_reference(pod, *owner);
   if (const Value* spec = json::find(tmpl, "spec")) pod.AddMember("spec", Value(*spec, a), a);
   Value& spec = json::ensure_object(pod, "spec", a);
   if (!pin_to_node.empty()) {
@@ -305,14 +298,7 @@ void DeploymentController::sync(const std::string&, const Doc& d) {
     json::set_string(rs, "kind", "ReplicaSet", a);
     Value& meta = json::ensure_object(rs, "metadata", a);
     json::set_string(meta, "name", rs_name, a);
-    Value ref(rapidjson::kObjectType);
-    json::set_string(ref, "apiVersion", "apps/v1", a);
-    json::set_string(ref, "kind", "Deployment", a);
-    json::set_string(ref, "name", name, a);
-    json::set_string(ref, "uid", uid, a);
-    json::set_bool(ref, "controller", true, a);
-    json::set_bool(ref, "blockOwnerDeletion", true, a);
-    json::ensure_array(rs["metadata"], "ownerReferences", a).PushBack(ref, a);
+    add_controller_reference(rs, *d);
     Value& spec = json::ensure_object(rs, "spec", a);
     json::set_int(spec, "replicas", want, a);
     if (const Value* sel = json::find_path(*d, {"spec", "selector"}))

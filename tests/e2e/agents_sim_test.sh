@@ -6,24 +6,10 @@ set -euo pipefail
 BIN=${1:?usage: $0 BIN_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-work=$(mktemp -d)
-sim_pid=""
-cleanup() {
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: want [$2] got [$3]"; fi
-}
+source "$here/lib.sh"
 
-"$BIN/nvdra-sim" up --topology "$root/examples/topologies/demo.yaml" --agent-binary "$here/fake_agent.sh" \
-  --root "$work/nodes" --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/err" &
-sim_pid=$!
+run_sim up --topology "$root/examples/topologies/demo.yaml" --agent-binary "$here/fake_agent.sh" --root "$work/nodes"
 for _ in $(seq 100); do [ "$(ls "$work"/nodes/*/fake-agent.args 2>/dev/null | wc -l)" -eq 12 ] && break; sleep 0.05; done
-export KUBECONFIG="$work/kubeconfig"
 
 check "one agent per node" "12" "$(ls "$work"/nodes/*/fake-agent.args | wc -l)"
 n="$work/nodes/dgx-h100-0"
@@ -48,5 +34,4 @@ wait "$sim_pid" || true
 sim_pid=""
 check "all stopped" "12" "$(for f in "$work"/nodes/*/fake-agent.args; do tail -1 "$f"; done | grep -c '^stopped$')"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -6,22 +6,7 @@ set -euo pipefail
 BIN=${1:?usage: $0 BIN_DIR}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 compat="$root/../shared/compat/nvidia-demo-specs/quickstart"
-work=$(mktemp -d)
-sim_pid=""
-cleanup() {
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-pass=0
-fail=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: want [$2] got [$3]"; fi
-}
-contains() {  # contains NAME NEEDLE HAYSTACK
-  if [[ "$3" == *"$2"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: [$2] not in [$3]"; fi
-}
+source "$(dirname "$0")/lib.sh"
 # all_running NAMESPACE: every pod of the namespace reaches Running (30 s).
 all_running() {
   for _ in $(seq 300); do
@@ -35,12 +20,7 @@ all_running() {
   echo "no: $(kubectl get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}:{.status.conditions[0].message} {end}')"
 }
 
-"$BIN/nvdra-sim" up --topology "$root/examples/topologies/demo.yaml" --no-agents \
-  --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/err" &
-sim_pid=$!
-for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
-[ "$(head -1 "$work/out")" = "$work/kubeconfig" ] || { echo "first line is not the kubeconfig path"; cat "$work/out" "$work/err"; exit 1; }
-export KUBECONFIG="$work/kubeconfig"
+run_sim up --topology "$root/examples/topologies/demo.yaml" --no-agents
 for _ in $(seq 50); do [ "$(kubectl get nodes -o name | wc -l)" -eq 12 ] && break; sleep 0.1; done
 
 check "nodes" "12" "$(kubectl get nodes -o name | wc -l)"
@@ -141,5 +121,4 @@ kubectl delete pod -n nvdra-demo gpu-pod --timeout=20s >/dev/null
 for _ in $(seq 50); do [ -z "$(kubectl get resourceclaims -n nvdra-demo -o name)" ] && break; sleep 0.1; done
 check "claim released" "" "$(kubectl get resourceclaims -n nvdra-demo -o name)"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -3,29 +3,10 @@
 # Usage: kubectl_sim_test.sh BIN_DIR
 set -euo pipefail
 BIN=${1:?usage: $0 BIN_DIR}
-work=$(mktemp -d)
-sim_pid=""
-cleanup() {
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
 
-"$BIN/nvdra-sim" serve --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/err" &
-sim_pid=$!
-for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
-[ "$(head -1 "$work/out")" = "$work/kubeconfig" ] || { echo "first line is not the kubeconfig path"; cat "$work/out" "$work/err"; exit 1; }
+run_sim serve
 [ "$(stat -c %a "$work/kubeconfig")" = "600" ] || { echo "kubeconfig is not 0600"; exit 1; }
-export KUBECONFIG="$work/kubeconfig"
-
-pass=0
-fail=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: want [$2] got [$3]"; fi
-}
-contains() {  # contains NAME NEEDLE HAYSTACK
-  if [[ "$3" == *"$2"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: [$2] not in [$3]"; fi
-}
 
 contains "namespaces" "kube-system" "$(kubectl get namespaces -o name)"
 contains "api-resources" "resourceclaims" "$(kubectl api-resources -o name)"
@@ -235,5 +216,4 @@ rv2=$(kubectl get widget kept -o jsonpath='{.metadata.resourceVersion}')
 check "resourceVersion keeps growing" "yes" "$([ "$rv2" -gt "$rv1" ] && echo yes || echo "no: $rv1 -> $rv2")"
 [ "$(stat -c %a "$work/data")" = "700" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL data dir mode"; }
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

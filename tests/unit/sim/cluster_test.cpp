@@ -11,6 +11,7 @@
 #include "sim/cluster/scheduler.h"
 #include "sim/cluster/workloads.h"
 #include "sim/yaml_json.h"
+#include "support/cluster_seed.h"
 
 namespace nvdra::sim::cluster {
 namespace {
@@ -20,17 +21,7 @@ using json::Value;
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* ns : {"default", "kube-node-lease"})
-      ASSERT_TRUE(
-          store_.create(*registry_.find("", "v1", "namespaces"), "",
-                        *json::parse(std::string(R"({"metadata":{"name":")") + ns + "\"}}")));
-    std::ifstream in(std::string(NVDRA_MANIFESTS_DIR) + "/base/deviceclasses.yaml");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto docs = parse_yaml_documents(ss.str());
-    ASSERT_TRUE(docs);
-    for (auto& d : *docs)
-      ASSERT_TRUE(cluster_.api().create(kDeviceClasses, "", std::move(d)));
+    testing::seed_cluster(cluster_.api());
     auto topo = parse_topology(R"(
 name: test
 controlPlane: false

@@ -11,6 +11,7 @@
 #include "sim/cluster/node_slices.h"
 #include "sim/cluster/scheduler.h"
 #include "sim/yaml_json.h"
+#include "support/cluster_seed.h"
 #include "support/test_dra_plugin.h"
 
 namespace nvdra::sim::cluster {
@@ -27,17 +28,7 @@ class KubeletPluginTest : public ::testing::Test {
     root_ = std::filesystem::temp_directory_path() /
             ("nvk-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
     std::filesystem::remove_all(root_);
-    for (const char* ns : {"default", "kube-node-lease"})
-      ASSERT_TRUE(
-          store_.create(*registry_.find("", "v1", "namespaces"), "",
-                        *json::parse(std::string(R"({"metadata":{"name":")") + ns + "\"}}")));
-    std::ifstream in(std::string(NVDRA_MANIFESTS_DIR) + "/base/deviceclasses.yaml");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto classes = parse_yaml_documents(ss.str());
-    ASSERT_TRUE(classes);
-    for (auto& d : *classes)
-      ASSERT_TRUE(cluster_.api().create(kDeviceClasses, "", std::move(d)));
+    testing::seed_cluster(cluster_.api());
     auto topo = parse_topology(
         "controlPlane: false\nnodeGroups:\n- {name: n, count: 1, gpus: 2, gpu: H100-80GB}\n");
     ASSERT_TRUE(topo);

@@ -1,0 +1,34 @@
+# Shared by the end-to-end tests (sourced): a work folder and the simulator stopped and removed on
+# exit, check/contains counters, and a summary that sets the exit status.
+work=$(mktemp -d)
+sim_pid=""
+pass=0
+fail=0
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+check() {  # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: want [$2] got [$3]"; fi
+}
+contains() {  # contains NAME NEEDLE HAYSTACK
+  if [[ "$3" == *"$2"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: [$2] not in [$3]"; fi
+}
+summary() {
+  echo "$pass passed, $fail failed"
+  [ "$fail" -eq 0 ]
+}
+
+# run_sim ARGS...: starts `nvdra-sim ARGS --kubeconfig-out $work/kubeconfig`, waits until it has
+# printed the kubeconfig path (its first line) and points kubectl at it.
+run_sim() {
+  "$BIN/nvdra-sim" "$@" --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/err" &
+  sim_pid=$!
+  for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
+  if [ "$(head -1 "$work/out")" != "$work/kubeconfig" ]; then
+    echo "first line is not the kubeconfig path"; cat "$work/out" "$work/err"; exit 1
+  fi
+  export KUBECONFIG="$work/kubeconfig"
+}
