@@ -163,42 +163,10 @@ bool DevicePreparer::ready(const std::string& pod_key, const Doc& pod, const std
   auto by_driver = claims_by_driver(pod, &complete);
   if (!complete) return false;
   // Only what is not prepared on this node yet.
-  for (auto it = by_driver.begin(); it != by_driver.end();) {
-    auto& claims = it->second;
-    std::erase_if(claims, [&](const ClaimRef& c) { return is_prepared(node, c.uid, it->first); });
-    it = claims.empty() ? by_driver.erase(it) : std::next(it);
-  }
-  if (by_driver.empty()) {
-    work_.erase(pod_key);
-    return true;
-  }
-  Work& w = work_[pod_key];
-  if (w.in_flight || Steady::now() < w.next_try) return false;
-  w.in_flight = true;
-  DraPluginRegistry* registry = registries_.at(node).get();
-  submit([this, registry, by_driver, pod_key, pod, node]() -> std::function<void()> {
-    auto [prepared, errors] = call_drivers(*registry, by_driver, node, true);
-    return [this, prepared, errors, pod_key, pod, node, by_driver] {
-      for (const auto& [driver, uid] : prepared) {
-        for (const auto& c : by_driver.at(driver)) {
-          if (c.uid != uid) continue;
-          Prepared& p = prepared_[node + "/" + uid];
-          p.node = node;
-          p.claim = c;
-          p.drivers.insert(driver);
-        }
-      }
-      Work& w = work_[pod_key];
-      w.in_flight = false;
-      if (errors.empty()) {
-        w.failures = 0;
-        w.next_try = {};
-        return;
-      }
-      failed(w, pod, node, "FailedPrepareDynamicResources", "error preparing devices: ", errors);
-    };
-  });
-  return false;
+  return converge(pod_key, pod, node, std::move(by_driver), true,
+                  [&](const std::string& driver, const ClaimRef& c) {
+                    return is_prepared(node, c.uid, driver);
+                  });
 }
 
 bool DevicePreparer::released(const std::string& pod_key, const Doc& pod, const std::string& node) {
@@ -214,12 +182,19 @@ bool DevicePreparer::released(const std::string& pod_key, const Doc& pod, const 
       if (Doc c = c_.cache().get(kClaims, ck)) still_used.insert(std::string(uid_of(*c)));
     }
   }
+  return converge(pod_key, pod, node, std::move(by_driver), false,
+                  [&](const std::string& driver, const ClaimRef& c) {
+                    return still_used.contains(c.uid) || !is_prepared(node, c.uid, driver);
+                  });
+}
+
+bool DevicePreparer::converge(
+    const std::string& pod_key, const Doc& pod, const std::string& node,
+    std::map<std::string, std::vector<ClaimRef>> by_driver, bool prepare,
+    const std::function<bool(const std::string&, const ClaimRef&)>& settled) {
   for (auto it = by_driver.begin(); it != by_driver.end();) {
-    auto& claims = it->second;
-    std::erase_if(claims, [&](const ClaimRef& c) {
-      return still_used.contains(c.uid) || !is_prepared(node, c.uid, it->first);
-    });
-    it = claims.empty() ? by_driver.erase(it) : std::next(it);
+    std::erase_if(it->second, [&](const ClaimRef& c) { return settled(it->first, c); });
+    it = it->second.empty() ? by_driver.erase(it) : std::next(it);
   }
   if (by_driver.empty()) {
     work_.erase(pod_key);
@@ -229,10 +204,20 @@ bool DevicePreparer::released(const std::string& pod_key, const Doc& pod, const 
   if (w.in_flight || Steady::now() < w.next_try) return false;
   w.in_flight = true;
   DraPluginRegistry* registry = registries_.at(node).get();
-  submit([this, registry, by_driver, pod_key, pod, node]() -> std::function<void()> {
-    auto [released, errors] = call_drivers(*registry, by_driver, node, false);
-    return [this, released, errors, pod_key, pod, node] {
-      for (const auto& [driver, uid] : released) {
+  submit([this, registry, by_driver, pod_key, pod, node, prepare]() -> std::function<void()> {
+    auto [done, errors] = call_drivers(*registry, by_driver, node, prepare);
+    return [this, done, errors, pod_key, pod, node, by_driver, prepare] {
+      for (const auto& [driver, uid] : done) {
+        if (prepare) {
+          for (const auto& c : by_driver.at(driver)) {
+            if (c.uid != uid) continue;
+            Prepared& p = prepared_[node + "/" + uid];
+            p.node = node;
+            p.claim = c;
+            p.drivers.insert(driver);
+          }
+          continue;
+        }
         auto it = prepared_.find(node + "/" + uid);
         if (it == prepared_.end()) continue;
         it->second.drivers.erase(driver);
@@ -240,9 +225,14 @@ bool DevicePreparer::released(const std::string& pod_key, const Doc& pod, const 
       }
       Work& w = work_[pod_key];
       w.in_flight = false;
-      if (!errors.empty())
-        failed(w, pod, node, "FailedUnprepareDynamicResources",
-               "error unpreparing devices: ", errors);
+      if (errors.empty()) {
+        w.failures = 0;
+        w.next_try = {};
+        return;
+      }
+      failed(w, pod, node,
+             prepare ? "FailedPrepareDynamicResources" : "FailedUnprepareDynamicResources",
+             prepare ? "error preparing devices: " : "error unpreparing devices: ", errors);
     };
   });
   return false;

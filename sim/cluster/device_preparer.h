@@ -55,6 +55,11 @@ class DevicePreparer {
   std::map<std::string, std::vector<ClaimRef>> claims_by_driver(const Doc& pod,
                                                                 bool* complete) const;
   void submit(std::function<std::function<void()>()> job);  // job returns its completion
+  // Prepares (or unprepares) the claims of `by_driver` that are not `settled` yet; true when
+  // nothing is left to do.
+  bool converge(const std::string& pod_key, const Doc& pod, const std::string& node,
+                std::map<std::string, std::vector<ClaimRef>> by_driver, bool prepare,
+                const std::function<bool(const std::string&, const ClaimRef&)>& settled);
   void event(const Doc& pod, const std::string& node, const std::string& reason,
              const std::string& message);
   // A failed call: an Event on the pod and the next try after backoff.
