@@ -209,7 +209,7 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
     cluster->add(std::make_unique<sim::cluster::DaemonSetController>(*cluster));
     cluster->add(std::make_unique<sim::cluster::MpiJobController>(*cluster));
     sim::cluster::KubeletOptions kopts;
-    kopts.publish_slices = no_agents;
+    kopts.publish_slices = no_agents || vm.count("sim-slices") > 0;
     if (!no_agents) kopts.root = root;
     cluster->add(std::make_unique<sim::cluster::Kubelets>(*cluster, *topology, kopts));
     net::co_spawn(io, cluster->run(stop_cluster, std::chrono::milliseconds(500)), net::detached);
@@ -255,6 +255,9 @@ int main(int argc, char** argv) {
       "no-agents",
       "up: publish the nodes' devices from the simulator and prepare nothing, "
       "instead of running an nvdra-agent per node")(
+      "sim-slices",
+      "up: the simulator publishes the nodes' ResourceSlices even though agents run "
+      "(for stand-in agents that only prepare, such as nvdra-test-dra-plugin)")(
       "agent-binary", po::value<std::string>()->default_value(""),
       "up: the node agent to run per node (default: nvdra-agent next to nvdra-sim)")(
       "root", po::value<std::string>()->default_value(""),
@@ -295,10 +298,12 @@ int main(int argc, char** argv) {
       return 2;
     }
     topology = std::move(*t);
-  } else if (vm.count("no-agents") || !vm["topology"].as<std::string>().empty() ||
+  } else if (vm.count("no-agents") || vm.count("sim-slices") ||
+             !vm["topology"].as<std::string>().empty() ||
              !vm["agent-binary"].as<std::string>().empty() ||
              !vm["root"].as<std::string>().empty()) {
-    std::cerr << "nvdra-sim serve: --topology, --no-agents, --agent-binary and --root belong to "
+    std::cerr << "nvdra-sim serve: --topology, --no-agents, --sim-slices, --agent-binary and "
+                 "--root belong to "
                  "`nvdra-sim up`\n";
     return 2;
   }
