@@ -242,7 +242,8 @@ bool truthy(const std::optional<std::string>& v) {
 DeleteRequest delete_request(const httpd::Request& req) {
   DeleteRequest d;
   if (auto p = req.query_param("propagationPolicy")) d.propagation = *p;
-  if (auto g = req.query_param("gracePeriodSeconds")) d.grace_period_seconds = std::atoll(g->c_str());
+  if (auto g = req.query_param("gracePeriodSeconds"))
+    d.grace_period_seconds = std::atoll(g->c_str());
   d.dry_run = req.query_param("dryRun") == "All";
   if (!req.body.empty()) {
     if (auto doc = json::parse(req.body); doc && doc->IsObject()) {
@@ -743,13 +744,24 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     return json_reply(200, std::move(out));
   }
   if (m == "POST" || m == "PUT") {
-    if (auto ct = req.header("Content-Type"); ct && ct->find("json") == std::string_view::npos &&
-                                              ct->find("yaml") == std::string_view::npos) {
+    std::string body_text;
+    std::string_view body_view = req.body;
+    if (auto ct = req.header("Content-Type");
+        ct && ct->find("protobuf") != std::string_view::npos) {
+      // kubectl's generator commands (create namespace, configmap, …) send protobuf.
+      auto env = parse_k8s_protobuf(req.body);
+      auto text = env ? k8s_protobuf_to_json(*env) : Result<std::string>(unexpected(env.error()));
+      if (!text) return error_reply(415, "UnsupportedMediaType", text.error().message);
+      body_text = std::move(*text);
+      body_view = body_text;
+    } else if (ct && ct->find("json") == std::string_view::npos &&
+               ct->find("yaml") == std::string_view::npos) {
       return error_reply(415, "UnsupportedMediaType",
                          fmt::format("the body of the request was in an unknown format - accepted "
-                                     "media types include: application/json, application/yaml"));
+                                     "media types include: application/json, application/yaml, "
+                                     "application/vnd.kubernetes.protobuf"));
     }
-    auto doc = parse_json_or_yaml(req.body);
+    auto doc = parse_json_or_yaml(body_view);
     if (!doc || !doc->IsObject()) {
       return error_reply(400, "BadRequest",
                          doc ? "the request body must be a JSON object" : doc.error().message);
@@ -891,7 +903,8 @@ Reply ApiServer::binding(const httpd::Request& req, const Route& r) {
       return error_reply(400, "BadRequest",
                          "the name of the Binding does not match the pod on the URL");
   }
-  if (auto st = bind_pod(store_, *r.storage, r.ns, r.name, node); !st) return error_reply(st.error());
+  if (auto st = bind_pod(store_, *r.storage, r.ns, r.name, node); !st)
+    return error_reply(st.error());
   return json_reply(
       201, R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201})");
 }

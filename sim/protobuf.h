@@ -1,6 +1,8 @@
-// Just enough of Kubernetes' protobuf encoding to read the few requests kubectl only sends as
-// protobuf (auth can-i's SelfSubjectAccessReview): the "k8s\0" envelope around runtime.Unknown
-// and a reader for protobuf wire fields. Answers go back as JSON, which kubectl accepts.
+// Just enough of Kubernetes' protobuf encoding to read the requests kubectl only sends as protobuf
+// (auth can-i's SelfSubjectAccessReview; the objects of `kubectl create namespace|configmap|secret|
+// serviceaccount`): the "k8s\0" envelope around runtime.Unknown, a reader for protobuf wire
+// fields, and a table-driven decoder to JSON for those kinds. Answers go back as JSON, which
+// kubectl accepts.
 #pragma once
 
 #include <cstdint>
@@ -31,5 +33,9 @@ struct K8sProtoEnvelope {
 };
 // application/vnd.kubernetes.protobuf bodies: "k8s\0" + runtime.Unknown{typeMeta=1, raw=2}.
 Result<K8sProtoEnvelope> parse_k8s_protobuf(std::string_view body);
+
+// The object of a protobuf body as JSON, for the kinds kubectl's generator commands create
+// (v1 Namespace, ConfigMap, Secret, ServiceAccount). Other kinds: kInvalidArgument naming them.
+Result<std::string> k8s_protobuf_to_json(const K8sProtoEnvelope& envelope);
 
 }  // namespace nvdra::sim

@@ -343,6 +343,9 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       Value& st = ensure_object(obj, "status", a);
       set_string(st, "phase", "Active", a);
     }
+    if (t.group.empty() && t.resource == "secrets" && !json::find(obj, "type")) {
+      set_string(obj, "type", "Opaque", a);  // the API server's default
+    }
     if (t.group.empty() && t.resource == "pods") {
       Value& st = ensure_object(obj, "status", a);  // as kube-apiserver's pod strategy does
       set_string(st, "phase", "Pending", a);
@@ -567,11 +570,13 @@ Result<std::string> Store::remove(const ResourceType& t, const std::string& ns,
           delete_or_mark_locked(skey, k);
       }
     }
+    auto still = bucket.find(key);
+    if (still == bucket.end()) return json::write(obj);  // its last content took it along
     const bool empty_ns = is_namespace && namespace_empty_locked(name);
     if (!waits && finalizers.empty() && (!is_namespace || empty_ns)) {
       return delete_now_locked(t.storage_key(), key, "Background");
     }
-    return bucket.find(key)->second.json;
+    return still->second.json;
   }
   return delete_now_locked(t.storage_key(), key,
                            req.propagation.empty() ? "Background" : req.propagation);

@@ -9,6 +9,17 @@ run_sim serve
 [ "$(stat -c %a "$work/kubeconfig")" = "600" ] || { echo "kubeconfig is not 0600"; exit 1; }
 
 contains "namespaces" "kube-system" "$(kubectl get namespaces -o name)"
+
+# kubectl's generator commands send protobuf.
+check "create namespace" "namespace/made created" "$(kubectl create namespace made)"
+kubectl create configmap -n made gen --from-literal=a=1 --from-literal=b=2 >/dev/null
+check "create configmap" '{"a":"1","b":"2"}' "$(kubectl get cm -n made gen -o jsonpath='{.data}')"
+kubectl create secret generic -n made pw --from-literal=password=hunter2 >/dev/null
+check "create secret" "hunter2 Opaque" "$(kubectl get secret -n made pw -o jsonpath='{.data.password}' | base64 -d) $(kubectl get secret -n made pw -o jsonpath='{.type}')"
+check "create serviceaccount" "serviceaccount/robot created" "$(kubectl create serviceaccount -n made robot)"
+contains "create token" "nvdra-sa." "$(kubectl create token -n made robot)"
+contains "undecodable protobuf" "does not decode protobuf bodies of apps/v1 Deployment" "$(kubectl create deployment -n made d --image=x 2>&1 || true)"
+kubectl delete namespace made --wait=false >/dev/null
 contains "api-resources" "resourceclaims" "$(kubectl api-resources -o name)"
 
 cat >"$work/cm.yaml" <<'YAML'

@@ -202,6 +202,13 @@ TEST_F(Fixture, NamespaceDeletionTakesItsContent) {
     return json::merge_patch(x, *json::parse(R"({"metadata":{"finalizers":null}})"));
   }));
   EXPECT_FALSE(store.get(*ns, "", "team"));
+  // A namespace whose content goes at once answers the delete with its last state.
+  obj(store.create(*ns, "", doc(R"({"metadata":{"name":"quick"}})")));
+  obj(store.create(*cm, "quick", doc(R"({"metadata":{"name":"a"}})")));
+  auto gone = obj(store.remove(*ns, "", "quick", {}));
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->name(), "quick");
+  EXPECT_FALSE(store.get(*ns, "", "quick"));
 }
 
 TEST_F(Fixture, SelectorsAndPagination) {
