@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "base/log.h"
 #include "sim/cluster/claim_controller.h"
@@ -76,7 +78,8 @@ void DevicePreparer::failed(Work& w, const Doc& pod, const std::string& node,
 
 DevicePreparer::DevicePreparer(Cluster& c, const std::string& root, const Topology& topology,
                                int workers)
-    : c_(c) {
+    : c_(c), state_file_(root + "/kubelet-dra-state.json") {
+  load_state();
   for (const auto& n : topology.nodes) {
     const std::string dir = root + "/" + n.name + "/var/lib/kubelet";
     std::error_code ec;
@@ -223,6 +226,7 @@ bool DevicePreparer::converge(
         it->second.drivers.erase(driver);
         if (it->second.drivers.empty()) prepared_.erase(it);
       }
+      save_state();
       Work& w = work_[pod_key];
       w.in_flight = false;
       if (errors.empty()) {
@@ -236,6 +240,60 @@ bool DevicePreparer::converge(
     };
   });
   return false;
+}
+
+// The claims prepared per node survive a restart of the simulator, as kubelet's
+// dra_manager_state checkpoint does: without it, claims of pods that end later would never be
+// unprepared.
+void DevicePreparer::load_state() {
+  std::ifstream in(state_file_);
+  if (!in) return;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto doc = json::parse(ss.str());
+  if (!doc || !doc->IsArray()) {
+    NVDRA_WARN("kubelet: ignoring unreadable state file {}", state_file_);
+    return;
+  }
+  for (const auto& e : doc->GetArray()) {
+    Prepared p;
+    p.node = std::string(json::string_or(e, "node"));
+    p.claim =
+        ClaimRef{std::string(json::string_or(e, "namespace")),
+                 std::string(json::string_or(e, "name")), std::string(json::string_or(e, "uid"))};
+    if (const Value* ds = json::find(e, "drivers"); ds && ds->IsArray()) {
+      for (const auto& d : ds->GetArray()) {
+        if (d.IsString()) p.drivers.insert(d.GetString());
+      }
+    }
+    if (!p.node.empty() && !p.claim.uid.empty() && !p.drivers.empty())
+      prepared_[p.node + "/" + p.claim.uid] = std::move(p);
+  }
+}
+
+void DevicePreparer::save_state() {
+  std::string out = "[";
+  for (const auto& [key, p] : prepared_) {
+    std::string drivers;
+    for (const auto& d : p.drivers)
+      drivers += (drivers.empty() ? "" : ",") + json::quote(d);
+    out += fmt::format("{}{{\"node\":{},\"namespace\":{},\"name\":{},\"uid\":{},\"drivers\":[{}]}}",
+                       out.size() > 1 ? "," : "", json::quote(p.node), json::quote(p.claim.ns),
+                       json::quote(p.claim.name), json::quote(p.claim.uid), drivers);
+  }
+  out += "]";
+  const std::string tmp = state_file_ + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << out;
+    if (!f.flush()) {
+      NVDRA_WARN("kubelet: cannot write {}", tmp);
+      return;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, state_file_, ec);
+  if (ec) NVDRA_WARN("kubelet: cannot replace {}: {}", state_file_, ec.message());
 }
 
 bool DevicePreparer::is_prepared(const std::string& node, const std::string& uid,
@@ -274,6 +332,7 @@ void DevicePreparer::release_orphans() {
         for (const auto& d : done)
           it->second.drivers.erase(d);
         if (it->second.drivers.empty()) prepared_.erase(it);
+        save_state();
       };
     });
   }

@@ -75,6 +75,9 @@ class DevicePreparer {
     std::set<std::string> drivers;
   };
   std::map<std::string, Prepared> prepared_;  // by "node/claim uid"
+  std::string state_file_;                    // <root>/kubelet-dra-state.json
+  void load_state();
+  void save_state();
   bool is_prepared(const std::string& node, const std::string& uid, const std::string& driver);
   // Claims still prepared on a node although no pod there uses them (the pod vanished while its
   // preparation was in flight): unprepared, as kubelet's reconciler does.

@@ -166,5 +166,33 @@ TEST_F(KubeletPluginTest, ClaimsOfAPodDeletedWhilePreparingAreReleased) {
   }));
 }
 
+TEST_F(KubeletPluginTest, PreparedClaimsSurviveASimulatorRestart) {
+  store_.set_graceful_pod_deletion(true);
+  TestDraPlugin plugin(kubelet_dir(), "gpu.nvidia.com", {"v1.DRAPlugin"});
+  claim_and_pod();
+  ASSERT_TRUE(eventually([&] { return phase("p") == "Running"; }));
+  // A new control plane over the same store and node folders, as after `nvdra-sim up` restarts.
+  Cluster restarted(store_, registry_);
+  restarted.add(std::make_unique<ClaimController>(restarted));
+  KubeletOptions k;
+  k.publish_slices = false;
+  k.root = root_.string();
+  restarted.add(std::make_unique<Kubelets>(restarted,
+                                           *parse_topology("controlPlane: false\nnodeGroups:\n"
+                                                           "- {name: n, count: 1, gpus: 2}\n"),
+                                           k));
+  restarted.step();
+  ASSERT_TRUE(restarted.api().remove(kPods, "default", "p", DeleteRequest{}));
+  bool unprepared = false;
+  for (int i = 0; i < 250 && !unprepared; ++i) {
+    restarted.step();
+    auto c = plugin.calls();
+    unprepared = std::any_of(c.begin(), c.end(),
+                             [](const TestDraPlugin::Call& x) { return x.method == "unprepare"; });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(unprepared);
+}
+
 }  // namespace
 }  // namespace nvdra::sim::cluster
