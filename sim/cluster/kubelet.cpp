@@ -20,22 +20,28 @@ std::string pod_ip(const NodeSpec& n, std::string_view uid) {
                      std::hash<std::string_view>{}(uid) % 250 + 2);
 }
 
+// Writes what the kubelet owns of an object, creating it when missing. An existing Node keeps
+// its spec (cordons, taints added later) and the labels others set; the kubelet's labels are set.
 Result<std::string> create_or_replace(Cluster& c, const Kind& k, const std::string& ns,
                                       const std::string& name, const std::string& body,
                                       bool status) {
   auto doc = json::parse(body);
   if (!doc) return unexpected(doc.error());
+  const bool node = &k == &kNodes;
   auto r = c.api().modify(k, ns, name, status, [&](json::Document& obj, bool) -> Status {
-    // Keep server-owned metadata; replace what the kubelet owns.
+    auto& a = obj.GetAllocator();
     for (auto m = doc->MemberBegin(); m != doc->MemberEnd(); ++m) {
-      if (std::string_view(m->name.GetString()) == "metadata") continue;
+      const std::string_view member(m->name.GetString(), m->name.GetStringLength());
+      if (member == "metadata" || (node && member == "spec")) continue;
       obj.RemoveMember(m->name);
-      obj.AddMember(Value(m->name, obj.GetAllocator()), Value(m->value, obj.GetAllocator()),
-                    obj.GetAllocator());
+      obj.AddMember(Value(m->name, a), Value(m->value, a), a);
     }
-    if (const Value* labels = json::find_path(*doc, {"metadata", "labels"})) {
-      obj["metadata"].RemoveMember("labels");
-      obj["metadata"].AddMember("labels", Value(*labels, obj.GetAllocator()), obj.GetAllocator());
+    if (const Value* labels = json::find_path(*doc, {"metadata", "labels"});
+        labels && labels->IsObject()) {
+      Value& mine = json::ensure_object(obj["metadata"], "labels", a);
+      for (auto l = labels->MemberBegin(); l != labels->MemberEnd(); ++l)
+        json::set_string(mine, l->name.GetString(), json::string_or(*labels, l->name.GetString()),
+                         a);
     }
     return ok();
   });

@@ -211,16 +211,8 @@ Scheduler::Outcome Scheduler::schedule(const std::string& key, const Doc& pod) {
   }
   if (nodes_dirty_) {
     nodes_.clear();
-    for (const auto& [nk, node] : c_.cache().all(kNodes)) {
-      NodeState s{dra::NodeInfo{nk, {}}, node};
-      if (const Value* labels = json::find_path(*node, {"metadata", "labels"});
-          labels && labels->IsObject()) {
-        for (auto m = labels->MemberBegin(); m != labels->MemberEnd(); ++m) {
-          if (m->value.IsString()) s.info.labels.emplace(m->name.GetString(), m->value.GetString());
-        }
-      }
-      nodes_.push_back(std::move(s));
-    }
+    for (const auto& [nk, node] : c_.cache().all(kNodes))
+      nodes_.push_back(NodeState{node_info(nk, *node), node});
     nodes_dirty_ = false;
   }
   ++stats_.attempts;

@@ -97,6 +97,29 @@ TEST_F(ClusterTest, NodesRegisterWithTheirSlicesAndLeases) {
   EXPECT_TRUE(lease);
 }
 
+TEST_F(ClusterTest, ARestartedKubeletKeepsCordonsAndOtherLabels) {
+  ASSERT_TRUE(cluster_.api().modify(kNodes, "", "rack-node-0", false, [](json::Document& o, bool) {
+    auto& a = o.GetAllocator();
+    json::set_string(o["metadata"]["labels"], "example.com/team", "ml", a);
+    json::set_bool(json::ensure_object(o, "spec", a), "unschedulable", true, a);
+    return ok();
+  }));
+  Cluster restarted(store_, registry_);
+  restarted.add(std::make_unique<Kubelets>(
+      restarted,
+      *parse_topology(
+          "controlPlane: false\nracks:\n- {name: rack, nodes: 2, gpusPerNode: 2, gpu: GB200}\n"),
+      KubeletOptions{}));
+  restarted.step();
+  Doc node = get(kNodes, "rack-node-0");
+  EXPECT_EQ(json::string_or(*json::find_path(*node, {"metadata", "labels"}), "example.com/team"),
+            "ml");
+  EXPECT_EQ(
+      json::string_or(*json::find_path(*node, {"metadata", "labels"}), "nvidia.com/gpu.present"),
+      "true");
+  EXPECT_TRUE(json::get_bool(*json::find(*node, "spec"), "unschedulable").value_or(false));
+}
+
 TEST_F(ClusterTest, PodWithATemplateClaimRunsAndReleasesItsDeviceWhenDeleted) {
   create(kClaimTemplates, kTemplate);
   create(kPods, pod("p1"));
