@@ -1,5 +1,7 @@
 #include "sim/cluster/cluster.h"
 
+#include <fmt/format.h>
+
 #include "base/log.h"
 
 namespace nvdra::sim::cluster {
@@ -105,6 +107,25 @@ Result<std::string> ClusterApi::remove(const Kind& k, const std::string& ns,
   auto t = type(k);
   if (!t) return unexpected(ErrorCode::kNotFound, k.storage_key() + " is not served");
   return store_.remove(*t, ns, name, req);
+}
+
+void ClusterApi::pod_event(const json::Value& pod, const std::string& type,
+                           const std::string& reason, const std::string& message,
+                           const std::string& component, const std::string& host) {
+  static const Kind kEvents{"", "v1", "events"};
+  const std::string ts = now();
+  auto body = json::parse(fmt::format(
+      R"({{"apiVersion":"v1","kind":"Event","metadata":{{"generateName":{}}},"involvedObject":{{"apiVersion":"v1",)"
+      R"("kind":"Pod","namespace":{},"name":{},"uid":{}}},"reason":{},"message":{},"type":{},)"
+      R"("source":{{"component":{},"host":{}}},"reportingComponent":{},"reportingInstance":{},)"
+      R"("firstTimestamp":"{}","lastTimestamp":"{}","count":1}})",
+      json::quote(std::string(name_of(pod)) + "."), json::quote(namespace_of(pod)),
+      json::quote(name_of(pod)), json::quote(uid_of(pod)), json::quote(reason),
+      json::quote(message), json::quote(type), json::quote(component), json::quote(host),
+      json::quote(component), json::quote(host.empty() ? component : host), ts, ts));
+  if (!body) return;
+  auto r = create(kEvents, std::string(namespace_of(pod)), std::move(*body));
+  if (!r) NVDRA_V(2, "{}: recording an event: {}", component, r.error().message);
 }
 
 void Cluster::resync() {

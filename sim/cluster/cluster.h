@@ -76,6 +76,10 @@ class ClusterApi {
   Result<std::string> remove(const Kind& k, const std::string& ns, const std::string& name,
                              const DeleteRequest& req);
   std::string now() const { return store_.now_rfc3339(); }
+  // Records a core/v1 Event about a pod, as `component` (on `host`, "" for the control plane)
+  // would: what `kubectl describe pod` lists. Best effort.
+  void pod_event(const json::Value& pod, const std::string& type, const std::string& reason,
+                 const std::string& message, const std::string& component, const std::string& host);
   Store& store() { return store_; }
 
  private:

@@ -14,7 +14,6 @@ namespace {
 
 using json::Value;
 
-const Kind kEvents{"", "v1", "events"};
 constexpr auto kScanEvery = std::chrono::milliseconds(500);
 constexpr auto kWipeDelay = std::chrono::seconds(30);  // kubelet's defaultWipingDelay
 
@@ -72,7 +71,7 @@ void DevicePreparer::failed(Work& w, const Doc& pod, const std::string& node,
   for (size_t i = 0; i < errors.size(); ++i)
     message += (i ? "; " : "") + errors[i];
   NVDRA_WARN("kubelet {}: pod {}/{}: {}", node, namespace_of(*pod), name_of(*pod), message);
-  event(pod, node, reason, message);
+  c_.api().pod_event(*pod, "Warning", reason, message, "kubelet", node);
   w.next_try = Steady::now() + backoff(w.failures++);
 }
 
@@ -121,22 +120,6 @@ void DevicePreparer::submit(std::function<std::function<void()>()> job) {
     jobs_.push_back(std::move(job));
   }
   cv_.notify_one();
-}
-
-void DevicePreparer::event(const Doc& pod, const std::string& node, const std::string& reason,
-                           const std::string& message) {
-  const std::string now = c_.api().now();
-  auto body = json::parse(fmt::format(
-      R"({{"apiVersion":"v1","kind":"Event","metadata":{{"generateName":{}}},"involvedObject":{{"apiVersion":"v1",)"
-      R"("kind":"Pod","namespace":{},"name":{},"uid":{}}},"reason":{},"message":{},"type":"Warning",)"
-      R"("source":{{"component":"kubelet","host":{}}},"reportingComponent":"kubelet","reportingInstance":{},)"
-      R"("firstTimestamp":"{}","lastTimestamp":"{}","count":1}})",
-      json::quote(std::string(name_of(*pod)) + "."), json::quote(namespace_of(*pod)),
-      json::quote(name_of(*pod)), json::quote(uid_of(*pod)), json::quote(reason),
-      json::quote(message), json::quote(node), json::quote(node), now, now));
-  if (!body) return;
-  auto r = c_.api().create(kEvents, std::string(namespace_of(*pod)), std::move(*body));
-  if (!r) NVDRA_V(2, "kubelet {}: recording event: {}", node, r.error().message);
 }
 
 std::map<std::string, std::vector<ClaimRef>> DevicePreparer::claims_by_driver(

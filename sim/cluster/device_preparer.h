@@ -60,8 +60,7 @@ class DevicePreparer {
   bool converge(const std::string& pod_key, const Doc& pod, const std::string& node,
                 std::map<std::string, std::vector<ClaimRef>> by_driver, bool prepare,
                 const std::function<bool(const std::string&, const ClaimRef&)>& settled);
-  void event(const Doc& pod, const std::string& node, const std::string& reason,
-             const std::string& message);
+
   // A failed call: an Event on the pod and the next try after backoff.
   void failed(Work& w, const Doc& pod, const std::string& node, const std::string& reason,
               const std::string& prefix, const std::vector<std::string>& errors);

@@ -153,6 +153,8 @@ void Kubelets::start_pod(const Doc& pod, const NodeSpec& node,
     NVDRA_WARN("kubelet {}: starting pod {}/{}: {}", node.name, ns, name, r.error().message);
     return;
   }
+  c_.api().pod_event(*pod, "Normal", "Started", "Started the pod's containers (simulated)",
+                     "kubelet", node.name);
   const std::string_view restart =
       json::string_or(*json::find(*pod, "spec"), "restartPolicy", "Always");
   if (restart != "Always") {

@@ -172,6 +172,7 @@ void Scheduler::unschedulable(const Doc& pod, const std::string& message) {
     }
   }
   const std::string now = c_.api().now();
+  c_.api().pod_event(*pod, "Warning", "FailedScheduling", message, "default-scheduler", "");
   auto r = c_.api().modify(kPods, std::string(namespace_of(*pod)), std::string(name_of(*pod)), true,
                            [&](json::Document& p, bool) -> Status {
                              json::set_condition(p, "PodScheduled", "False", "Unschedulable",
@@ -321,6 +322,9 @@ Scheduler::Outcome Scheduler::schedule(const std::string& key, const Doc& pod) {
       NVDRA_WARN("scheduler: binding pod {} to {}: {}", key, node.info.name, b.error().message);
       return Outcome::kLater;
     }
+    c_.api().pod_event(*pod, "Normal", "Scheduled",
+                       fmt::format("Successfully assigned {}/{} to {}", ns, name, node.info.name),
+                       "default-scheduler", "");
     next_node_ = (next_node_ + i + 1) % nodes_.size();
     ++stats_.scheduled;
     return Outcome::kScheduled;

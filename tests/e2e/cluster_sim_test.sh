@@ -80,6 +80,7 @@ kubectl wait -n e2e pod/never --for=condition=PodScheduled=false --timeout=10s >
 contains "unschedulable reason" "cannot allocate all claims" \
   "$(kubectl get pod -n e2e never -o jsonpath='{.status.conditions[?(@.type=="PodScheduled")].message}')"
 check "unschedulable phase" "Pending" "$(kubectl get pod -n e2e never -o jsonpath='{.status.phase}')"
+contains "describe shows why" "FailedScheduling" "$(kubectl describe pod -n e2e never)"
 
 # Jobs complete; Deployments scale; DaemonSets follow node labels.
 kubectl apply -n e2e -f - >/dev/null <<'YAML'
@@ -117,6 +118,7 @@ check "daemonset follows labels" "1" "$(kubectl get ds -n e2e per-h100 -o jsonpa
 kubectl apply -f "$root/examples/demo/gpu-pod.yaml" >/dev/null
 kubectl wait -n nvdra-demo pod/gpu-pod --for=jsonpath='{.status.phase}'=Running --timeout=20s >/dev/null
 check "claim allocated" "allocated,reserved" "$(kubectl get resourceclaims -n nvdra-demo --no-headers | awk '{print $2}')"
+check "pod events" "Scheduled Started" "$(kubectl get events -n nvdra-demo --field-selector involvedObject.name=gpu-pod -o jsonpath='{.items[*].reason}')"
 kubectl delete pod -n nvdra-demo gpu-pod --timeout=20s >/dev/null
 for _ in $(seq 50); do [ -z "$(kubectl get resourceclaims -n nvdra-demo -o name)" ] && break; sleep 0.1; done
 check "claim released" "" "$(kubectl get resourceclaims -n nvdra-demo -o name)"
