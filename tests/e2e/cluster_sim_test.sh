@@ -118,7 +118,8 @@ check "daemonset follows labels" "1" "$(kubectl get ds -n e2e per-h100 -o jsonpa
 kubectl apply -f "$root/examples/demo/gpu-pod.yaml" >/dev/null
 kubectl wait -n nvdra-demo pod/gpu-pod --for=jsonpath='{.status.phase}'=Running --timeout=20s >/dev/null
 check "claim allocated" "allocated,reserved" "$(kubectl get resourceclaims -n nvdra-demo --no-headers | awk '{print $2}')"
-check "pod events" "Scheduled Started" "$(kubectl get events -n nvdra-demo --field-selector involvedObject.name=gpu-pod -o jsonpath='{.items[*].reason}')"
+check "pod events" "Scheduled Started" \
+  "$(kubectl get events -n nvdra-demo --field-selector involvedObject.name=gpu-pod -o jsonpath='{.items[*].reason}' | tr ' ' '\n' | sort | xargs)"
 kubectl delete pod -n nvdra-demo gpu-pod --timeout=20s >/dev/null
 for _ in $(seq 50); do [ -z "$(kubectl get resourceclaims -n nvdra-demo -o name)" ] && break; sleep 0.1; done
 check "claim released" "" "$(kubectl get resourceclaims -n nvdra-demo -o name)"
