@@ -153,12 +153,8 @@ void Scheduler::observe(const std::string& storage_key, const std::string& key, 
 
 std::string Scheduler::misfit(const Value& pod, const NodeState& n) const {
   if (std::string why = node_misfit(pod, *n.obj, n.info); !why.empty()) return why;
-  int64_t max_pods = 110;
-  if (const Value* alloc = json::find_path(*n.obj, {"status", "allocatable"})) {
-    if (auto p = json::get_string(*alloc, "pods")) max_pods = std::atoll(std::string(*p).c_str());
-  }
   auto it = pods_on_node_.find(n.info.name);
-  if (it != pods_on_node_.end() && it->second >= max_pods) return "Too many pods";
+  if (it != pods_on_node_.end() && it->second >= n.max_pods) return "Too many pods";
   return {};
 }
 
@@ -212,8 +208,14 @@ Scheduler::Outcome Scheduler::schedule(const std::string& key, const Doc& pod) {
   }
   if (nodes_dirty_) {
     nodes_.clear();
-    for (const auto& [nk, node] : c_.cache().all(kNodes))
-      nodes_.push_back(NodeState{node_info(nk, *node), node});
+    for (const auto& [nk, node] : c_.cache().all(kNodes)) {
+      NodeState state{node_info(nk, *node), node};
+      if (const Value* alloc = json::find_path(*node, {"status", "allocatable"})) {
+        if (auto p = json::get_string(*alloc, "pods"))
+          state.max_pods = std::atoll(std::string(*p).c_str());
+      }
+      nodes_.push_back(std::move(state));
+    }
     nodes_dirty_ = false;
   }
   ++stats_.attempts;

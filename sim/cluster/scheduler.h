@@ -42,6 +42,7 @@ class Scheduler : public Controller {
   struct NodeState {
     dra::NodeInfo info;
     Doc obj;
+    int64_t max_pods = 110;  // status.allocatable.pods, read once per node change
   };
   enum class Outcome { kScheduled, kUnschedulable, kLater };
   // Tries one pod; records why on the pod when it cannot be placed.

@@ -210,11 +210,6 @@ void Inventory::unindex(const Slice& s) {
   } else {
     drop(shared_);
   }
-  auto p = by_pool_.find({s.driver, s.pool});
-  if (p != by_pool_.end()) {
-    drop(p->second);
-    if (p->second.empty()) by_pool_.erase(p);
-  }
 }
 
 void Inventory::upsert(Slice s) {
@@ -224,7 +219,6 @@ void Inventory::upsert(Slice s) {
   } else {
     shared_.push_back(s.name);
   }
-  by_pool_[{s.driver, s.pool}].push_back(s.name);
   std::string name = s.name;
   slices_.emplace(std::move(name), std::move(s));
 }
@@ -288,23 +282,6 @@ std::vector<PoolView> Inventory::pools_for(const NodeInfo& node) const {
     return (a.pool == node.name) > (b.pool == node.name);
   });
   return out;
-}
-
-const Device* Inventory::find(std::string_view driver, std::string_view pool,
-                              std::string_view device) const {
-  auto p = by_pool_.find({std::string(driver), std::string(pool)});
-  if (p == by_pool_.end()) return nullptr;
-  int64_t gen = 0;
-  for (const auto& n : p->second)
-    gen = std::max(gen, slices_.at(n).generation);
-  for (const auto& n : p->second) {
-    const Slice& s = slices_.at(n);
-    if (s.generation != gen) continue;
-    for (const auto& d : s.devices) {
-      if (d.name == device) return &d;
-    }
-  }
-  return nullptr;
 }
 
 }  // namespace nvdra::sim::dra

@@ -75,20 +75,15 @@ class Inventory {
  public:
   void upsert(Slice s);
   void remove(const std::string& slice_name);
-  void clear() { slices_.clear(); }
-  size_t size() const { return slices_.size(); }
 
   // The pools a node can use. Node-local pools come first, by driver and pool name.
   std::vector<PoolView> pools_for(const NodeInfo& node) const;
-  // The device, if any slice of the highest generation of its pool holds it.
-  const Device* find(std::string_view driver, std::string_view pool, std::string_view device) const;
 
  private:
   std::map<std::string, Slice, std::less<>> slices_;  // by slice name
   // Indexes, so that a node's pools are found without scanning every slice.
   std::map<std::string, std::vector<std::string>, std::less<>> node_local_;  // node → slices
   std::vector<std::string> shared_;  // slices with allNodes, a selector or per-device access
-  std::map<std::pair<std::string, std::string>, std::vector<std::string>> by_pool_;
   void unindex(const Slice& s);
 };
 
