@@ -156,21 +156,13 @@ void ClaimController::sync_pod(const std::string& key) {
         waiting_pods_.insert(key);  // the template may be created later
         continue;
       }
-      json::Document claim;
-      claim.SetObject();
+      static const Value kEmpty(rapidjson::kObjectType);
+      const Value* tspec = json::find(*tmpl, "spec");  // ResourceClaimTemplateSpec: metadata, spec
+      json::Document claim = object_from_template(
+          tspec ? *tspec : kEmpty, fmt::format("{}-{}-", name, claim_name), true, *pod);
       auto& a = claim.GetAllocator();
-      Value& meta = json::ensure_object(claim, "metadata", a);
-      json::set_string(meta, "generateName", fmt::format("{}-{}-", name, claim_name), a);
-      if (const Value* tm = json::find_path(*tmpl, {"spec", "metadata"})) {
-        for (const char* f : {"labels", "annotations"}) {
-          if (const Value* v = json::find(*tm, f)) meta.AddMember(Value(f, a), Value(*v, a), a);
-        }
-      }
-      Value& anns = json::ensure_object(claim["metadata"], "annotations", a);
-      json::set_string(anns, kPodClaimNameAnnotation.data(), claim_name, a);
-      add_controller_reference(claim, *pod);
-      if (const Value* spec = json::find_path(*tmpl, {"spec", "spec"}))
-        claim.AddMember("spec", Value(*spec, a), a);
+      json::set_string(json::ensure_object(claim["metadata"], "annotations", a),
+                       kPodClaimNameAnnotation.data(), claim_name, a);
       auto made = c_.api().create(kClaims, ns, std::move(claim));
       if (!made) {
         NVDRA_WARN("resourceclaim controller: creating claim {} of pod {}: {}", claim_name, key,

@@ -63,6 +63,25 @@ void add_controller_reference(json::Document& obj, const json::Value& owner) {
       .PushBack(ref, a);
 }
 
+json::Document object_from_template(const json::Value& tmpl, const std::string& name, bool generate,
+                                    const json::Value& owner) {
+  json::Document obj;
+  obj.SetObject();
+  auto& a = obj.GetAllocator();
+  json::Value& meta = json::ensure_object(obj, "metadata", a);
+  json::set_string(meta, generate ? "generateName" : "name", name, a);
+  if (const json::Value* tm = json::find(tmpl, "metadata")) {
+    for (const char* f : {"labels", "annotations"}) {
+      if (const json::Value* v = json::find(*tm, f))
+        meta.AddMember(json::Value(f, a), json::Value(*v, a), a);
+    }
+  }
+  add_controller_reference(obj, owner);
+  if (const json::Value* spec = json::find(tmpl, "spec"))
+    obj.AddMember("spec", json::Value(*spec, a), a);
+  return obj;
+}
+
 Doc ObjectCache::get(const Kind& k, const std::string& key) const {
   auto b = objects_.find(k.storage_key());
   if (b == objects_.end()) return nullptr;

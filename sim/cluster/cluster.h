@@ -50,6 +50,11 @@ bool terminating(const json::Value& obj);
 // Appends a controller owner reference to `owner` (an object with apiVersion, kind and metadata)
 // to obj.metadata.ownerReferences, as the owning controller writes it.
 void add_controller_reference(json::Document& obj, const json::Value& owner);
+// A new object from a template ({metadata: {labels, annotations}, spec}), as controllers stamp
+// pods and claims: `name` (or generateName when `generate`), the template's labels, annotations
+// and spec, and a controller reference to `owner`.
+json::Document object_from_template(const json::Value& tmpl, const std::string& name, bool generate,
+                                    const json::Value& owner);
 
 // Parsed copies of the objects of every followed kind, by storage key and object key.
 class ObjectCache {

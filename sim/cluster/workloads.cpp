@@ -156,27 +156,12 @@ std::vector<Doc> WorkloadController::pods_of(const Doc& owner) const {
 void WorkloadController::create_pod(const Doc& owner, const Value& tmpl, const std::string& name,
                                     const std::map<std::string, std::string>& extra_labels,
                                     const std::string& pin_to_node) {
-  json::Document pod;
-  pod.SetObject();
+  json::Document pod = object_from_template(
+      tmpl, name.empty() ? std::string(name_of(*owner)) + "-" : name, name.empty(), *owner);
   auto& a = pod.GetAllocator();
-  json::set_string(pod, "apiVersion", "v1", a);
-  json::set_string(pod, "kind", "Pod", a);
-  Value& meta = json::ensure_object(pod, "metadata", a);
-  if (name.empty()) {
-    json::set_string(meta, "generateName", std::string(name_of(*owner)) + "-", a);
-  } else {
-    json::set_string(meta, "name", name, a);
-  }
-  if (const Value* tm = json::find(tmpl, "metadata")) {
-    for (const char* f : {"labels", "annotations"}) {
-      if (const Value* v = json::find(*tm, f)) meta.AddMember(Value(f, a), Value(*v, a), a);
-    }
-  }
   Value& labels = json::ensure_object(pod["metadata"], "labels", a);
   for (const auto& [k, v] : extra_labels)
     json::set_string(labels, k.c_str(), v, a);
-  add_controller_reference(pod, *owner);
-  if (const Value* spec = json::find(tmpl, "spec")) pod.AddMember("spec", Value(*spec, a), a);
   Value& spec = json::ensure_object(pod, "spec", a);
   if (!pin_to_node.empty()) {
     // As the DaemonSet controller does: a required node affinity on the node's name.
