@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/atomic_file.h"
 #include "base/json.h"
 
 namespace nvdra::sim {
@@ -33,14 +34,6 @@ Status write_all(int fd, const std::string& data) {
   return ok();
 }
 
-Status fsync_dir(const std::string& dir) {
-  int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (d < 0) return unexpected(io("open " + dir));
-  int rc = ::fsync(d);
-  ::close(d);
-  if (rc != 0) return unexpected(io("fsync " + dir));
-  return ok();
-}
 
 // Applies one log or snapshot record; false when it is not a valid record.
 bool apply(const json::Value& rec, PersistedState* state) {
