@@ -1,0 +1,69 @@
+// nvdra-agent kubelet-plugin: one process per GPU node serving both DRA drivers
+// (gpu.nvidia.com and compute-domain.nvidia.com). It owns the device backend, one prepare
+// pipeline, kubelet plugin and slice publisher per driver, the health loop and the metrics.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/config/opaque_config.h"
+#include "agent/device/backend.h"
+#include "agent/plugin/kubelet_plugin.h"
+#include "agent/prepare/driver_state.h"
+#include "agent/slices/publisher.h"
+#include "base/asio.h"
+#include "k8sclient/rest/rest_client.h"
+#include "metrics/registry.h"
+
+namespace nvdra::agent {
+
+struct AgentOptions {
+  std::string node_name;
+  std::string root;  // prefix of every host path below ("" on a real node)
+  std::string registry_dir = "/var/lib/kubelet/plugins_registry";
+  std::string plugins_dir = "/var/lib/kubelet/plugins";
+  std::string cdi_root = "/var/run/cdi";
+  std::string dev_root = "/dev";
+  std::string proc_devices = "/proc/devices";
+  std::string boot_id_file = "/proc/sys/kernel/random/boot_id";
+  std::string device_backend = "nvml";  // nvml | sim
+  std::string sim_node_config;
+  std::string driver_root = "/";
+  FeatureGates gates;
+  std::set<int> ignored_xids = {13, 31, 43, 45, 68, 109};
+};
+
+class Agent {
+ public:
+  Agent(net::io_context& io, std::shared_ptr<k8s::RestClient> client, AgentOptions options,
+        metrics::Registry& registry);
+  ~Agent();
+
+  // Discovers devices, recovers node state and starts serving kubelet; slices follow.
+  Status start();
+  void stop();
+  bool registered() const;
+
+ private:
+  struct Driver;
+  std::string host(const std::string& path) const { return opt_.root + path; }
+  awaitable<void> health_loop();
+  void publish_gpu_slices();
+  awaitable<Result<std::string>> node_uid();
+  awaitable<int> server_minor_version();
+
+  net::io_context& io_;
+  std::shared_ptr<k8s::RestClient> client_;
+  AgentOptions opt_;
+  metrics::Registry& registry_;
+  std::unique_ptr<DeviceBackend> backend_;
+  std::unique_ptr<ClusterAccess> cluster_;
+  std::vector<std::unique_ptr<Driver>> drivers_;
+  api::SliceLayout layout_;
+  std::map<int, std::vector<api::DeviceTaint>> gpu_taints_;  // by GPU minor
+  Cancellation cancel_;
+};
+
+}  // namespace nvdra::agent

@@ -1,0 +1,45 @@
+// The agent's view of the GPUs of its node. Two implementations: NVML (real hardware, loaded
+// with dlopen) and sim (a node description file, for nvdra-sim and tests). Everything the
+// prepare pipeline changes on a GPU goes through here or through the backend's executor.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/exec/executor.h"
+#include "api/nvidia_devices.h"
+#include "base/result.h"
+
+namespace nvdra::agent {
+
+// A health problem of one GPU (all its devices) as NVML reports it.
+struct HealthEvent {
+  int minor = 0;
+  int xid = 0;  // 0 with lost = true: the GPU fell off the bus
+  bool lost = false;
+};
+
+class DeviceBackend {
+ public:
+  virtual ~DeviceBackend() = default;
+  // The GPUs with their current MIG mode and existing MIG devices.
+  virtual Result<api::NodeDevices> discover() = 0;
+  // Dynamic MIG: MIG devices are created for claims and destroyed on unprepare.
+  virtual bool dynamic_mig() const = 0;
+  virtual Status set_mig_mode(int minor, bool enabled) = 0;
+  virtual Result<api::MigDeviceInfo> create_mig_device(int minor,
+                                                       const api::MigProfileInfo& profile,
+                                                       int placement_start) = 0;
+  // Absent devices are fine (idempotent).
+  virtual Status destroy_mig_device(const api::MigDeviceInfo& device) = 0;
+  // Health events since the last call.
+  virtual std::vector<HealthEvent> health_events() = 0;
+  virtual Executor& executor() = 0;
+};
+
+// The installed NVML (libnvidia-ml.so.1 under `driver_root`), or a clear error.
+Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const std::string& driver_root,
+                                                         bool dynamic_mig);
+
+}  // namespace nvdra::agent

@@ -1,0 +1,284 @@
+#include "agent/prepare/driver_state.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include "base/log.h"
+
+namespace nvdra::agent {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string device_key(const AllocatedDevice& d) {
+  return d.pool + "/" + d.device;
+}
+
+std::string main_type(const PreparedClaim& c) {
+  return c.devices.empty() ? std::string("unknown") : c.devices.front().type;
+}
+
+}  // namespace
+
+void crash_point(std::string_view point) {
+  static const char* want = std::getenv("NVDRA_AGENT_CRASH_AT");
+  if (want && point == want) {
+    NVDRA_WARN("crash point {} reached: killing the agent (NVDRA_AGENT_CRASH_AT)", point);
+    ::kill(::getpid(), SIGKILL);
+  }
+}
+
+DriverState::DriverState(DriverStateOptions options, std::unique_ptr<DeviceHandler> handler,
+                         ClusterAccess& cluster, CdiWriter cdi, DriverStats stats)
+    : opt_(std::move(options)),
+      handler_(std::move(handler)),
+      cluster_(cluster),
+      cdi_(std::move(cdi)),
+      stats_(std::move(stats)) {}
+
+Status DriverState::save_locked() {
+  auto s = save_checkpoint(opt_.checkpoint_path, checkpoint_);
+  if (s && stats_.prepared_changed) stats_.prepared_changed(checkpoint_);
+  return s;
+}
+
+Checkpoint DriverState::snapshot() const {
+  std::lock_guard lock(mu_);
+  return checkpoint_;
+}
+
+Status DriverState::start() {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(opt_.checkpoint_path).parent_path(),
+                                      ec);
+  bool sweep = true;
+  auto loaded = load_checkpoint(opt_.checkpoint_path);
+  if (loaded) {
+    checkpoint_ = std::move(*loaded);
+  } else if (loaded.error().code != ErrorCode::kNotFound) {
+    // Keep the bad file for inspection and start empty. What it recorded cannot be trusted, so
+    // nothing on the host is removed as an orphan this time (it may belong to running pods).
+    const std::string aside = fmt::format("{}.bad-{}", opt_.checkpoint_path,
+                                          std::chrono::duration_cast<std::chrono::seconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+    std::filesystem::rename(opt_.checkpoint_path, aside, ec);
+    NVDRA_ERROR("{}: {}; moved it to {} and starting with no prepared claims", handler_->driver(),
+                loaded.error().message, aside);
+    cluster_.warning_event("Node", "", opt_.node_name, "", "CheckpointUnreadable",
+                           fmt::format("{} checkpoint unreadable ({}); kept as {}",
+                                       handler_->driver(), loaded.error().message, aside));
+    sweep = false;
+  }
+  if (!opt_.boot_id.empty() && !checkpoint_.boot_id.empty() &&
+      checkpoint_.boot_id != opt_.boot_id) {
+    NVDRA_INFO("{}: invalidating checkpoint: boot ID changed ({} → {})", handler_->driver(),
+               checkpoint_.boot_id, opt_.boot_id);
+    checkpoint_.claims.clear();
+  }
+  checkpoint_.boot_id = opt_.boot_id;
+  // Half-done prepares: undo them; kubelet repeats the call until it gets an answer.
+  for (auto it = checkpoint_.claims.begin(); it != checkpoint_.claims.end();) {
+    if (it->second.state == ClaimState::kPrepareStarted) {
+      NVDRA_INFO("{}: rolling back partially prepared claim {}/{}:{}", handler_->driver(),
+                 it->second.namespace_, it->second.name, it->first);
+      if (auto s = handler_->unprepare(it->first, it->second); !s)
+        return unexpected(s.error().wrap("rolling back claim " + it->first));
+      (void)cdi_.remove(handler_->cdi_kind(), it->first);
+      it = checkpoint_.claims.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (auto s = save_locked(); !s) return s;
+  }
+  if (sweep) {
+    for (const auto& uid : cdi_.claim_uids(handler_->cdi_kind())) {
+      if (!checkpoint_.claims.contains(uid)) {
+        NVDRA_INFO("{}: removing orphaned CDI spec of claim {}", handler_->driver(), uid);
+        (void)cdi_.remove(handler_->cdi_kind(), uid);
+      }
+    }
+    handler_->sweep_orphans(checkpoint_);
+  }
+  NVDRA_INFO("{}: {} prepared claim(s) in the checkpoint", handler_->driver(),
+             checkpoint_.claims.size());
+  return ok();
+}
+
+void DriverState::release_devices(const std::vector<std::string>& devices) {
+  for (const auto& d : devices)
+    busy_devices_.erase(d);
+}
+
+PreparedResult DriverState::prepare(const std::string& ns, const std::string& name,
+                                    const std::string& uid) {
+  const auto t0 = std::chrono::steady_clock::now();
+  PreparedResult out;
+  auto fail = [&](std::string_view reason, std::string message) {
+    NVDRA_WARN("{}: prepare of claim {}/{}:{} failed: {}", handler_->driver(), ns, name, uid,
+               message);
+    if (stats_.error) stats_.error("prepare", reason);
+    out.error = std::move(message);
+    return out;
+  };
+  // The slow API read happens before any lock.
+  auto json = cluster_.get_claim(ns, name);
+  if (!json) return fail("claim_fetch", "error fetching ResourceClaim: " + json.error().message);
+  auto claim = parse_claim(*json, handler_->driver(), uid);
+  if (!claim) return fail("claim_invalid", claim.error().message);
+
+  std::vector<std::string> keys;
+  for (const auto& d : claim->devices)
+    keys.push_back(device_key(d));
+  PreparedClaim entry;
+  std::optional<PreparedClaim> stale;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] {
+      if (busy_claims_.contains(uid)) return false;
+      for (const auto& k : keys) {
+        if (busy_devices_.contains(k)) return false;
+      }
+      return true;
+    });
+    if (auto it = checkpoint_.claims.find(uid);
+        it != checkpoint_.claims.end() && it->second.state == ClaimState::kPrepareCompleted) {
+      out.devices = it->second.devices;  // idempotent: the same answer, no side effects
+      return out;
+    }
+    for (const auto& d : claim->devices) {
+      if (d.admin_access) continue;
+      for (const auto& [other_uid, other] : checkpoint_.claims) {
+        if (other_uid == uid || other.state != ClaimState::kPrepareCompleted) continue;
+        for (const auto& pd : other.devices) {
+          if (pd.pool == d.pool && pd.device == d.device) {
+            lock.unlock();
+            return fail(
+                "device_in_use",
+                fmt::format("requested device {} is already allocated to different claim {}",
+                            d.device, other_uid));
+          }
+        }
+      }
+    }
+    if (auto it = checkpoint_.claims.find(uid); it != checkpoint_.claims.end()) stale = it->second;
+    busy_claims_.insert(uid);
+    busy_devices_.insert(keys.begin(), keys.end());
+  }
+  auto finish = [&] {
+    std::lock_guard lock(mu_);
+    busy_claims_.erase(uid);
+    release_devices(keys);
+    cv_.notify_all();
+  };
+  if (stale) {
+    if (auto s = handler_->unprepare(uid, *stale); !s) {
+      finish();
+      return fail("rollback", "rolling back an earlier attempt: " + s.error().message);
+    }
+  }
+  entry.state = ClaimState::kPrepareStarted;
+  entry.namespace_ = ns;
+  entry.name = name;
+  auto save = [&]() -> Status {
+    std::lock_guard lock(mu_);
+    checkpoint_.claims[uid] = entry;
+    return save_locked();
+  };
+  if (auto s = save(); !s) {
+    finish();
+    return fail("checkpoint", "writing the checkpoint: " + s.error().message);
+  }
+  crash_point("prepare-started");
+  CdiSpec spec;
+  spec.kind = std::string(handler_->cdi_kind());
+  Status s = handler_->prepare(*claim, entry, spec, save);
+  if (s && !spec.devices.empty()) s = cdi_.write(spec, uid);
+  crash_point("prepare-cdi-written");
+  if (s) {
+    entry.state = ClaimState::kPrepareCompleted;
+    s = save();
+  }
+  if (!s) {
+    // Undo what was done; the entry goes only when the undo worked (else start() retries it).
+    const Status undo = handler_->unprepare(uid, entry);
+    (void)cdi_.remove(handler_->cdi_kind(), uid);
+    if (undo) {
+      std::lock_guard lock(mu_);
+      checkpoint_.claims.erase(uid);
+      (void)save_locked();
+    } else {
+      NVDRA_ERROR("{}: rolling back claim {} failed: {}", handler_->driver(), uid,
+                  undo.error().message);
+    }
+    finish();
+    return fail("prepare_devices", "error preparing devices: " + s.error().message);
+  }
+  finish();
+  if (stats_.observe) stats_.observe("prepare", main_type(entry), seconds_since(t0));
+  NVDRA_V(1, "{}: prepared claim {}/{}:{} ({} device(s))", handler_->driver(), ns, name, uid,
+          entry.devices.size());
+  out.devices = entry.devices;
+  return out;
+}
+
+std::string DriverState::unprepare(const std::string& uid) {
+  const auto t0 = std::chrono::steady_clock::now();
+  PreparedClaim entry;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !busy_claims_.contains(uid); });
+    auto it = checkpoint_.claims.find(uid);
+    if (it == checkpoint_.claims.end()) {
+      NVDRA_V(1, "{}: Unprepare noop: claim not found in checkpoint data ({})", handler_->driver(),
+              uid);
+      return {};
+    }
+    entry = it->second;
+    busy_claims_.insert(uid);
+  }
+  auto finish = [&] {
+    std::lock_guard lock(mu_);
+    busy_claims_.erase(uid);
+    cv_.notify_all();
+  };
+  if (auto s = handler_->unprepare(uid, entry); !s) {
+    finish();
+    if (stats_.error) stats_.error("unprepare", "unprepare_devices");
+    NVDRA_WARN("{}: unprepare of claim {} failed: {}", handler_->driver(), uid, s.error().message);
+    return "error unpreparing devices: " + s.error().message;
+  }
+  crash_point("unprepare-devices-done");
+  if (auto s = cdi_.remove(handler_->cdi_kind(), uid); !s) {
+    finish();
+    return s.error().message;
+  }
+  Status saved;
+  {
+    std::lock_guard lock(mu_);
+    checkpoint_.claims.erase(uid);
+    saved = save_locked();
+  }
+  finish();
+  if (!saved) {
+    if (stats_.error) stats_.error("unprepare", "checkpoint");
+    return "writing the checkpoint: " + saved.error().message;
+  }
+  if (stats_.observe) stats_.observe("unprepare", main_type(entry), seconds_since(t0));
+  NVDRA_V(1, "{}: unprepared claim {}/{}:{}", handler_->driver(), entry.namespace_, entry.name,
+          uid);
+  return {};
+}
+
+}  // namespace nvdra::agent

@@ -1,0 +1,105 @@
+// The prepare/unprepare pipeline of one DRA driver on one node: claim → configs → devices →
+// CDI spec → checkpoint, idempotent and crash-safe (anchor-nvidia.md §3.2). The driver-specific
+// device work sits behind DeviceHandler (GPU devices, ComputeDomain channels and daemons).
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/cdi/cdi_spec.h"
+#include "agent/prepare/claim.h"
+#include "agent/state/checkpoint.h"
+#include "api/nvidia_devices.h"
+#include "base/result.h"
+
+namespace nvdra::agent {
+
+// The API calls the pipeline makes; blocking (kubelet's gRPC threads call in).
+class ClusterAccess {
+ public:
+  virtual ~ClusterAccess() = default;
+  virtual Result<std::string> get_claim(const std::string& ns, const std::string& name) = 0;
+  // kNotFound when no ComputeDomain has this UID.
+  virtual Result<std::string> get_compute_domain(const std::string& uid) = 0;
+  // Sets `key` on this node's labels, refusing (kInvalidArgument) when it holds another value.
+  virtual Status set_node_label(const std::string& key, const std::string& value) = 0;
+  // Removes `key` when it holds `value`.
+  virtual Status remove_node_label(const std::string& key, const std::string& value) = 0;
+  virtual void warning_event(const std::string& kind, const std::string& ns,
+                             const std::string& name, const std::string& uid,
+                             const std::string& reason, const std::string& message) = 0;
+};
+
+// Set when a kill at a named point is wanted (crash tests): NVDRA_AGENT_CRASH_AT=<point>.
+void crash_point(std::string_view point);
+
+struct PreparedResult {
+  std::vector<PreparedDevice> devices;
+  std::string error;  // per-claim error for kubelet
+};
+
+class DeviceHandler {
+ public:
+  virtual ~DeviceHandler() = default;
+  virtual std::string_view driver() const = 0;
+  virtual std::string_view cdi_kind() const = 0;  // "k8s.gpu.nvidia.com/claim"
+  // Prepares the claim's devices into `entry` (devices, MIG, MPS, …) and the CDI spec content.
+  // `save` persists `entry` (call it after each host change that must be undone on a crash).
+  // On error the caller rolls back with unprepare(entry).
+  virtual Status prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec& spec,
+                         const std::function<Status()>& save) = 0;
+  // Undoes everything recorded in `entry`; idempotent.
+  virtual Status unprepare(const std::string& uid, const PreparedClaim& entry) = 0;
+  // Removes host state that no checkpoint entry references (after a crash or a lost file).
+  virtual void sweep_orphans(const Checkpoint& checkpoint) = 0;
+};
+
+struct DriverStateOptions {
+  std::string checkpoint_path;
+  std::string boot_id;
+  std::string node_name;
+};
+
+struct DriverStats {  // for metrics
+  std::function<void(std::string_view op, std::string_view device_type, double seconds)> observe;
+  std::function<void(std::string_view op, std::string_view reason)> error;
+  std::function<void(const Checkpoint&)> prepared_changed;
+};
+
+class DriverState {
+ public:
+  DriverState(DriverStateOptions options, std::unique_ptr<DeviceHandler> handler,
+              ClusterAccess& cluster, CdiWriter cdi, DriverStats stats = {});
+
+  // Loads the checkpoint, rolls back half-done claims and removes orphans.
+  Status start();
+
+  PreparedResult prepare(const std::string& ns, const std::string& name, const std::string& uid);
+  std::string unprepare(const std::string& uid);  // "" on success
+
+  std::string_view driver() const { return handler_->driver(); }
+  Checkpoint snapshot() const;
+
+ private:
+  Status save_locked();
+  void release_devices(const std::vector<std::string>& devices);
+
+  DriverStateOptions opt_;
+  std::unique_ptr<DeviceHandler> handler_;
+  ClusterAccess& cluster_;
+  CdiWriter cdi_;
+  DriverStats stats_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Checkpoint checkpoint_;               // guarded by mu_
+  std::set<std::string> busy_devices_;  // devices with a prepare/unprepare in flight; mu_
+  std::set<std::string> busy_claims_;   // claim UIDs in flight; mu_
+};
+
+}  // namespace nvdra::agent

@@ -1,0 +1,187 @@
+// nvdra-agent: the node agent. `kubelet-plugin` serves kubelet's DRA calls for gpu.nvidia.com
+// and compute-domain.nvidia.com on this node and publishes the node's ResourceSlices.
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <cstdlib>
+#include <future>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "agent/agent.h"
+#include "base/log.h"
+#include "cmd/common/process.h"
+#include "k8sclient/config/config.h"
+#include "metrics/server.h"
+
+namespace po = boost::program_options;
+using namespace nvdra;
+
+namespace {
+
+// Flags fall back to the environment variables NVIDIA's plugins read (NODE_NAME, …).
+std::string env_or(const char* name, std::string def) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : def;
+}
+
+int kubelet_plugin(int argc, char** argv) {
+  po::options_description d("nvdra-agent kubelet-plugin options");
+  d.add_options()("help,h", "show this help")(
+      "kubeconfig", po::value<std::string>()->default_value(env_or("KUBECONFIG", "")),
+      "kubeconfig file (default: in-cluster configuration)")(
+      "node-name", po::value<std::string>()->default_value(env_or("NODE_NAME", "")),
+      "this node's name (required; env NODE_NAME)")(
+      "device-backend", po::value<std::string>()->default_value("nvml"), "nvml or sim")(
+      "root", po::value<std::string>()->default_value(""),
+      "prefix for every host path (kubelet folders, CDI root, /dev); for tests and the simulator")(
+      "sim-node-config", po::value<std::string>()->default_value(""),
+      "node description file for --device-backend sim")(
+      "cdi-root", po::value<std::string>()->default_value(env_or("CDI_ROOT", "/var/run/cdi")),
+      "where CDI claim specs are written")(
+      "kubelet-registrar-directory-path",
+      po::value<std::string>()->default_value("/var/lib/kubelet/plugins_registry"),
+      "kubelet's plugin registration folder")(
+      "kubelet-plugins-directory-path",
+      po::value<std::string>()->default_value("/var/lib/kubelet/plugins"),
+      "kubelet's plugin data folder")(
+      "nvidia-driver-root",
+      po::value<std::string>()->default_value(env_or("NVIDIA_DRIVER_ROOT", "/")),
+      "where the NVIDIA driver (libnvidia-ml.so.1, nvidia-smi) is installed")(
+      "feature-gates", po::value<std::string>()->default_value(env_or("FEATURE_GATES", "")),
+      "Name=true|false,… (NVIDIA's gate names)")(
+      "additional-xids-to-ignore", po::value<std::string>()->default_value(""),
+      "comma-separated XIDs that only get a None-effect taint")(
+      "metrics-bind-address", po::value<std::string>()->default_value(""),
+      "serve /metrics, /healthz and /readyz here (host:port; empty = off)")(
+      "kube-api-qps", po::value<double>()->default_value(5), "API requests per second")(
+      "kube-api-burst", po::value<int>()->default_value(10), "API request burst");
+  cmd::add_logging_flags(d);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "nvdra-agent kubelet-plugin: " << e.what() << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (!cmd::init_logging(vm)) return 2;
+  agent::AgentOptions o;
+  o.node_name = vm["node-name"].as<std::string>();
+  if (o.node_name.empty()) {
+    std::cerr << "nvdra-agent kubelet-plugin: --node-name (or NODE_NAME) is required\n";
+    return 2;
+  }
+  auto gates = agent::FeatureGates::parse(vm["feature-gates"].as<std::string>());
+  if (!gates) {
+    std::cerr << "nvdra-agent kubelet-plugin: --feature-gates: " << gates.error().message << "\n";
+    return 2;
+  }
+  o.gates = *gates;
+  o.root = vm["root"].as<std::string>();
+  o.device_backend = vm["device-backend"].as<std::string>();
+  o.sim_node_config = vm["sim-node-config"].as<std::string>();
+  o.cdi_root = vm["cdi-root"].as<std::string>();
+  o.registry_dir = vm["kubelet-registrar-directory-path"].as<std::string>();
+  o.plugins_dir = vm["kubelet-plugins-directory-path"].as<std::string>();
+  o.driver_root = vm["nvidia-driver-root"].as<std::string>();
+  {
+    std::stringstream xids(vm["additional-xids-to-ignore"].as<std::string>());
+    for (std::string x; std::getline(xids, x, ',');) {
+      try {
+        if (!x.empty()) o.ignored_xids.insert(std::stoi(x));
+      } catch (const std::exception&) {
+        std::cerr << "nvdra-agent kubelet-plugin: --additional-xids-to-ignore: bad XID \"" << x
+                  << "\"\n";
+        return 2;
+      }
+    }
+  }
+  auto config = k8s::load_rest_config(vm["kubeconfig"].as<std::string>());
+  if (!config) {
+    std::cerr << "nvdra-agent kubelet-plugin: " << config.error().message << "\n";
+    return 1;
+  }
+  config->qps = vm["kube-api-qps"].as<double>();
+  config->burst = vm["kube-api-burst"].as<int>();
+  config->user_agent = "nvdra-agent/" + o.node_name;
+  NVDRA_INFO("nvdra-agent kubelet-plugin on node {}: backend {}, feature gates {}", o.node_name,
+             o.device_backend, o.gates.to_string());
+
+  net::io_context io;
+  auto work = net::make_work_guard(io);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&io] { io.run(); });
+  auto stop_threads = [&] {
+    work.reset();
+    io.stop();
+    for (auto& t : threads)
+      t.join();
+  };
+  auto client = k8s::RestClient::create(io.get_executor(), *config);
+  if (!client) {
+    std::cerr << "nvdra-agent kubelet-plugin: " << client.error().message << "\n";
+    stop_threads();
+    return 1;
+  }
+  metrics::Registry registry;
+  metrics::HealthChecks health;
+  agent::Agent a(io, *client, o, registry);
+  health.add_readiness("kubelet-registration", [&a] {
+    return a.registered() ? std::string() : std::string("not registered with kubelet");
+  });
+  std::unique_ptr<metrics::Server> metrics_server;
+  if (const auto bind = vm["metrics-bind-address"].as<std::string>(); !bind.empty()) {
+    metrics_server = std::make_unique<metrics::Server>(io.get_executor(), bind, registry, health);
+    if (auto port = metrics_server->start(); !port) {
+      std::cerr << "nvdra-agent kubelet-plugin: metrics: " << port.error().message << "\n";
+      stop_threads();
+      return 1;
+    }
+  }
+  if (auto s = a.start(); !s) {
+    NVDRA_ERROR("nvdra-agent kubelet-plugin: {}", s.error().message);
+    std::cerr << "nvdra-agent kubelet-plugin: " << s.error().message << "\n";
+    a.stop();
+    stop_threads();
+    return 1;
+  }
+  net::signal_set signals(io, SIGINT, SIGTERM);
+  std::promise<int> stopped;
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (!ec) NVDRA_INFO("received signal {}, shutting down", sig);
+    stopped.set_value(0);
+  });
+  const int rc = stopped.get_future().get();
+  a.stop();
+  if (metrics_server) metrics_server->stop();
+  stop_threads();
+  NVDRA_INFO("nvdra-agent stopped");
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string usage =
+      "usage: nvdra-agent kubelet-plugin --node-name NAME [--device-backend nvml|sim] [flags]\n"
+      "       nvdra-agent kubelet-plugin --help\n";
+  if (argc < 2) {
+    std::cerr << usage;
+    return 2;
+  }
+  const std::string sub = argv[1];
+  if (sub == "kubelet-plugin") return kubelet_plugin(argc - 1, argv + 1);
+  if (sub == "--help" || sub == "-h") {
+    std::cout << usage;
+    return 0;
+  }
+  std::cerr << "nvdra-agent: unknown command \"" << sub << "\"\n" << usage;
+  return 2;
+}

@@ -1,0 +1,336 @@
+#include "agent/prepare/driver_state.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "agent/device/sim_backend.h"
+#include "agent/prepare/cd_handler.h"
+#include "agent/prepare/gpu_handler.h"
+#include "agent_test_support.h"
+
+namespace nvdra::agent {
+namespace {
+
+using testing::claim_json;
+using testing::count_files;
+
+constexpr const char* kMps =
+    R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"GpuConfig","sharing":{"strategy":"MPS","mpsConfig":{"defaultActiveThreadPercentage":50,"defaultPinnedDeviceMemoryLimit":"2Gi"}}})";
+
+std::string read(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// One node (root folder, sim backend) and the GPU driver's pipeline over it; `restart()` builds
+// a new pipeline on the same folder, as a restarted agent would.
+class GpuDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root = testing::temp_root("gpu");
+    node_yaml =
+        testing::write_node(root, "nodeName: node-a\ngpu: A100-40GB\ngpus: 2\nmig: dynamic\n");
+    restart();
+  }
+  void TearDown() override { std::filesystem::remove_all(root); }
+
+  void restart() {
+    state.reset();
+    backend = std::move(*SimBackend::load(node_yaml, root));
+    GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}};
+    state = std::make_unique<DriverState>(
+        DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
+                           "node-a"},
+        std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
+    ASSERT_TRUE(state->start());
+  }
+  void add_claim(const std::string& uid, const std::string& name,
+                 const std::vector<testing::Result_>& results,
+                 const std::vector<std::string>& configs = {}) {
+    cluster.claims["ns/" + name] = claim_json(uid, name, results, configs);
+  }
+  std::string tools_log() { return read(root + "/var/log/nvdra-sim-tools.log"); }
+  size_t mig_devices() { return backend->discover()->mig_devices.size(); }
+
+  std::string root, node_yaml;
+  testing::FakeCluster cluster;
+  std::unique_ptr<SimBackend> backend;
+  std::unique_ptr<DriverState> state;
+};
+
+TEST_F(GpuDriverTest, PreparesAFullGpuOnceAndAnswersRepeatsFromTheCheckpoint) {
+  add_claim("u1", "c1", {{"gpu", "gpu-0"}});
+  auto r = state->prepare("ns", "c1", "u1");
+  ASSERT_EQ(r.error, "");
+  ASSERT_EQ(r.devices.size(), 1u);
+  EXPECT_EQ(r.devices[0].cdi_ids, std::vector<std::string>{"k8s.gpu.nvidia.com/claim=u1-gpu-0"});
+  EXPECT_EQ(r.devices[0].requests, std::vector<std::string>{"gpu"});
+  EXPECT_TRUE(std::filesystem::exists(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json"));
+  const std::string log = tools_log();
+  EXPECT_NE(log.find("--set-timeslice 0"), std::string::npos);  // the default TimeSlicing config
+  auto again = state->prepare("ns", "c1", "u1");
+  EXPECT_EQ(again.error, "");
+  EXPECT_EQ(again.devices, r.devices);
+  EXPECT_EQ(tools_log(), log);  // no side effects the second time
+  restart();
+  EXPECT_EQ(state->prepare("ns", "c1", "u1").devices, r.devices);  // also after a restart
+}
+
+TEST_F(GpuDriverTest, RefusesADeviceHeldByAnotherClaim) {
+  add_claim("u1", "c1", {{"gpu", "gpu-1"}});
+  add_claim("u2", "c2", {{"gpu", "gpu-1"}});
+  ASSERT_EQ(state->prepare("ns", "c1", "u1").error, "");
+  EXPECT_EQ(state->prepare("ns", "c2", "u2").error,
+            "requested device gpu-1 is already allocated to different claim u1");
+}
+
+TEST_F(GpuDriverTest, ClaimProblemsArePerClaimErrors) {
+  EXPECT_NE(state->prepare("ns", "gone", "u9").error.find("error fetching ResourceClaim"),
+            std::string::npos);
+  add_claim("u1", "c1", {{"gpu", "gpu-0"}});
+  EXPECT_NE(state->prepare("ns", "c1", "other-uid").error.find("was replaced"), std::string::npos);
+  add_claim("u2", "c2", {{"gpu", "gpu-7"}});
+  EXPECT_EQ(state->prepare("ns", "c2", "u2").error,
+            "error preparing devices: requested device is not allocatable: gpu-7");
+  add_claim(
+      "u3", "c3", {{"gpu", "gpu-0"}},
+      {R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"GpuConfig","unexpectedField":1})"});
+  EXPECT_NE(state->prepare("ns", "c3", "u3")
+                .error.find("strict decoding error: unknown field \"unexpectedField\""),
+            std::string::npos);
+  add_claim("u4", "c4", {{"gpu", "gpu-0"}},
+            {R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"MigDeviceConfig"})"});
+  EXPECT_EQ(
+      state->prepare("ns", "c4", "u4").error,
+      "error preparing devices: cannot apply MigDeviceConfig to device \"gpu-0\" of type \"gpu\" "
+      "(request: gpu)");
+  EXPECT_EQ(count_files(root + "/cdi"), 0u);
+  EXPECT_TRUE(state->snapshot().claims.empty());
+}
+
+TEST_F(GpuDriverTest, CreatesMigDevicesOnDemandAndDestroysThemOnUnprepare) {
+  add_claim("u1", "c1", {{"mig", "gpu-1-mig-3g20gb-9-4"}});
+  auto r = state->prepare("ns", "c1", "u1");
+  ASSERT_EQ(r.error, "");
+  auto node = backend->discover();
+  ASSERT_EQ(node->mig_devices.size(), 1u);
+  EXPECT_TRUE(node->gpus[1].mig_enabled);
+  EXPECT_EQ(node->mig_devices[0].placement_start, 4);
+  EXPECT_EQ(state->unprepare("u1"), "");
+  node = backend->discover();
+  EXPECT_TRUE(node->mig_devices.empty());
+  EXPECT_TRUE(node->gpus[1].mig_enabled);  // Ampere keeps MIG mode (a change needs a GPU reset)
+  EXPECT_EQ(count_files(root + "/cdi"), 0u);
+  EXPECT_EQ(state->unprepare("u1"), "");  // unknown now: success
+}
+
+TEST_F(GpuDriverTest, AFailedMigCreationLeavesNothingBehind) {
+  // The second device overlaps the first: the first is created, then rolled back.
+  add_claim("u1", "c1", {{"a", "gpu-0-mig-1g5gb-19-0"}, {"b", "gpu-0-mig-2g10gb-14-0"}});
+  auto r = state->prepare("ns", "c1", "u1");
+  EXPECT_NE(r.error.find("overlap"), std::string::npos) << r.error;
+  EXPECT_EQ(mig_devices(), 0u);
+  EXPECT_TRUE(state->snapshot().claims.empty());
+  // The fault hook: MIG creation fails with NVML's message.
+  std::filesystem::create_directories(root + "/faults");
+  std::ofstream(root + "/faults/mig-create-fails") << "";
+  add_claim("u2", "c2", {{"a", "gpu-0-mig-1g5gb-19-0"}});
+  EXPECT_NE(state->prepare("ns", "c2", "u2").error.find("Insufficient Resources"),
+            std::string::npos);
+  EXPECT_EQ(mig_devices(), 0u);
+  std::filesystem::remove(root + "/faults/mig-create-fails");
+  EXPECT_EQ(state->prepare("ns", "c2", "u2").error, "");
+  EXPECT_EQ(mig_devices(), 1u);
+}
+
+TEST_F(GpuDriverTest, MpsDaemonPerClaimWithLimitsAndMounts) {
+  add_claim("u1", "c1", {{"gpu", "gpu-0"}}, {kMps});
+  auto r = state->prepare("ns", "c1", "u1");
+  ASSERT_EQ(r.error, "");
+  const std::string id = state->snapshot().claims.at("u1").mps_id;
+  EXPECT_EQ(id.rfind("u1-", 0), 0u);
+  const std::string dir = root + "/plugins/gpu.nvidia.com/mps/" + id;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/pipe/control"));
+  const std::string log = tools_log();
+  EXPECT_NE(log.find("-c EXCLUSIVE_PROCESS"), std::string::npos);
+  EXPECT_NE(log.find("set_default_active_thread_percentage 50"), std::string::npos);
+  EXPECT_NE(log.find("set_default_device_pinned_mem_limit GPU-"), std::string::npos);
+  EXPECT_NE(log.find(" 2048M"), std::string::npos);
+  const std::string spec = read(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json");
+  EXPECT_NE(spec.find("CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps"), std::string::npos);
+  EXPECT_NE(spec.find("\"containerPath\":\"/dev/shm\""), std::string::npos);
+  EXPECT_EQ(state->unprepare("u1"), "");
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_NE(tools_log().find("<<< quit"), std::string::npos);
+}
+
+TEST_F(GpuDriverTest, RestartRollsBackHalfDoneClaimsAndRemovesOrphans) {
+  add_claim("u1", "c1", {{"mig", "gpu-0-mig-2g10gb-14-0"}});
+  ASSERT_EQ(state->prepare("ns", "c1", "u1").error, "");
+  // A half-done claim (as a crash leaves it), an orphaned MIG device, CDI spec and MPS folder.
+  Checkpoint cp = state->snapshot();
+  PreparedClaim half;
+  half.namespace_ = "ns";
+  half.name = "c2";
+  ASSERT_TRUE(backend->set_mig_mode(1, true));
+  auto made = backend->create_mig_device(1, backend->discover()->gpus[1].mig_profiles[0], 6);
+  ASSERT_TRUE(made) << made.error().message;
+  half.devices.push_back({{"m"},
+                          "node-a",
+                          "gpu-1-mig-1g5gb-19-6",
+                          {},
+                          "mig",
+                          made->uuid,
+                          CreatedMig{1, "1g.5gb", 6, made->gi_id, made->uuid}});
+  cp.claims["u2"] = half;
+  ASSERT_TRUE(save_checkpoint(root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", cp));
+  ASSERT_TRUE(backend->set_mig_mode(0, true));
+  ASSERT_TRUE(backend->create_mig_device(0, backend->discover()->gpus[0].mig_profiles[0], 6));
+  std::ofstream(root + "/cdi/k8s.gpu.nvidia.com-claim_orphan.json") << "{}";
+  std::filesystem::create_directories(root + "/plugins/gpu.nvidia.com/mps/orphan-00000/pipe");
+  restart();
+  const auto snap = state->snapshot();
+  EXPECT_EQ(snap.claims.size(), 1u);
+  EXPECT_TRUE(snap.claims.contains("u1"));
+  auto node = backend->discover();
+  ASSERT_EQ(node->mig_devices.size(), 1u);  // only u1's
+  EXPECT_EQ(node->mig_devices[0].uuid, snap.claims.at("u1").devices[0].uuid);
+  EXPECT_FALSE(std::filesystem::exists(root + "/cdi/k8s.gpu.nvidia.com-claim_orphan.json"));
+  EXPECT_FALSE(std::filesystem::exists(root + "/plugins/gpu.nvidia.com/mps/orphan-00000"));
+}
+
+TEST_F(GpuDriverTest, AnUnreadableCheckpointIsKeptAsideAndReported) {
+  add_claim("u1", "c1", {{"gpu", "gpu-0"}});
+  ASSERT_EQ(state->prepare("ns", "c1", "u1").error, "");
+  const std::string path = root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json";
+  std::string text = read(path);
+  text[text.size() / 2] ^= 1;
+  std::ofstream(path, std::ios::trunc) << text;
+  restart();
+  EXPECT_TRUE(state->snapshot().claims.empty());
+  EXPECT_EQ(cluster.events, std::vector<std::string>{"CheckpointUnreadable"});
+  bool kept = false;
+  for (const auto& e : std::filesystem::directory_iterator(root + "/plugins/gpu.nvidia.com"))
+    kept = kept || e.path().filename().string().starts_with("nvdra-checkpoint.json.bad-");
+  EXPECT_TRUE(kept);
+  // Nothing is swept on such a start: the CDI spec of the running claim stays.
+  EXPECT_TRUE(std::filesystem::exists(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json"));
+}
+
+TEST_F(GpuDriverTest, ConcurrentClaimsOnDifferentDevices) {
+  for (int i = 0; i < 2; ++i)
+    add_claim("u" + std::to_string(i), "c" + std::to_string(i),
+              {{"gpu", "gpu-" + std::to_string(i)}});
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(2);
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&, i] {
+      errors[i] = state->prepare("ns", "c" + std::to_string(i), "u" + std::to_string(i)).error;
+    });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(errors, (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(state->snapshot().claims.size(), 2u);
+}
+
+class CdDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root = testing::temp_root("cd");
+    CdHandlerOptions o{root + "/plugins/compute-domain.nvidia.com",
+                       root + "/dev",
+                       root + "/no-proc-devices",
+                       "node-a",
+                       "cluster.1",
+                       FeatureGates{}};
+    state = std::make_unique<DriverState>(
+        DriverStateOptions{root + "/plugins/compute-domain.nvidia.com/nvdra-checkpoint.json", "b",
+                           "node-a"},
+        std::make_unique<CdHandler>(cluster, o), cluster, CdiWriter(root + "/cdi"));
+    ASSERT_TRUE(state->start());
+    cluster.domains["cd1"] =
+        R"({"metadata":{"namespace":"ns","name":"dom","uid":"cd1"},"status":{"nodes":[{"name":"node-a","status":"Ready"}]}})";
+  }
+  void TearDown() override { std::filesystem::remove_all(root); }
+  std::string channel(const std::string& domain, const std::string& mode = "") {
+    return fmt::format(
+        R"({{"apiVersion":"resource.nvidia.com/v1beta1","kind":"ComputeDomainChannelConfig","domainID":"{}"{}}})",
+        domain, mode.empty() ? "" : R"(,"allocationMode":")" + mode + "\"");
+  }
+  std::string root;
+  testing::FakeCluster cluster;
+  std::unique_ptr<DriverState> state;
+};
+
+TEST_F(CdDriverTest, ChannelLabelsTheNodeAndInjectsTheChannel) {
+  cluster.claims["ns/w"] = claim_json("u1", "w", {{"channel", "channel-0"}}, {channel("cd1")},
+                                      "compute-domain.nvidia.com");
+  auto r = state->prepare("ns", "w", "u1");
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(cluster.labels["resource.nvidia.com/computeDomain"], "cd1");
+  EXPECT_TRUE(std::filesystem::exists(root + "/dev/nvidia-caps-imex-channels/channel0"));
+  EXPECT_NE(read(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json")
+                .find("/dev/nvidia-caps-imex-channels/channel0"),
+            std::string::npos);
+  EXPECT_EQ(state->unprepare("u1"), "");
+  EXPECT_FALSE(cluster.labels.contains("resource.nvidia.com/computeDomain"));
+  EXPECT_FALSE(std::filesystem::exists(root + "/dev/nvidia-caps-imex-channels/channel0"));
+}
+
+TEST_F(CdDriverTest, AllocationModeAllInjectsEveryChannel) {
+  cluster.claims["ns/w"] = claim_json("u1", "w", {{"channel", "channel-0"}},
+                                      {channel("cd1", "All")}, "compute-domain.nvidia.com");
+  ASSERT_EQ(state->prepare("ns", "w", "u1").error, "");
+  EXPECT_EQ(count_files(root + "/dev/nvidia-caps-imex-channels"), 2048u);
+  EXPECT_NE(read(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json").find("channel2047"),
+            std::string::npos);
+}
+
+TEST_F(CdDriverTest, NvidiaErrorsForBadChannelClaims) {
+  cluster.claims["ns/a"] = claim_json("u1", "a", {{"channel", "channel-0"}}, {channel("nope")},
+                                      "compute-domain.nvidia.com");
+  EXPECT_EQ(state->prepare("ns", "a", "u1").error,
+            "error preparing devices: ComputeDomain not found: nope");
+  cluster.domains["cd2"] = R"({"metadata":{"namespace":"other","name":"d2","uid":"cd2"}})";
+  cluster.claims["ns/b"] = claim_json("u2", "b", {{"channel", "channel-0"}}, {channel("cd2")},
+                                      "compute-domain.nvidia.com");
+  EXPECT_EQ(state->prepare("ns", "b", "u2").error,
+            "error preparing devices: the ResourceClaim's namespace is different than the "
+            "ComputeDomain's namespace");
+  cluster.labels["resource.nvidia.com/computeDomain"] = "cd-other";
+  cluster.claims["ns/c"] = claim_json("u3", "c", {{"channel", "channel-0"}}, {channel("cd1")},
+                                      "compute-domain.nvidia.com");
+  EXPECT_EQ(state->prepare("ns", "c", "u3").error,
+            "error preparing devices: label already exists for a different ComputeDomain");
+  cluster.labels.clear();
+  cluster.domains["cd1"] = R"({"metadata":{"namespace":"ns","name":"dom","uid":"cd1"}})";
+  EXPECT_EQ(state->prepare("ns", "c", "u3").error,
+            "error preparing devices: current node not ready in ComputeDomain");
+  EXPECT_TRUE(cluster.labels.empty());  // rolled back
+}
+
+TEST_F(CdDriverTest, DaemonClaimGetsTheDomainFolderAndIdentity) {
+  cluster.claims["ns/d"] = claim_json(
+      "u1", "d", {{"daemon", "daemon-0"}},
+      {R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"ComputeDomainDaemonConfig","domainID":"cd1"})"},
+      "compute-domain.nvidia.com");
+  ASSERT_EQ(state->prepare("ns", "d", "u1").error, "");
+  const std::string dir = root + "/plugins/compute-domain.nvidia.com/domains/cd1";
+  EXPECT_NE(read(dir + "/imexd.cfg.tmpl").find("SERVER_PORT=50000"), std::string::npos);
+  const std::string spec = read(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json");
+  for (const char* env : {"CLIQUE_ID=cluster.1", "COMPUTE_DOMAIN_UUID=cd1",
+                          "COMPUTE_DOMAIN_NAME=dom", "COMPUTE_DOMAIN_NAMESPACE=ns"})
+    EXPECT_NE(spec.find(env), std::string::npos) << env;
+  EXPECT_NE(spec.find("\"containerPath\":\"/imexd\""), std::string::npos);
+  EXPECT_EQ(state->unprepare("u1"), "");
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+}  // namespace
+}  // namespace nvdra::agent
