@@ -3,11 +3,12 @@
 # installs NVIDIA's DeviceClasses, runs sample workloads (a whole GPU, a MIG slice, an MPS-shared
 # GPU) and shows them reach Running, then prints how to continue with kubectl.
 #
-# The node agent and the controller are not built yet: the simulator publishes the devices itself
-# (--sim-slices) and each node runs nvdra-test-dra-plugin, a stand-in driver that the simulated
-# kubelets register and call over the real DRA gRPC protocol before starting a pod. In a terminal
-# the cluster stays up until Ctrl-C; without one (CI) the demo checks every sample, tears down and
-# exits 0, or exits non-zero naming what failed.
+# Every node runs nvdra-agent with the simulated device backend: it publishes the node's
+# ResourceSlices, and the simulated kubelets register it and call it over the real DRA gRPC
+# protocol before starting a pod (MIG devices are created on demand, MPS daemons started, CDI
+# specs written). The controller (ComputeDomains) is not built yet. In a terminal the cluster
+# stays up until Ctrl-C; without one (CI) the demo checks every sample, tears down and exits 0,
+# or exits non-zero naming what failed.
 set -euo pipefail
 BUILD=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$root/$BUILD/bin/nvdra-sim" up --topology "$root/examples/topologies/demo.yaml" \
-  --agent-binary "$root/$BUILD/bin/nvdra-test-dra-plugin" --sim-slices --root "$work/nodes" \
+  --agent-binary "$root/$BUILD/bin/nvdra-agent" --root "$work/nodes" \
   --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/sim.log" &
 sim_pid=$!
 for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
@@ -51,11 +52,13 @@ kubectl get resourceclaims -n nvdra-demo \
   -o jsonpath='{range .items[*]}{.metadata.name}{" -> "}{.status.allocation.devices.results[*].device}{" on "}{.status.allocation.nodeSelector.nodeSelectorTerms[0].matchFields[0].values[0]}{"\n"}{end}'
 
 echo
-echo "\$ grep -h prepare <node folders>/agent.log      # what the kubelets asked the nodes' driver"
-grep -h prepare "$work"/nodes/*/agent.log || true
+echo "\$ ls <node>/var/run/cdi; cat <node>/var/log/nvdra-sim-tools.log   # what the agents did"
+ls "$work"/nodes/*/var/run/cdi/*.json | sed "s|$work/nodes/||"
+cat "$work"/nodes/*/var/log/nvdra-sim-tools.log 2>/dev/null || true
 for uid in $(kubectl get resourceclaims -n nvdra-demo -o jsonpath='{.items[*].metadata.uid}'); do
-  grep -q "prepare (v1) claim nvdra-demo/.* $uid" "$work"/nodes/*/agent.log || failed="$failed prepare($uid)"
+  ls "$work"/nodes/*/var/run/cdi/k8s.gpu.nvidia.com-claim_"$uid".json >/dev/null 2>&1 || failed="$failed cdi($uid)"
 done
+grep -q set_default_active_thread_percentage "$work"/nodes/*/var/log/nvdra-sim-tools.log || failed="$failed mps-daemon"
 
 # Each claim holds the device its request asked for.
 mig_device=$(kubectl get resourceclaims -n nvdra-demo -o jsonpath='{.items[?(@.metadata.annotations.resource\.kubernetes\.io/pod-claim-name=="mig")].status.allocation.devices.results[0].device}')
