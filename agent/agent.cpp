@@ -131,6 +131,7 @@ awaitable<int> Agent::server_minor_version() {
 }
 
 Status Agent::start() {
+  set_crash_marker_dir(opt_.root.empty() ? host(opt_.plugins_dir) : opt_.root);
   if (opt_.device_backend == "sim") {
     if (opt_.sim_node_config.empty())
       return unexpected(ErrorCode::kInvalidArgument,

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "base/log.h"
 
@@ -28,12 +29,25 @@ std::string main_type(const PreparedClaim& c) {
 
 }  // namespace
 
+namespace {
+std::string& crash_marker_dir() {
+  static std::string dir = ".";
+  return dir;
+}
+}  // namespace
+
+void set_crash_marker_dir(std::string dir) {
+  crash_marker_dir() = std::move(dir);
+}
+
 void crash_point(std::string_view point) {
   static const char* want = std::getenv("NVDRA_AGENT_CRASH_AT");
-  if (want && point == want) {
-    NVDRA_WARN("crash point {} reached: killing the agent (NVDRA_AGENT_CRASH_AT)", point);
-    ::kill(::getpid(), SIGKILL);
-  }
+  if (!want || point != want) return;
+  const std::string marker = fmt::format("{}/.crashed-at-{}", crash_marker_dir(), point);
+  if (std::filesystem::exists(marker)) return;
+  std::ofstream(marker) << "1\n";
+  NVDRA_WARN("crash point {} reached: killing the agent (NVDRA_AGENT_CRASH_AT)", point);
+  ::kill(::getpid(), SIGKILL);
 }
 
 DriverState::DriverState(DriverStateOptions options, std::unique_ptr<DeviceHandler> handler,

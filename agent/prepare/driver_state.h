@@ -36,7 +36,11 @@ class ClusterAccess {
                              const std::string& reason, const std::string& message) = 0;
 };
 
-// Set when a kill at a named point is wanted (crash tests): NVDRA_AGENT_CRASH_AT=<point>.
+// Crash tests: with NVDRA_AGENT_CRASH_AT=<point> the agent kills itself (SIGKILL) the first time
+// it reaches that point; a marker file in `marker_dir` makes it once per node, so the restarted
+// agent goes on. Points: prepare-started, prepare-mig-created, prepare-cdi-written,
+// unprepare-devices-done.
+void set_crash_marker_dir(std::string dir);
 void crash_point(std::string_view point);
 
 struct PreparedResult {

@@ -170,12 +170,12 @@ awaitable<Status> SlicePublisher::sync() {
         content_of(devices->Size() ? &*devices : nullptr, counters->Size() ? &*counters : nullptr);
     desired.push_back(std::move(d));
   }
-  int64_t max_gen = 0;
+  int64_t max_gen = last_generation_;
   for (const auto& e : existing)
     max_gen = std::max(max_gen, e.generation);
   for (auto& d : desired) {
     for (auto& e : existing) {
-      if (!e.matched && e.generation == max_gen && e.keys == d.keys) {
+      if (!e.matched && e.generation >= max_gen && e.keys == d.keys) {
         e.matched = true;
         d.match = &e;
         break;
@@ -183,7 +183,7 @@ awaitable<Status> SlicePublisher::sync() {
     }
   }
   if (desired.size() == 1 && existing.size() == 1 && !desired[0].match &&
-      existing[0].generation == max_gen) {
+      existing[0].generation >= max_gen) {
     existing[0].matched = true;
     desired[0].match = &existing[0];
   }
@@ -238,6 +238,7 @@ awaitable<Status> SlicePublisher::sync() {
       pending_since_ = std::chrono::steady_clock::now();
     }
   }
+  last_generation_ = gen;
   published_ = desired.size();
   NVDRA_INFO("{}: published {} ResourceSlice(s) for pool {} (generation {})", driver_,
              desired.size(), node_, gen);

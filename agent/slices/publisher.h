@@ -47,6 +47,7 @@ class SlicePublisher {
   std::atomic<bool> dirty_{true};
   std::set<std::string> pending_;  // created names not yet seen by the informer
   std::chrono::steady_clock::time_point pending_since_;
+  int64_t last_generation_ = 0;  // generations only grow, even when every slice was deleted
   std::atomic<size_t> published_{0};
   std::atomic<int> syncs_{0};
 };

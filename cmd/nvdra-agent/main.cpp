@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "base/atomic_file.h"
 #include "base/log.h"
 #include "cmd/common/process.h"
 #include "k8sclient/config/config.h"
@@ -139,11 +140,16 @@ int kubelet_plugin(int argc, char** argv) {
   std::unique_ptr<metrics::Server> metrics_server;
   if (const auto bind = vm["metrics-bind-address"].as<std::string>(); !bind.empty()) {
     metrics_server = std::make_unique<metrics::Server>(io.get_executor(), bind, registry, health);
-    if (auto port = metrics_server->start(); !port) {
+    auto port = metrics_server->start();
+    if (!port) {
       std::cerr << "nvdra-agent kubelet-plugin: metrics: " << port.error().message << "\n";
       stop_threads();
       return 1;
     }
+    const std::string address = bind.substr(0, bind.rfind(':') + 1) + std::to_string(*port);
+    NVDRA_INFO("serving metrics on http://{}/metrics", address);
+    // With --root (tests, the simulator) the address is left for scrapers to find (port 0).
+    if (!o.root.empty()) (void)write_file_atomic(o.root + "/metrics-address", address + "\n");
   }
   if (auto s = a.start(); !s) {
     NVDRA_ERROR("nvdra-agent kubelet-plugin: {}", s.error().message);

@@ -42,6 +42,15 @@ Status AgentSupervisor::start() {
                       fmt::format("the node agent {} is not an executable file", options_.binary));
   for (const auto& n : nodes_) {
     const std::string dir = options_.root + "/" + n.name;
+    // The longest socket a node's agent binds (unix socket paths hold at most 107 bytes).
+    const std::string socket =
+        dir + "/var/lib/kubelet/plugins_registry/compute-domain.nvidia.com-reg.sock";
+    if (socket.size() > 107)
+      return unexpected(
+          ErrorCode::kInvalidArgument,
+          fmt::format("--root {} is too long: the agents' unix sockets (e.g. {}) would "
+                      "exceed 107 bytes; use a shorter folder",
+                      options_.root, socket));
     std::error_code ec;
     std::filesystem::create_directories(dir + "/var/lib/kubelet/plugins_registry", ec);
     if (ec)
@@ -71,7 +80,9 @@ pid_t AgentSupervisor::spawn(const std::string& node) {
                                    "--root",
                                    dir,
                                    "--sim-node-config",
-                                   dir + "/node.yaml"};
+                                   dir + "/node.yaml",
+                                   "--metrics-bind-address",
+                                   "127.0.0.1:0"};
   const std::string log = dir + "/agent.log";
   std::vector<char*> argv;  // built before fork: the child may only make async-signal-safe calls
   for (auto& a : args)

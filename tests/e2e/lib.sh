@@ -1,6 +1,6 @@
 # Shared by the end-to-end tests (sourced): a work folder and the simulator stopped and removed on
 # exit, check/contains counters, and a summary that sets the exit status.
-work=$(mktemp -d)
+work=$(mktemp -d /tmp/nv.XXXXXX)  # short: unix socket paths below it must fit 107 bytes
 sim_pid=""
 pass=0
 fail=0

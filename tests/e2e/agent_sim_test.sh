@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# nvdra-agent on every node of `nvdra-sim up`: NVIDIA's quickstart manifests, unchanged, run with
+# devices prepared by the agents (CDI specs, MIG devices, MPS daemons) and leave nothing behind
+# when deleted; the agents keep their ResourceSlices published (a deleted slice comes back),
+# taint a GPU that reports an XID, and serve metrics. Usage: agent_sim_test.sh BIN_DIR
+set -euo pipefail
+BIN=${1:?usage: $0 BIN_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+compat="$root/../shared/compat/nvidia-demo-specs/quickstart"
+source "$here/lib.sh"
+
+all_running() {  # every pod of the namespace reaches Running (30 s)
+  for _ in $(seq 300); do
+    local phases
+    phases=$(kubectl get pods -n "$1" -o jsonpath='{.items[*].status.phase}')
+    if [ -n "$phases" ] && [ -z "$(tr ' ' '\n' <<<"$phases" | grep -v '^Running$' || true)" ]; then
+      echo yes; return
+    fi
+    sleep 0.1
+  done
+  echo "no: $(kubectl get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase} {end}')"
+}
+cdi_specs() { find "$work/nodes" -path '*/var/run/cdi/*.json' | wc -l; }
+mig_devices() { cat "$work"/nodes/*/var/lib/nvdra-sim-gpu/state.json 2>/dev/null | grep -o '"uuid"' | wc -l; }
+mps_daemons() { find "$work/nodes" -path '*/mps/*/pipe/control' | wc -l; }
+# until_equal WANT CMD...: polls CMD for up to 10 s until it prints WANT; prints its last output.
+until_equal() {
+  local want=$1 got; shift
+  for _ in $(seq 100); do got=$("$@"); [ "$got" = "$want" ] && break; sleep 0.1; done
+  echo "$got"
+}
+
+run_sim up --topology "$root/examples/topologies/demo.yaml" --root "$work/nodes"
+pools() { kubectl get resourceslices --field-selector "spec.driver=$1" -o jsonpath='{range .items[*]}{.spec.pool.name}{"\n"}{end}' | sort -u | wc -l; }
+# Every node's agent: one pool per driver (the control plane's is empty: the driver is up, with no
+# devices); the A100 node with dynamic MIG publishes one slice per GPU.
+check "gpu pools" "12" "$(until_equal 12 pools gpu.nvidia.com)"
+check "compute-domain pools" "12" "$(until_equal 12 pools compute-domain.nvidia.com)"
+mig_slices() { kubectl get resourceslices --field-selector spec.nodeName=a100-mig-0,spec.driver=gpu.nvidia.com -o name | wc -l; }
+check "dynamic MIG slices" "8" "$(until_equal 8 mig_slices)"
+check "attributes" "architecture brand cudaComputeCapability cudaDriverVersion driverVersion index minor productName resource.kubernetes.io/pciBusID resource.kubernetes.io/pcieRoot type uuid" \
+  "$(kubectl get resourceslices --field-selector spec.nodeName=dgx-h100-0,spec.driver=gpu.nvidia.com -o json | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["items"][0]["spec"]["devices"][0]["attributes"])))')"
+check "clique on the channel" "5c3a1d2e-8f4b-4e6a-9b7c-0d1e2f3a4b5c.1" \
+  "$(kubectl get resourceslices --field-selector spec.driver=compute-domain.nvidia.com,spec.nodeName=nvl72-a-node-0 -o jsonpath='{.items[0].spec.devices[0].attributes.cliqueID.string}')"
+kubectl apply -f "$root/manifests/base/deviceclasses.yaml" >/dev/null
+
+for m in v1/gpu-test1 v1/gpu-test2 v1/gpu-test3 v1/gpu-test4 v1/gpu-test5 v1/gpu-test6 v1/gpu-test-mps gpu-test7 gpu-test8; do
+  ns=$(kubectl apply -f "$compat/$m.yaml" -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
+  [ -n "$ns" ] || ns=$(grep -m1 -A2 '^kind: Namespace' "$compat/$m.yaml" | sed -n 's/^ *name: *//p')
+  check "$m runs" "yes" "$(all_running "$ns")"
+  claims=$(kubectl get resourceclaims -n "$ns" -o name | wc -l)
+  check "$m: one CDI spec per claim" "$claims" "$(cdi_specs)"
+  case $m in
+    */gpu-test4) check "$m: MIG devices created" \
+      "$(kubectl get resourceclaims -n "$ns" -o jsonpath='{.items[*].status.allocation.devices.results[*].device}' | wc -w)" "$(mig_devices)" ;;
+    */gpu-test-mps) check "$m: an MPS daemon" "1" "$(mps_daemons)" ;;
+  esac
+  kubectl delete namespace "$ns" --wait=true --timeout=30s >/dev/null
+  check "$m: CDI specs removed" "0" "$(until_equal 0 cdi_specs)"
+  check "$m: MIG devices destroyed" "0" "$(until_equal 0 mig_devices)"
+  check "$m: MPS daemons stopped" "0" "$(until_equal 0 mps_daemons)"
+done
+check "time slices reset" "yes" "$(grep -q -- '--set-timeslice 0' "$work"/nodes/*/var/log/nvdra-sim-tools.log && echo yes)"
+
+# A deleted slice comes back (kubelet wipes slices on restart), with a new pool generation.
+slice=$(kubectl get resourceslices --field-selector spec.nodeName=dgx-h100-1,spec.driver=gpu.nvidia.com -o jsonpath='{.items[0].metadata.name}')
+gen=$(kubectl get resourceslice "$slice" -o jsonpath='{.spec.pool.generation}')
+kubectl delete resourceslice "$slice" >/dev/null
+back() { kubectl get resourceslices --field-selector spec.nodeName=dgx-h100-1,spec.driver=gpu.nvidia.com -o jsonpath='{.items[*].spec.pool.generation}'; }
+check "slice recreated" "$((gen + 1))" "$(until_equal $((gen + 1)) back)"
+check "under a new name" "" "$(kubectl get resourceslice "$slice" -o name 2>/dev/null || true)"
+
+# A GPU reporting XID 79 gets a NoSchedule taint on its device; the Node gets an Event.
+mkdir -p "$work/nodes/dgx-h100-1/faults"
+echo 79 >"$work/nodes/dgx-h100-1/faults/xid-3"
+taint() { kubectl get resourceslices --field-selector spec.nodeName=dgx-h100-1,spec.driver=gpu.nvidia.com -o jsonpath='{.items[0].spec.devices[?(@.name=="gpu-3")].taints[0].key}={.items[0].spec.devices[?(@.name=="gpu-3")].taints[0].value}:{.items[0].spec.devices[?(@.name=="gpu-3")].taints[0].effect}'; }
+check "XID taint" "gpu.nvidia.com/xid=79:NoSchedule" "$(until_equal gpu.nvidia.com/xid=79:NoSchedule taint)"
+contains "GPU event" "GPUUnhealthy" "$(kubectl get events.v1.events.k8s.io -A -o jsonpath='{.items[*].reason}')"
+
+# Metrics of an agent (its address is left in the node folder).
+addr=$(cat "$work/nodes/dgx-h100-0/metrics-address")
+metrics=$(python3 -c "import urllib.request,sys; print(urllib.request.urlopen('http://$addr/metrics').read().decode())")
+contains "requests counter" 'nvidia_dra_requests_total{driver="gpu.nvidia.com",operation="prepare"}' "$metrics"
+contains "prepared devices" 'nvidia_dra_prepared_devices{device_type="gpu",driver="gpu.nvidia.com",node="dgx-h100-0"} 0' "$metrics"
+contains "published slices" 'nvdra_agent_published_slices{driver="compute-domain.nvidia.com"} 1' "$metrics"
+contains "latency by type" 'nvdra_agent_claim_duration_seconds_count{device_type="gpu",driver="gpu.nvidia.com",operation="prepare"}' "$metrics"
+check "ready" "ok" "$(python3 -c "import urllib.request; print('ok' if urllib.request.urlopen('http://$addr/readyz').status == 200 else 'no')")"
+summary
