@@ -140,8 +140,9 @@ Status Agent::start() {
     if (!b) return unexpected(b.error());
     backend_ = std::move(*b);
   } else if (opt_.device_backend == "nvml") {
-    auto b = make_nvml_backend(host(opt_.driver_root == "/" ? "" : opt_.driver_root),
-                               opt_.gates.dynamic_mig);
+    auto b = make_nvml_backend(
+        NvmlOptions{host(opt_.driver_root == "/" ? "" : opt_.driver_root), opt_.gates.dynamic_mig,
+                    opt_.gates.crash_on_nvlink_fabric_errors, opt_.gates.nvml_device_health_check});
     if (!b) return unexpected(b.error());
     backend_ = std::move(*b);
   } else {

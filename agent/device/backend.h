@@ -38,8 +38,14 @@ class DeviceBackend {
   virtual Executor& executor() = 0;
 };
 
-// The installed NVML (libnvidia-ml.so.1 under `driver_root`), or a clear error.
-Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const std::string& driver_root,
-                                                         bool dynamic_mig);
+struct NvmlOptions {
+  std::string driver_root = "/";  // libnvidia-ml.so.1 is looked up in its library folders
+  bool dynamic_mig = false;
+  bool strict_fabric = true;   // NVIDIA's CrashOnNVLinkFabricErrors: a fabric not ready is an error
+  bool health_events = false;  // NVIDIA's NVMLDeviceHealthCheck: report XID events
+};
+
+// The installed NVML, or a clear error.
+Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const NvmlOptions& options);
 
 }  // namespace nvdra::agent

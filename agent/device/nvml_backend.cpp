@@ -1,32 +1,52 @@
 // The NVML backend: libnvidia-ml.so.1 loaded with dlopen, with nvdra's own declarations of the
-// few C entry points it calls (no NVIDIA headers at build time). Discovery only reads; MIG
-// creation and destruction go through NVML's GPU-instance calls.
+// C entry points and structs it uses (no NVIDIA headers at build time; layouts as in NVML 12's
+// nvml.h). Discovery only reads; MIG creation and destruction go through NVML's GPU-instance and
+// compute-instance calls. Optional entry points missing from an old library turn the feature
+// off (or answer an error naming it) instead of failing the start.
 #include <dlfcn.h>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <filesystem>
+#include <map>
+#include <mutex>
 
 #include "agent/device/backend.h"
+#include "agent/device/nvml_api.h"
 #include "base/log.h"
 
 namespace nvdra::agent {
 namespace {
 
-// ---- nvml.h subset (ABI of NVML 12.x) ----
-using nvmlReturn_t = int;
-using nvmlDevice_t = struct nvmlDevice_st*;
-constexpr nvmlReturn_t NVML_SUCCESS = 0;
-constexpr nvmlReturn_t NVML_ERROR_NOT_SUPPORTED = 3;
-struct nvmlMemory_t {
-  unsigned long long total, free, used;
-};
-struct nvmlPciInfo_t {
-  char busIdLegacy[16];
-  unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
-  char busId[32];
-};
+using namespace nvml;  // NOLINT: the C API's names read best unqualified here
+
+// GPU-instance profile indexes whose compute instance spans the whole instance (G == C); the
+// media-extension variants (1_SLICE_REV1 = 7, 2_SLICE_REV1 = 8) are left out, as NVIDIA does.
+constexpr unsigned int kGpuInstanceProfiles[] = {0, 1, 2, 3, 4, 5, 6, 9};
+// The compute-instance profile index of a whole GPU instance, by its slice count.
+int compute_profile_index(unsigned int slices) {
+  switch (slices) {
+    case 1:
+      return 0;
+    case 2:
+      return 1;
+    case 3:
+      return 2;
+    case 4:
+      return 3;
+    case 7:
+      return 4;
+    case 8:
+      return 5;
+    case 6:
+      return 6;
+    default:
+      return -1;
+  }
+}
 
 struct Nvml {
   void* lib = nullptr;
@@ -46,6 +66,31 @@ struct Nvml {
   nvmlReturn_t (*memory)(nvmlDevice_t, nvmlMemory_t*) = nullptr;
   nvmlReturn_t (*pci)(nvmlDevice_t, nvmlPciInfo_t*) = nullptr;
   nvmlReturn_t (*mig_mode)(nvmlDevice_t, unsigned int*, unsigned int*) = nullptr;
+  nvmlReturn_t (*set_mig_mode)(nvmlDevice_t, unsigned int, nvmlReturn_t*) = nullptr;
+  nvmlReturn_t (*gi_profile_info)(nvmlDevice_t, unsigned int,
+                                  nvmlGpuInstanceProfileInfo_t*) = nullptr;
+  nvmlReturn_t (*gi_placements)(nvmlDevice_t, unsigned int, nvmlGpuInstancePlacement_t*,
+                                unsigned int*) = nullptr;
+  nvmlReturn_t (*max_mig_devices)(nvmlDevice_t, unsigned int*) = nullptr;
+  nvmlReturn_t (*mig_handle)(nvmlDevice_t, unsigned int, nvmlDevice_t*) = nullptr;
+  nvmlReturn_t (*mig_gi_id)(nvmlDevice_t, unsigned int*) = nullptr;
+  nvmlReturn_t (*mig_ci_id)(nvmlDevice_t, unsigned int*) = nullptr;
+  nvmlReturn_t (*gi_by_id)(nvmlDevice_t, unsigned int, nvmlGpuInstance_t*) = nullptr;
+  nvmlReturn_t (*gi_info)(nvmlGpuInstance_t, nvmlGpuInstanceInfo_t*) = nullptr;
+  nvmlReturn_t (*create_gi)(nvmlDevice_t, unsigned int, const nvmlGpuInstancePlacement_t*,
+                            nvmlGpuInstance_t*) = nullptr;
+  nvmlReturn_t (*ci_profile_info)(nvmlGpuInstance_t, unsigned int, unsigned int,
+                                  nvmlComputeInstanceProfileInfo_t*) = nullptr;
+  nvmlReturn_t (*create_ci)(nvmlGpuInstance_t, unsigned int, nvmlComputeInstance_t*) = nullptr;
+  nvmlReturn_t (*cis)(nvmlGpuInstance_t, unsigned int, nvmlComputeInstance_t*,
+                      unsigned int*) = nullptr;
+  nvmlReturn_t (*destroy_ci)(nvmlComputeInstance_t) = nullptr;
+  nvmlReturn_t (*destroy_gi)(nvmlGpuInstance_t) = nullptr;
+  nvmlReturn_t (*fabric)(nvmlDevice_t, nvmlGpuFabricInfo_t*) = nullptr;
+  nvmlReturn_t (*event_set_create)(nvmlEventSet_t*) = nullptr;
+  nvmlReturn_t (*register_events)(nvmlDevice_t, unsigned long long, nvmlEventSet_t) = nullptr;
+  nvmlReturn_t (*event_wait)(nvmlEventSet_t, nvmlEventData_t*, unsigned int) = nullptr;
+  nvmlReturn_t (*event_set_free)(nvmlEventSet_t) = nullptr;
 
   template <class F>
   bool load(F& f, const char* symbol) {
@@ -90,14 +135,36 @@ std::string brand_name(int b) {
   return b >= 0 && b < static_cast<int>(kNames.size()) ? kNames[b] : "Unknown";
 }
 
+// A MIG profile's name as NVIDIA's tools spell it: "<slices>g.<memory rounded to eighths of the
+// GPU>gb" (go-nvlib's rule), e.g. 1g.10gb on an 80 GB GPU.
+std::string mig_profile_name(unsigned int slices, unsigned long long memory_mb,
+                             int64_t total_bytes) {
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  if (total_bytes <= 0) return fmt::format("{}g.{}gb", slices, (memory_mb + 1023) / 1024);
+  double fraction = static_cast<double>(memory_mb) * 1024 * 1024 / static_cast<double>(total_bytes);
+  fraction = std::ceil(fraction * 8) / 8;
+  const double total_gb = std::ceil(static_cast<double>(total_bytes) / kGiB);
+  return fmt::format("{}g.{}gb", slices, static_cast<long long>(std::llround(fraction * total_gb)));
+}
+
+std::string uuid_string(const unsigned char (&b)[16]) {
+  return fmt::format(
+      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:"
+      "02x}{:02x}",
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+      b[15]);
+}
+
 class NvmlBackend final : public DeviceBackend {
  public:
-  NvmlBackend(Nvml nvml, bool dynamic) : nvml_(nvml), dynamic_(dynamic) {}
+  NvmlBackend(Nvml nvml, NvmlOptions options) : nvml_(nvml), opt_(std::move(options)) {}
   ~NvmlBackend() override {
+    if (events_ && nvml_.event_set_free) nvml_.event_set_free(events_);
     if (nvml_.shutdown) nvml_.shutdown();
   }
 
   Result<api::NodeDevices> discover() override {
+    std::lock_guard lock(mu_);
     api::NodeDevices out;
     std::array<char, 96> buf{};
     if (nvml_.system_driver_version(buf.data(), buf.size()) == NVML_SUCCESS)
@@ -106,6 +173,7 @@ class NvmlBackend final : public DeviceBackend {
     unsigned int count = 0;
     if (auto r = nvml_.count(&count); r != NVML_SUCCESS)
       return unexpected(ErrorCode::kIo, "nvmlDeviceGetCount: " + nvml_.error(r));
+    handles_.clear();
     for (unsigned int i = 0; i < count; ++i) {
       nvmlDevice_t d;
       if (auto r = nvml_.handle_by_index(i, &d); r != NVML_SUCCESS)
@@ -144,36 +212,258 @@ class NvmlBackend final : public DeviceBackend {
           nvml_.mig_mode ? nvml_.mig_mode(d, &current, &pending) : NVML_ERROR_NOT_SUPPORTED;
       g.mig_capable = mig == NVML_SUCCESS;
       g.mig_enabled = mig == NVML_SUCCESS && current == 1;
+      if (g.mig_capable) read_profiles(d, g);
+      if (auto clique = fabric_clique(d, g); !clique) {
+        return unexpected(clique.error());
+      } else {
+        g.clique_id = *clique;
+      }
+      if (g.mig_enabled) read_mig_devices(d, g, out.mig_devices);
+      handles_[g.minor] = d;
       out.gpus.push_back(std::move(g));
     }
+    gpus_ = out.gpus;
     return out;
   }
 
-  bool dynamic_mig() const override { return dynamic_; }
-  Status set_mig_mode(int, bool) override { return unsupported("changing MIG mode"); }
-  Result<api::MigDeviceInfo> create_mig_device(int, const api::MigProfileInfo&, int) override {
-    return unexpected(unsupported("creating MIG devices").error());
+  bool dynamic_mig() const override { return opt_.dynamic_mig; }
+
+  Status set_mig_mode(int minor, bool enabled) override {
+    std::lock_guard lock(mu_);
+    auto d = handle(minor);
+    if (!d) return unexpected(d.error());
+    if (!nvml_.set_mig_mode) return unsupported("nvmlDeviceSetMigMode");
+    nvmlReturn_t activation = NVML_SUCCESS;
+    if (auto r = nvml_.set_mig_mode(*d, enabled ? 1 : 0, &activation); r != NVML_SUCCESS)
+      return unexpected(ErrorCode::kIo,
+                        fmt::format("setting MIG mode on GPU {}: {}", minor, nvml_.error(r)));
+    if (activation != NVML_SUCCESS)
+      return unexpected(ErrorCode::kIo,
+                        fmt::format("MIG mode change on GPU {} needs a GPU reset: {}", minor,
+                                    nvml_.error(activation)));
+    return ok();
   }
-  Status destroy_mig_device(const api::MigDeviceInfo&) override {
-    return unsupported("destroying MIG devices");
+
+  Result<api::MigDeviceInfo> create_mig_device(int minor, const api::MigProfileInfo& profile,
+                                               int placement_start) override {
+    std::lock_guard lock(mu_);
+    auto d = handle(minor);
+    if (!d) return unexpected(d.error());
+    if (!nvml_.create_gi || !nvml_.create_ci || !nvml_.ci_profile_info || !nvml_.gi_info)
+      return unexpected(unsupported("creating MIG devices").error());
+    const nvmlGpuInstancePlacement_t placement{static_cast<unsigned int>(placement_start),
+                                               static_cast<unsigned int>(profile.memory_slices)};
+    nvmlGpuInstance_t gi = nullptr;
+    if (auto r =
+            nvml_.create_gi(*d, static_cast<unsigned int>(profile.gi_profile_id), &placement, &gi);
+        r != NVML_SUCCESS)
+      return unexpected(ErrorCode::kIo, nvml_.error(r));
+    const int ci_index = compute_profile_index(static_cast<unsigned int>(profile.compute_slices));
+    nvmlComputeInstanceProfileInfo_t ci_info{};
+    nvmlComputeInstance_t ci = nullptr;
+    nvmlReturn_t r =
+        ci_index < 0 ? NVML_ERROR_NOT_SUPPORTED
+                     : nvml_.ci_profile_info(gi, static_cast<unsigned int>(ci_index), 0, &ci_info);
+    if (r == NVML_SUCCESS) r = nvml_.create_ci(gi, ci_info.id, &ci);
+    if (r != NVML_SUCCESS) {
+      nvml_.destroy_gi(gi);  // no half-made MIG device
+      return unexpected(ErrorCode::kIo, "creating the compute instance: " + nvml_.error(r));
+    }
+    nvmlGpuInstanceInfo_t info{};
+    nvml_.gi_info(gi, &info);
+    api::GpuInfo g;
+    g.minor = minor;
+    for (const auto& known : gpus_) {
+      if (known.minor == minor) g = known;
+    }
+    std::vector<api::MigDeviceInfo> devices;
+    read_mig_devices(*d, g, devices);
+    for (auto& m : devices) {
+      if (m.gi_id == static_cast<int>(info.id)) return m;
+    }
+    return unexpected(ErrorCode::kIo,
+                      fmt::format("the new MIG device (GPU instance {}) is not listed", info.id));
   }
-  std::vector<HealthEvent> health_events() override { return {}; }
+
+  Status destroy_mig_device(const api::MigDeviceInfo& device) override {
+    std::lock_guard lock(mu_);
+    auto d = handle(device.parent_minor);
+    if (!d) return unexpected(d.error());
+    if (!nvml_.gi_by_id || !nvml_.cis || !nvml_.destroy_ci || !nvml_.destroy_gi)
+      return unsupported("destroying MIG devices");
+    nvmlGpuInstance_t gi = nullptr;
+    if (nvml_.gi_by_id(*d, static_cast<unsigned int>(device.gi_id), &gi) != NVML_SUCCESS)
+      return ok();
+    for (unsigned int p = 0; p < 8; ++p) {
+      nvmlComputeInstanceProfileInfo_t info{};
+      if (nvml_.ci_profile_info(gi, p, 0, &info) != NVML_SUCCESS) continue;
+      std::array<nvmlComputeInstance_t, 8> cis{};
+      unsigned int n = static_cast<unsigned int>(cis.size());
+      if (nvml_.cis(gi, info.id, cis.data(), &n) != NVML_SUCCESS) continue;
+      for (unsigned int i = 0; i < n; ++i) {
+        if (auto r = nvml_.destroy_ci(cis[i]); r != NVML_SUCCESS)
+          return unexpected(ErrorCode::kIo, "destroying a compute instance: " + nvml_.error(r));
+      }
+    }
+    if (auto r = nvml_.destroy_gi(gi); r != NVML_SUCCESS)
+      return unexpected(ErrorCode::kIo, "destroying the GPU instance: " + nvml_.error(r));
+    return ok();
+  }
+
+  // XID events since the last call (NVIDIA's NVMLDeviceHealthCheck), without blocking.
+  std::vector<HealthEvent> health_events() override {
+    std::lock_guard lock(mu_);
+    std::vector<HealthEvent> out;
+    if (!opt_.health_events || !nvml_.event_set_create || !nvml_.register_events ||
+        !nvml_.event_wait)
+      return out;
+    if (!events_) {
+      if (nvml_.event_set_create(&events_) != NVML_SUCCESS) {
+        events_ = nullptr;
+        return out;
+      }
+      for (const auto& [minor, d] : handles_) {
+        if (auto r = nvml_.register_events(d, nvmlEventTypeXidCriticalError, events_);
+            r != NVML_SUCCESS)
+          NVDRA_WARN("GPU {}: XID events cannot be watched: {}", minor, nvml_.error(r));
+      }
+    }
+    for (int i = 0; i < 64; ++i) {
+      nvmlEventData_t e{};
+      const nvmlReturn_t r = nvml_.event_wait(events_, &e, 0);
+      if (r == NVML_ERROR_GPU_IS_LOST) {
+        for (const auto& [minor, d] : handles_)
+          out.push_back({minor, 0, true});
+        break;
+      }
+      if (r != NVML_SUCCESS) break;  // NVML_ERROR_TIMEOUT: nothing more now
+      if (!(e.eventType & nvmlEventTypeXidCriticalError)) continue;
+      for (const auto& [minor, d] : handles_) {
+        if (d == e.device) out.push_back({minor, static_cast<int>(e.eventData), false});
+      }
+    }
+    return out;
+  }
   Executor& executor() override { return executor_; }
 
  private:
   static Status unsupported(std::string_view what) {
     return unexpected(ErrorCode::kInternal,
-                      fmt::format("{} through NVML is not implemented yet in nvdra-agent", what));
+                      fmt::format("{} is not available in this NVML (libnvidia-ml.so.1)", what));
   }
+
+  Result<nvmlDevice_t> handle(int minor) {
+    auto it = handles_.find(minor);
+    if (it == handles_.end())
+      return unexpected(ErrorCode::kNotFound, fmt::format("no GPU with minor {}", minor));
+    return it->second;
+  }
+
+  void read_profiles(nvmlDevice_t d, api::GpuInfo& g) {
+    if (!nvml_.gi_profile_info || !nvml_.gi_placements) return;
+    for (unsigned int index : kGpuInstanceProfiles) {
+      nvmlGpuInstanceProfileInfo_t info{};
+      if (nvml_.gi_profile_info(d, index, &info) != NVML_SUCCESS) continue;
+      api::MigProfileInfo p;
+      p.name = mig_profile_name(info.sliceCount, info.memorySizeMB, g.memory_bytes);
+      p.gi_profile_id = static_cast<int>(info.id);
+      p.compute_slices = static_cast<int>(info.sliceCount);
+      p.memory_mib = static_cast<int64_t>(info.memorySizeMB);
+      p.multiprocessors = static_cast<int>(info.multiprocessorCount);
+      p.copy_engines = static_cast<int>(info.copyEngineCount);
+      p.decoders = static_cast<int>(info.decoderCount);
+      p.encoders = static_cast<int>(info.encoderCount);
+      p.jpeg_engines = static_cast<int>(info.jpegCount);
+      p.ofa_engines = static_cast<int>(info.ofaCount);
+      std::array<nvmlGpuInstancePlacement_t, 16> placements{};
+      unsigned int n = static_cast<unsigned int>(placements.size());
+      if (nvml_.gi_placements(d, info.id, placements.data(), &n) != NVML_SUCCESS) continue;
+      for (unsigned int i = 0; i < n && i < placements.size(); ++i) {
+        p.placements.push_back(static_cast<int>(placements[i].start));
+        p.memory_slices = static_cast<int>(placements[i].size);
+      }
+      if (!p.placements.empty()) g.mig_profiles.push_back(std::move(p));
+    }
+  }
+
+  void read_mig_devices(nvmlDevice_t d, const api::GpuInfo& g,
+                        std::vector<api::MigDeviceInfo>& out) {
+    if (!nvml_.max_mig_devices || !nvml_.mig_handle || !nvml_.mig_gi_id || !nvml_.gi_by_id ||
+        !nvml_.gi_info)
+      return;
+    unsigned int max = 0;
+    if (nvml_.max_mig_devices(d, &max) != NVML_SUCCESS) return;
+    std::array<char, 96> buf{};
+    for (unsigned int i = 0; i < max; ++i) {
+      nvmlDevice_t m;
+      if (nvml_.mig_handle(d, i, &m) != NVML_SUCCESS) continue;
+      api::MigDeviceInfo info;
+      info.parent_minor = g.minor;
+      info.parent_uuid = g.uuid;
+      if (nvml_.uuid(m, buf.data(), buf.size()) == NVML_SUCCESS) info.uuid = buf.data();
+      unsigned int gi_id = 0, ci_id = 0;
+      if (nvml_.mig_gi_id(m, &gi_id) != NVML_SUCCESS) continue;
+      if (nvml_.mig_ci_id) nvml_.mig_ci_id(m, &ci_id);
+      info.gi_id = static_cast<int>(gi_id);
+      info.ci_id = static_cast<int>(ci_id);
+      nvmlGpuInstance_t gi = nullptr;
+      nvmlGpuInstanceInfo_t gi_info{};
+      if (nvml_.gi_by_id(d, gi_id, &gi) != NVML_SUCCESS ||
+          nvml_.gi_info(gi, &gi_info) != NVML_SUCCESS)
+        continue;
+      info.placement_start = static_cast<int>(gi_info.placement.start);
+      for (const auto& p : g.mig_profiles) {
+        if (p.gi_profile_id == static_cast<int>(gi_info.profileId)) info.profile = p;
+      }
+      if (info.profile.name.empty()) continue;  // a profile nvdra does not publish (+me)
+      info.profile.placements.clear();
+      out.push_back(std::move(info));
+    }
+  }
+
+  // "<clusterUUID>.<cliqueId>", "" without an NVLink fabric, an error for a fabric that is not
+  // ready when strict (NVIDIA's CrashOnNVLinkFabricErrors).
+  Result<std::string> fabric_clique(nvmlDevice_t d, const api::GpuInfo& g) {
+    if (!nvml_.fabric) return std::string();
+    nvmlGpuFabricInfo_t f{};
+    const nvmlReturn_t r = nvml_.fabric(d, &f);
+    if (r == NVML_ERROR_NOT_SUPPORTED ||
+        (r == NVML_SUCCESS && f.state == NVML_GPU_FABRIC_STATE_NOT_SUPPORTED))
+      return std::string();
+    const bool zero = std::all_of(std::begin(f.clusterUuid), std::end(f.clusterUuid),
+                                  [](unsigned char c) { return c == 0; });
+    if (r == NVML_SUCCESS && f.state == NVML_GPU_FABRIC_STATE_COMPLETED &&
+        f.status == NVML_SUCCESS && !zero)
+      return fmt::format("{}.{}", uuid_string(f.clusterUuid), f.cliqueId);
+    if (r == NVML_SUCCESS && zero) return std::string();
+    if (!opt_.strict_fabric) return std::string();
+    if (r != NVML_SUCCESS)
+      return unexpected(ErrorCode::kIo,
+                        fmt::format("NVLink fabric info of {}: {}", g.uuid, nvml_.error(r)));
+    if (f.state != NVML_GPU_FABRIC_STATE_COMPLETED)
+      return unexpected(ErrorCode::kIo,
+                        fmt::format("NVLink fabric not attached (device {}): state={}, "
+                                    "refusing to start",
+                                    g.uuid, f.state));
+    return unexpected(ErrorCode::kIo,
+                      fmt::format("NVLink fabric registration error (device {}): {}, "
+                                  "refusing to start",
+                                  g.uuid, nvml_.error(f.status)));
+  }
+
   Nvml nvml_;
-  bool dynamic_;
+  NvmlOptions opt_;
+  std::mutex mu_;
+  nvmlEventSet_t events_ = nullptr;      // XID events of every GPU; guarded by mu_
+  std::map<int, nvmlDevice_t> handles_;  // by minor; guarded by mu_
+  std::vector<api::GpuInfo> gpus_;       // guarded by mu_
   ProcessExecutor executor_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const std::string& driver_root,
-                                                         bool dynamic_mig) {
+Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const NvmlOptions& options) {
+  const std::string driver_root = options.driver_root == "/" ? std::string() : options.driver_root;
   std::vector<std::string> candidates;
   for (const char* dir : {"/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
                           "/lib64", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu"}) {
@@ -212,9 +502,29 @@ Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const std::string& driv
   nvml.load(nvml.brand, "nvmlDeviceGetBrand");
   nvml.load(nvml.architecture, "nvmlDeviceGetArchitecture");
   nvml.load(nvml.mig_mode, "nvmlDeviceGetMigMode");
+  nvml.load(nvml.set_mig_mode, "nvmlDeviceSetMigMode");
+  nvml.load(nvml.gi_profile_info, "nvmlDeviceGetGpuInstanceProfileInfo");
+  nvml.load(nvml.gi_placements, "nvmlDeviceGetGpuInstancePossiblePlacements_v2");
+  nvml.load(nvml.max_mig_devices, "nvmlDeviceGetMaxMigDeviceCount");
+  nvml.load(nvml.mig_handle, "nvmlDeviceGetMigDeviceHandleByIndex");
+  nvml.load(nvml.mig_gi_id, "nvmlDeviceGetGpuInstanceId");
+  nvml.load(nvml.mig_ci_id, "nvmlDeviceGetComputeInstanceId");
+  nvml.load(nvml.gi_by_id, "nvmlDeviceGetGpuInstanceById");
+  nvml.load(nvml.gi_info, "nvmlGpuInstanceGetInfo");
+  nvml.load(nvml.create_gi, "nvmlDeviceCreateGpuInstanceWithPlacement");
+  nvml.load(nvml.ci_profile_info, "nvmlGpuInstanceGetComputeInstanceProfileInfo");
+  nvml.load(nvml.create_ci, "nvmlGpuInstanceCreateComputeInstance");
+  nvml.load(nvml.cis, "nvmlGpuInstanceGetComputeInstances");
+  nvml.load(nvml.destroy_ci, "nvmlComputeInstanceDestroy");
+  nvml.load(nvml.destroy_gi, "nvmlGpuInstanceDestroy");
+  nvml.load(nvml.fabric, "nvmlDeviceGetGpuFabricInfo");
+  nvml.load(nvml.event_set_create, "nvmlEventSetCreate");
+  nvml.load(nvml.register_events, "nvmlDeviceRegisterEvents");
+  nvml.load(nvml.event_wait, "nvmlEventSetWait_v2");
+  nvml.load(nvml.event_set_free, "nvmlEventSetFree");
   if (auto r = nvml.init(0); r != NVML_SUCCESS)
     return unexpected(ErrorCode::kIo, "nvmlInit: " + nvml.error(r));
-  return std::unique_ptr<DeviceBackend>(new NvmlBackend(nvml, dynamic_mig));
+  return std::unique_ptr<DeviceBackend>(new NvmlBackend(nvml, options));
 }
 
 }  // namespace nvdra::agent

@@ -270,42 +270,58 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
       crash_point("prepare-mig-created");
     }
   }
-  // Sharing, per config group.
-  std::vector<CdiEdits> group_edits(devices.size());
+  // Sharing, per config group: first every host change is recorded (one checkpoint write, so a
+  // crash in between is undone on restart), then carried out.
+  struct SharingStep {
+    const Sharing* sharing;
+    std::vector<size_t> members;
+    std::vector<std::string> uuids, full;
+  };
+  std::vector<SharingStep> steps;
   for (const auto& [key, members] : groups) {
     const OpaqueConfig& cfg = configs.at(key);
     const std::optional<Sharing>* sharing = nullptr;
     if (const auto* g = std::get_if<GpuConfig>(&cfg)) sharing = &g->sharing;
     if (const auto* m = std::get_if<MigDeviceConfig>(&cfg)) sharing = &m->sharing;
     if (!sharing || !*sharing) continue;
-    std::vector<std::string> uuids, full;
+    SharingStep step{&**sharing, members, {}, {}};
     for (size_t i : members) {
-      uuids.push_back(devices[i].uuid);
-      if (devices[i].type == "gpu") full.push_back(devices[i].uuid);
+      step.uuids.push_back(devices[i].uuid);
+      if (devices[i].type == "gpu") step.full.push_back(devices[i].uuid);
     }
-    if ((*sharing)->strategy == "TimeSlicing") {
-      if (full.empty()) continue;  // a no-op on MIG devices, as NVIDIA's
-      const int interval = interval_value((*sharing)->time_slicing->interval.value_or("Default"));
-      for (const auto& u : full) {
-        entry.time_sliced_uuids.push_back(u);
-        if (auto s = save(); !s) return s;
+    if (step.sharing->strategy == "TimeSlicing") {
+      if (step.full.empty()) continue;  // a no-op on MIG devices, as NVIDIA's
+      entry.time_sliced_uuids.insert(entry.time_sliced_uuids.end(), step.full.begin(),
+                                     step.full.end());
+    } else {
+      if (!entry.mps_id.empty())
+        return unexpected(ErrorCode::kInvalidArgument,
+                          "only one MPS configuration per claim is supported");
+      entry.mps_id = mps_daemon_id(claim.uid, step.uuids);
+    }
+    steps.push_back(std::move(step));
+  }
+  if (!steps.empty()) {
+    if (auto s = save(); !s) return s;
+  }
+  std::vector<CdiEdits> group_edits(devices.size());
+  for (const auto& step : steps) {
+    if (step.sharing->strategy == "TimeSlicing") {
+      const int interval = interval_value(step.sharing->time_slicing->interval.value_or("Default"));
+      for (const auto& u : step.full) {
         if (auto s = run({tool("nvidia-smi"), "-i", u, "-c", "DEFAULT"}); !s) return s;
         if (auto s = run({tool("nvidia-smi"), "compute-policy", "-i", u, "--set-timeslice",
                           std::to_string(interval)});
             !s)
           return s;
       }
-    } else if ((*sharing)->strategy == "MPS") {
-      if (!entry.mps_id.empty())
-        return unexpected(ErrorCode::kInvalidArgument,
-                          "only one MPS configuration per claim is supported");
-      entry.mps_id = mps_daemon_id(claim.uid, uuids);
-      if (auto s = save(); !s) return s;
-      auto edits = start_mps(entry.mps_id, uuids, full, (*sharing)->mps.value_or(MpsConfig{}));
-      if (!edits) return unexpected(edits.error().wrap("starting the MPS control daemon"));
-      for (size_t i : members)
-        group_edits[i].append(*edits);
+      continue;
     }
+    auto edits =
+        start_mps(entry.mps_id, step.uuids, step.full, step.sharing->mps.value_or(MpsConfig{}));
+    if (!edits) return unexpected(edits.error().wrap("starting the MPS control daemon"));
+    for (size_t i : step.members)
+      group_edits[i].append(*edits);
   }
   // CDI: one device per allocated device, the shared control nodes in the common edits.
   for (size_t i = 0; i < devices.size(); ++i) {

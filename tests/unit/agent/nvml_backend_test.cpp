@@ -1,0 +1,91 @@
+// The NVML backend against the stand-in libnvidia-ml.so.1 (tests/tools/mock_nvml.cpp) under a
+// fake driver root: loading, discovery, fabric cliques and the MIG device lifecycle.
+#include <gtest/gtest.h>
+
+#include "agent/device/backend.h"
+
+namespace nvdra::agent {
+namespace {
+
+TEST(NvmlBackend, AMissingDriverIsAClearError) {
+  auto b = make_nvml_backend(NvmlOptions{"/nonexistent-driver-root"});
+  ASSERT_FALSE(b);
+  EXPECT_NE(b.error().message.find(
+                "cannot load libnvidia-ml.so.1 under driver root /nonexistent-driver-root"),
+            std::string::npos)
+      << b.error().message;
+}
+
+TEST(NvmlBackend, DiscoversGpusProfilesAndTheClique) {
+  auto b = make_nvml_backend(NvmlOptions{NVDRA_MOCK_DRIVER_ROOT, true, true, true});
+  ASSERT_TRUE(b) << b.error().message;
+  auto node = (*b)->discover();
+  ASSERT_TRUE(node) << node.error().message;
+  EXPECT_EQ(node->driver_version, "570.158.01");
+  EXPECT_EQ(node->cuda_driver_version, 12080);
+  ASSERT_EQ(node->gpus.size(), 2u);
+  const auto& g = node->gpus[1];
+  EXPECT_EQ(g.index, 1);
+  EXPECT_EQ(g.minor, 5);
+  EXPECT_EQ(g.uuid, "GPU-mock-1");
+  EXPECT_EQ(g.product_name, "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(g.brand, "Tesla");
+  EXPECT_EQ(g.architecture, "Hopper");
+  EXPECT_EQ(g.cuda_compute_capability, "9.0");
+  EXPECT_EQ(g.pci_bus_id, "0000:3b:00.0");
+  EXPECT_EQ(g.memory_bytes, 85520809984);
+  EXPECT_TRUE(g.mig_capable);
+  EXPECT_FALSE(g.mig_enabled);
+  ASSERT_EQ(g.mig_profiles.size(), 2u);
+  EXPECT_EQ(g.mig_profiles[0].name, "1g.10gb");
+  EXPECT_EQ(g.mig_profiles[0].gi_profile_id, 19);
+  EXPECT_EQ(g.mig_profiles[0].placements, (std::vector<int>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(g.mig_profiles[1].name, "7g.80gb");
+  EXPECT_EQ(g.mig_profiles[1].memory_slices, 8);
+  EXPECT_EQ(node->clique_id(), "5c3a1d2e-8f4b-4e6a-9b7c-0d1e2f3a4b5c.7");
+}
+
+TEST(NvmlBackend, CreatesListsAndDestroysMigDevices) {
+  auto b = make_nvml_backend(NvmlOptions{NVDRA_MOCK_DRIVER_ROOT, true, true, true});
+  ASSERT_TRUE(b) << b.error().message;
+  auto& backend = **b;
+  auto node = backend.discover();
+  ASSERT_TRUE(node);
+  const auto profile = node->gpus[0].mig_profiles[0];
+  EXPECT_FALSE(backend.create_mig_device(4, profile, 2));  // MIG mode is off
+  ASSERT_TRUE(backend.set_mig_mode(4, true));
+  auto m = backend.create_mig_device(4, profile, 2);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->parent_minor, 4);
+  EXPECT_EQ(m->placement_start, 2);
+  EXPECT_EQ(m->profile.name, "1g.10gb");
+  EXPECT_EQ(m->uuid.rfind("MIG-", 0), 0u);
+  auto again = backend.create_mig_device(4, profile, 2);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message, "Insufficient Resources");
+  node = backend.discover();
+  ASSERT_EQ(node->mig_devices.size(), 1u);
+  EXPECT_EQ(node->mig_devices[0].uuid, m->uuid);
+  EXPECT_TRUE(node->gpus[0].mig_enabled);
+  ASSERT_TRUE(backend.destroy_mig_device(*m));
+  EXPECT_TRUE(backend.destroy_mig_device(*m));  // already gone: fine
+  EXPECT_TRUE(backend.discover()->mig_devices.empty());
+  ASSERT_TRUE(backend.set_mig_mode(4, false));
+}
+
+TEST(NvmlBackend, ReportsXidEventsAsHealthEvents) {
+  ::setenv("NVDRA_MOCK_NVML_XID", "1:79", 1);
+  auto b = make_nvml_backend(NvmlOptions{NVDRA_MOCK_DRIVER_ROOT, false, true, true});
+  ASSERT_TRUE(b) << b.error().message;
+  ASSERT_TRUE((*b)->discover());
+  auto events = (*b)->health_events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].minor, 5);
+  EXPECT_EQ(events[0].xid, 79);
+  EXPECT_FALSE(events[0].lost);
+  EXPECT_TRUE((*b)->health_events().empty());
+  ::unsetenv("NVDRA_MOCK_NVML_XID");
+}
+
+}  // namespace
+}  // namespace nvdra::agent
