@@ -80,9 +80,16 @@ SlicePublisher::SlicePublisher(std::shared_ptr<k8s::RestClient> client, std::str
       std::make_shared<k8s::RestListerWatcher>(
           client_, kSlices, "", fmt::format("spec.driver={},spec.nodeName={}", driver_, node_)),
       k8s::ReflectorOptions{.name = "resourceslices/" + driver_});
-  auto mark = [this](const k8s::ObjectPtr&) { dirty_ = true; };
+  // A created slice is known once the watch showed it (added, or already deleted again).
+  auto seen = [this](const k8s::ObjectPtr& o) {
+    {
+      std::lock_guard lock(mu_);
+      pending_.erase(std::string(o->name()));
+    }
+    dirty_ = true;
+  };
   informer_->add_handlers(
-      {mark, [this](const k8s::ObjectPtr&, const k8s::ObjectPtr&) { dirty_ = true; }, mark});
+      {seen, [this](const k8s::ObjectPtr&, const k8s::ObjectPtr&) { dirty_ = true; }, seen});
 }
 
 void SlicePublisher::set_desired(std::vector<api::SliceContent> slices) {
@@ -126,11 +133,19 @@ awaitable<Status> SlicePublisher::sync() {
   {
     std::lock_guard lock(mu_);
     want = desired_;
+    if (!pending_.empty()) {
+      NVDRA_V(3, "{}: waiting for {} created slice(s) to show in the watch", driver_,
+              pending_.size());
+      if (std::chrono::steady_clock::now() - pending_since_ < std::chrono::seconds(10)) {
+        dirty_ = true;
+        co_return ok();
+      }
+      pending_.clear();
+    }
   }
   // Slices this agent created a moment ago may not have reached the informer yet.
   std::vector<Existing> existing;
   for (const auto& obj : informer_->store().list()) {
-    pending_.erase(std::string(obj->name()));
     auto doc = obj->doc();
     if (!doc) continue;
     const Value* spec = json::find(*doc, "spec");
@@ -150,13 +165,6 @@ awaitable<Status> SlicePublisher::sync() {
         content_of(devices && devices->IsArray() && devices->Size() ? devices : nullptr,
                    counters && counters->IsArray() && counters->Size() ? counters : nullptr);
     existing.push_back(std::move(e));
-  }
-  if (!pending_.empty()) {
-    if (std::chrono::steady_clock::now() - pending_since_ < std::chrono::seconds(10)) {
-      dirty_ = true;
-      co_return ok();
-    }
-    pending_.clear();
   }
   std::vector<Desired> desired;
   for (const auto& s : want) {
@@ -198,6 +206,7 @@ awaitable<Status> SlicePublisher::sync() {
   }
   for (const auto& e : existing)
     obsolete += e.matched ? 0 : 1;
+  NVDRA_V(3, "{}: sync: {} existing, {} desired", driver_, existing.size(), desired.size());
   if (changed == 0 && created == 0 && obsolete == 0) {
     published_ = desired.size();
     co_return ok();
@@ -234,8 +243,12 @@ awaitable<Status> SlicePublisher::sync() {
     } else {
       auto r = co_await client_->create(kSlices, std::move(body));
       if (!r) co_return unexpected(r.error().wrap("create slice"));
-      pending_.insert(std::string((*r)->name()));
-      pending_since_ = std::chrono::steady_clock::now();
+      std::lock_guard lock(mu_);
+      // The watch may have shown it already (another thread runs the informer).
+      if (!informer_->store().get((*r)->name())) {
+        pending_.insert(std::string((*r)->name()));
+        pending_since_ = std::chrono::steady_clock::now();
+      }
     }
   }
   last_generation_ = gen;

@@ -45,8 +45,8 @@ class SlicePublisher {
   std::mutex mu_;
   std::vector<api::SliceContent> desired_;  // guarded by mu_
   std::atomic<bool> dirty_{true};
-  std::set<std::string> pending_;  // created names not yet seen by the informer
-  std::chrono::steady_clock::time_point pending_since_;
+  std::set<std::string> pending_;  // created names the watch has not shown yet; mu_
+  std::chrono::steady_clock::time_point pending_since_;  // guarded by mu_
   int64_t last_generation_ = 0;  // generations only grow, even when every slice was deleted
   std::atomic<size_t> published_{0};
   std::atomic<int> syncs_{0};

@@ -6,43 +6,14 @@
 #include "k8sclient/cache/informer.h"
 #include "k8sclient/rest/rest_client.h"
 #include "k8sclient/rest/status.h"
-#include "support/test_server.h"
+#include "support/in_process_sim.h"
 
 namespace nvdra::sim {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Sim {
-  testing::IoThread io;
-  ResourceRegistry registry;
-  Store store;
-  testing::TestPki pki = testing::TestPki::make();
-  std::unique_ptr<ApiServer> api;
-  std::unique_ptr<testing::TestServer> server;
-  std::shared_ptr<k8s::RestClient> client;
-
-  explicit Sim(std::chrono::milliseconds bookmarks = 60s) {
-    auto ns = json::parse(R"({"metadata":{"name":"default"}})");
-    EXPECT_TRUE(store.create(*registry.find("", "v1", "namespaces"), "", std::move(*ns)));
-    api = std::make_unique<ApiServer>(
-        store, registry, ApiServerOptions{.admin_token = "admin", .bookmark_interval = bookmarks});
-    server = std::make_unique<testing::TestServer>(
-        io, [this](const httpd::Request& r, httpd::ResponseWriter& w) { return api->handle(r, w); },
-        httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
-    client = make_client("admin");
-  }
-  std::shared_ptr<k8s::RestClient> make_client(const std::string& token) {
-    k8s::RestConfig cfg;
-    cfg.server = server->url(true);
-    std::string err;
-    k8s::parse_server_url(cfg.server, &cfg.endpoint, &err);
-    cfg.tls.ca_pem = pki.ca.cert_pem;
-    cfg.token = k8s::TokenSource::fixed(token);
-    cfg.qps = 0;
-    return *k8s::RestClient::create(io.executor(), cfg);
-  }
-};
+using Sim = testing::InProcessSim;
 
 k8s::ResourceRef configmaps(std::string name = "") {
   k8s::ResourceRef r;
