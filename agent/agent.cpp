@@ -174,12 +174,12 @@ Status Agent::start() {
     return d;
   };
   GpuHandlerOptions gpu_opt{host(opt_.plugins_dir) + "/gpu.nvidia.com", host(opt_.dev_root), "",
-                            opt_.gates};
+                            opt_.gates, host(opt_.proc_root)};
   auto gpu = make(std::make_unique<GpuHandler>(*backend_, gpu_opt));
   if (!gpu) return unexpected(gpu.error());
   CdHandlerOptions cd_opt{host(opt_.plugins_dir) + "/compute-domain.nvidia.com",
                           host(opt_.dev_root),
-                          opt_.proc_devices,
+                          host(opt_.proc_root) + "/devices",
                           opt_.node_name,
                           devices->clique_id(),
                           opt_.gates};

@@ -26,7 +26,7 @@ struct AgentOptions {
   std::string plugins_dir = "/var/lib/kubelet/plugins";
   std::string cdi_root = "/var/run/cdi";
   std::string dev_root = "/dev";
-  std::string proc_devices = "/proc/devices";
+  std::string proc_root = "/proc";
   std::string boot_id_file = "/proc/sys/kernel/random/boot_id";
   std::string device_backend = "nvml";  // nvml | sim
   std::string sim_node_config;

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "agent/device/host_devices.h"
 #include "base/atomic_file.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -31,18 +32,6 @@ constexpr std::string_view kImexConfigTemplate =
     "BIND_INTERFACE_IP={{IMEX_CMD_BIND_INTERFACE_IP}}\n"
     "IMEX_NODE_CONFIG_FILE={{IMEX_NODE_CONFIG_FILE}}\n";
 
-int proc_devices_major(const std::string& file, std::string_view name) {
-  std::ifstream f(file);
-  int major;
-  std::string dev;
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream in(line);
-    if (in >> major >> dev && dev == name) return major;
-  }
-  return -1;
-}
-
 }  // namespace
 
 CdHandler::CdHandler(ClusterAccess& cluster, CdHandlerOptions options)
@@ -53,7 +42,7 @@ std::string CdHandler::domain_dir(const std::string& uid) const {
 }
 
 Result<CdiEdits> CdHandler::channel_nodes(bool all) {
-  const int major = proc_devices_major(opt_.proc_devices, "nvidia-caps-imex-channels");
+  const int major = char_device_major(opt_.proc_devices, "nvidia-caps-imex-channels");
   const std::string dir = opt_.dev_root + "/nvidia-caps-imex-channels";
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "agent/device/host_devices.h"
 #include "base/log.h"
 
 namespace nvdra::agent {
@@ -36,6 +37,7 @@ struct Resolved {
   std::string type;  // gpu | mig
   int minor = 0;     // the (parent) GPU
   std::string uuid;
+  int gi = -1, ci = -1;  // MIG: the GPU and compute instance
 };
 
 }  // namespace
@@ -159,6 +161,23 @@ Status GpuHandler::stop_mps(const std::string& id) {
   return ok();
 }
 
+std::vector<CdiDeviceNode> GpuHandler::mig_capability_nodes(int minor, int gi, int ci) const {
+  // A process needs the GPU instance's and the compute instance's access capability, each a
+  // /dev/nvidia-caps/nvidia-cap<N> node (N from the kernel driver's capability files).
+  std::vector<CdiDeviceNode> out;
+  const int major = char_device_major(opt_.proc_root + "/devices", "nvidia-caps");
+  if (major < 0) return out;  // no kernel driver here (the simulator)
+  const std::string base =
+      fmt::format("{}/driver/nvidia/capabilities/gpu{}/mig/gi{}", opt_.proc_root, minor, gi);
+  for (const std::string& access : {base + "/access", fmt::format("{}/ci{}/access", base, ci)}) {
+    auto cap = capability_minor(access);
+    if (!cap) continue;
+    const std::string path = fmt::format("/dev/nvidia-caps/nvidia-cap{}", *cap);
+    out.push_back({path, opt_.dev_root + path.substr(4), "c", major, *cap, "rw"});
+  }
+  return out;
+}
+
 Status GpuHandler::destroy_created_mig(const CreatedMig& m) {
   auto node = backend_.discover();
   if (!node) return unexpected(node.error());
@@ -216,6 +235,8 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
           return unexpected(ErrorCode::kNotFound,
                             fmt::format("requested device is not allocatable: {}", d.device));
         r.uuid = existing->uuid;
+        r.gi = existing->gi_id;
+        r.ci = existing->ci_id;
       }
     } else {
       return unexpected(ErrorCode::kNotFound,
@@ -263,6 +284,8 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
       pd.uuid = created->uuid;
       pd.created_mig = CreatedMig{r.minor, profile->name, start, created->gi_id, created->uuid};
       r.uuid = created->uuid;
+      r.gi = created->gi_id;
+      r.ci = created->ci_id;
     }
     entry.devices.push_back(pd);
     if (pd.created_mig) {
@@ -331,6 +354,10 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
     const std::string node_path = fmt::format("/dev/nvidia{}", devices[i].minor);
     cd.edits.device_nodes.push_back({node_path, opt_.dev_root + node_path.substr(4), "c",
                                      kNvidiaMajor, devices[i].minor, "rw"});
+    if (devices[i].gi >= 0) {
+      auto caps = mig_capability_nodes(devices[i].minor, devices[i].gi, devices[i].ci);
+      cd.edits.device_nodes.insert(cd.edits.device_nodes.end(), caps.begin(), caps.end());
+    }
     cd.edits.append(group_edits[i]);
     pd.cdi_ids = {cdi_device_id(spec.kind, cd.name)};
     spec.devices.push_back(std::move(cd));

@@ -15,6 +15,7 @@ struct GpuHandlerOptions {
   std::string dev_root;    // the host's /dev
   std::string tool_dir;    // where nvidia-smi and nvidia-cuda-mps-control are; "" = PATH
   FeatureGates gates;
+  std::string proc_root = "/proc";  // the kernel driver's capability files (MIG access devices)
 };
 
 // The MPS control daemon ID of a claim: "<claimUID>-<5 hex of a hash of its sorted UUIDs>".
@@ -44,6 +45,7 @@ class GpuHandler final : public DeviceHandler {
                              const std::vector<std::string>& full_gpu_uuids, const MpsConfig& mps);
   Status stop_mps(const std::string& id);
   Status destroy_created_mig(const CreatedMig& m);
+  std::vector<CdiDeviceNode> mig_capability_nodes(int minor, int gi, int ci) const;
 
   DeviceBackend& backend_;
   GpuHandlerOptions opt_;

@@ -130,6 +130,31 @@ TEST_F(GpuDriverTest, CreatesMigDevicesOnDemandAndDestroysThemOnUnprepare) {
   EXPECT_EQ(state->unprepare("u1"), "");  // unknown now: success
 }
 
+TEST_F(GpuDriverTest, MigDevicesGetTheirCapabilityNodesWhereTheKernelDriverHasThem) {
+  // A fake /proc as NVIDIA's kernel driver lays it out.
+  const std::string proc = root + "/proc";
+  std::filesystem::create_directories(proc + "/driver/nvidia/capabilities/gpu1/mig/gi0/ci0");
+  std::ofstream(proc + "/devices")
+      << "Character devices:\n195 nvidia\n237 nvidia-caps\n\nBlock devices:\n237 nope\n";
+  std::ofstream(proc + "/driver/nvidia/capabilities/gpu1/mig/gi0/access")
+      << "DeviceFileMinor: 12\nDeviceFileMode: 292\n";
+  std::ofstream(proc + "/driver/nvidia/capabilities/gpu1/mig/gi0/ci0/access")
+      << "DeviceFileMinor: 13\nDeviceFileMode: 292\n";
+  state.reset();
+  GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}, proc};
+  state = std::make_unique<DriverState>(
+      DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
+                         "node-a"},
+      std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
+  ASSERT_TRUE(state->start());
+  add_claim("u1", "c1", {{"mig", "gpu-1-mig-1g5gb-19-0"}});
+  ASSERT_EQ(state->prepare("ns", "c1", "u1").error, "");
+  const std::string spec = read(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json");
+  EXPECT_NE(spec.find(R"("path":"/dev/nvidia-caps/nvidia-cap12")"), std::string::npos) << spec;
+  EXPECT_NE(spec.find(R"("path":"/dev/nvidia-caps/nvidia-cap13")"), std::string::npos);
+  EXPECT_NE(spec.find(R"("major":237,"minor":13)"), std::string::npos);
+}
+
 TEST_F(GpuDriverTest, AFailedMigCreationLeavesNothingBehind) {
   // The second device overlaps the first: the first is created, then rolled back.
   add_claim("u1", "c1", {{"a", "gpu-0-mig-1g5gb-19-0"}, {"b", "gpu-0-mig-2g10gb-14-0"}});
