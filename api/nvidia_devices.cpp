@@ -6,6 +6,7 @@
 #include <charconv>
 #include <set>
 
+#include "base/hash.h"
 #include "base/json.h"
 #include "base/quantity.h"
 
@@ -290,11 +291,7 @@ std::string cuda_version_string(int v) {
 
 std::string simulated_gpu_uuid(std::string_view node, int index) {
   // FNV-1a: stable across processes and builds (std::hash is not guaranteed to be).
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : node) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
+  const uint64_t h = fnv1a64(node);
   return fmt::format("GPU-{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", static_cast<uint32_t>(h),
                      (h >> 32) & 0xffff, index & 0xfff, (h >> 48) & 0xfff,
                      ((h >> 8) & 0xffffffffffull) << 8 | static_cast<unsigned>(index & 0xff));

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "base/hash.h"
 #include "base/json.h"
 
 namespace nvdra::agent {
@@ -32,11 +33,7 @@ std::string read_text(const fs::path& p) {
 }
 
 std::string mig_uuid(const std::string& parent_uuid, int gi) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : parent_uuid + "/" + std::to_string(gi)) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
+  const uint64_t h = fnv1a64(parent_uuid + "/" + std::to_string(gi));
   return fmt::format("MIG-{:08x}-{:04x}-5{:03x}-9{:03x}-{:012x}", static_cast<uint32_t>(h),
                      (h >> 32) & 0xffff, gi & 0xfff, (h >> 48) & 0xfff, h & 0xffffffffffffull);
 }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "agent/device/host_devices.h"
+#include "base/hash.h"
 #include "base/log.h"
 
 namespace nvdra::agent {
@@ -44,11 +45,7 @@ struct Resolved {
 
 std::string mps_daemon_id(const std::string& claim_uid, std::vector<std::string> uuids) {
   std::sort(uuids.begin(), uuids.end());
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : join(uuids, ",")) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
+  const uint64_t h = fnv1a64(join(uuids, ","));
   return fmt::format("{}-{:05x}", claim_uid, h & 0xfffff);
 }
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "base/hash.h"
 #include "base/json.h"
 
 namespace nvdra::agent {
@@ -13,13 +14,8 @@ namespace {
 
 using json::Value;
 
-std::string fnv1a64(std::string_view data) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return fmt::format("fnv1a64:{:016x}", h);
+std::string checksum(std::string_view payload) {
+  return fmt::format("fnv1a64:{:016x}", fnv1a64(payload));
 }
 
 std::string string_list(const std::vector<std::string>& v) {
@@ -79,7 +75,7 @@ std::string encode_checkpoint(const Checkpoint& c) {
   }
   p += "}}";
   return fmt::format(R"({{"kind":"NvdraAgentCheckpoint","version":{},"checksum":"{}"}})",
-                     kCheckpointVersion, fnv1a64(p)) +
+                     kCheckpointVersion, checksum(p)) +
          "\n" + p + "\n";
 }
 
@@ -100,9 +96,9 @@ Result<Checkpoint> decode_checkpoint(std::string_view text) {
   std::string_view payload = text.substr(nl + 1);
   if (!payload.empty() && payload.back() == '\n') payload.remove_suffix(1);
   const std::string want(json::string_or(*header, "checksum"));
-  if (fnv1a64(payload) != want)
+  if (checksum(payload) != want)
     return unexpected(
-        corrupt(fmt::format("checksum mismatch (header {}, payload {})", want, fnv1a64(payload))));
+        corrupt(fmt::format("checksum mismatch (header {}, payload {})", want, checksum(payload))));
   auto doc = json::parse(payload);
   if (!doc || !doc->IsObject()) return unexpected(corrupt("the payload is not a JSON object"));
   Checkpoint c;

@@ -10,17 +10,6 @@ root=$(cd "$here/../.." && pwd)
 compat="$root/../shared/compat/nvidia-demo-specs/quickstart"
 source "$here/lib.sh"
 
-all_running() {  # every pod of the namespace reaches Running (30 s)
-  for _ in $(seq 300); do
-    local phases
-    phases=$(kubectl get pods -n "$1" -o jsonpath='{.items[*].status.phase}')
-    if [ -n "$phases" ] && [ -z "$(tr ' ' '\n' <<<"$phases" | grep -v '^Running$' || true)" ]; then
-      echo yes; return
-    fi
-    sleep 0.1
-  done
-  echo "no: $(kubectl get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase} {end}')"
-}
 cdi_specs() { find "$work/nodes" -path '*/var/run/cdi/*.json' | wc -l; }
 mig_devices() { cat "$work"/nodes/*/var/lib/nvdra-sim-gpu/state.json 2>/dev/null | grep -o '"uuid"' | wc -l; }
 mps_daemons() { find "$work/nodes" -path '*/mps/*/pipe/control' | wc -l; }

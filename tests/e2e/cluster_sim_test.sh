@@ -7,18 +7,6 @@ BIN=${1:?usage: $0 BIN_DIR}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 compat="$root/../shared/compat/nvidia-demo-specs/quickstart"
 source "$(dirname "$0")/lib.sh"
-# all_running NAMESPACE: every pod of the namespace reaches Running (30 s).
-all_running() {
-  for _ in $(seq 300); do
-    local phases
-    phases=$(kubectl get pods -n "$1" -o jsonpath='{.items[*].status.phase}')
-    if [ -n "$phases" ] && [ -z "$(tr ' ' '\n' <<<"$phases" | grep -v '^Running$' || true)" ]; then
-      echo yes; return
-    fi
-    sleep 0.1
-  done
-  echo "no: $(kubectl get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}:{.status.conditions[0].message} {end}')"
-}
 
 run_sim up --topology "$root/examples/topologies/demo.yaml" --no-agents
 for _ in $(seq 50); do [ "$(kubectl get nodes -o name | wc -l)" -eq 12 ] && break; sleep 0.1; done

@@ -32,3 +32,17 @@ run_sim() {
   fi
   export KUBECONFIG="$work/kubeconfig"
 }
+
+# all_running NAMESPACE: prints "yes" once every pod of the namespace is Running (30 s), else
+# "no: <pod>=<phase> …".
+all_running() {
+  for _ in $(seq 300); do
+    local phases
+    phases=$(kubectl get pods -n "$1" -o jsonpath='{.items[*].status.phase}')
+    if [ -n "$phases" ] && [ -z "$(tr ' ' '\n' <<<"$phases" | grep -v '^Running$' || true)" ]; then
+      echo yes; return
+    fi
+    sleep 0.1
+  done
+  echo "no: $(kubectl get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}:{.status.conditions[0].message} {end}')"
+}
