@@ -29,7 +29,8 @@ class Executor {
   virtual Result<CommandResult> run(const Command& command) = 0;
 };
 
-// fork + execvp with pipes.
+// fork + execvpe with pipes. The process must ignore SIGPIPE (nvdra-agent does): a tool that
+// exits without reading its stdin would otherwise kill it.
 class ProcessExecutor final : public Executor {
  public:
   Result<CommandResult> run(const Command& command) override;

@@ -3,6 +3,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <csignal>
 #include <cstdlib>
 #include <future>
 #include <iostream>
@@ -175,6 +176,8 @@ int kubelet_plugin(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A tool that exits before reading its stdin must not take the agent down with SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
   const std::string usage =
       "usage: nvdra-agent kubelet-plugin --node-name NAME [--device-backend nvml|sim] [flags]\n"
       "       nvdra-agent kubelet-plugin --help\n";
