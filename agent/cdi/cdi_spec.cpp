@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "base/atomic_file.h"
 #include "base/json.h"
@@ -116,6 +118,24 @@ std::vector<std::string> CdiWriter::claim_uids(std::string_view kind) const {
     const std::string name = e.path().filename().string();
     if (name.starts_with(prefix) && name.ends_with(".json"))
       out.push_back(name.substr(prefix.size(), name.size() - prefix.size() - 5));
+  }
+  return out;
+}
+
+std::vector<std::string> CdiWriter::claim_devices(std::string_view kind,
+                                                  std::string_view claim_uid) const {
+  std::vector<std::string> out;
+  std::ifstream f(claim_spec_path(kind, claim_uid));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto doc = json::parse(ss.str());
+  if (!doc || !doc->IsObject()) return out;
+  const json::Value* devices = json::find(*doc, "devices");
+  if (!devices || !devices->IsArray()) return out;
+  const std::string prefix = std::string(claim_uid) + "-";
+  for (const auto& d : devices->GetArray()) {
+    const std::string_view name = json::string_or(d, "name");
+    if (name.starts_with(prefix)) out.emplace_back(name.substr(prefix.size()));
   }
   return out;
 }

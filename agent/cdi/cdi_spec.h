@@ -56,6 +56,8 @@ class CdiWriter {
   Status remove(std::string_view kind, std::string_view claim_uid) const;  // absent is fine
   // Claim UIDs that have a spec of `kind` in the root (for the orphan sweep at start).
   std::vector<std::string> claim_uids(std::string_view kind) const;
+  // The device names of a claim's spec, without the "<claimUID>-" prefix; empty when unreadable.
+  std::vector<std::string> claim_devices(std::string_view kind, std::string_view claim_uid) const;
 
  private:
   std::string root_;

@@ -161,6 +161,14 @@ Status CdHandler::unprepare(const std::string& /*uid*/, const PreparedClaim& ent
   return cluster_.remove_node_label(std::string(kComputeDomainLabel), entry.compute_domain);
 }
 
+void CdHandler::recover(const std::string& /*uid*/, PreparedClaim& entry) {
+  if (entry.devices.empty() || entry.devices.front().type != "daemon") return;
+  // A node runs one daemon claim at a time: the one domain folder is its domain.
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(opt_.plugin_dir + "/domains", ec))
+    entry.compute_domain = e.path().filename().string();
+}
+
 void CdHandler::sweep_orphans(const Checkpoint& checkpoint) {
   bool channel = false;
   std::set<std::string> domains;

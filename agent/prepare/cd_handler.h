@@ -31,6 +31,9 @@ class CdHandler final : public DeviceHandler {
                  const std::function<Status()>& save) override;
   Status unprepare(const std::string& uid, const PreparedClaim& entry) override;
   void sweep_orphans(const Checkpoint& checkpoint) override;
+  // The domain of a lost channel claim is unknown (its node label is left to the controller's
+  // cleanup); a daemon claim's domain is its folder's name.
+  void recover(const std::string& uid, PreparedClaim& entry) override;
 
  private:
   Result<CdiEdits> channel_nodes(bool all);

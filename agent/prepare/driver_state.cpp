@@ -73,7 +73,6 @@ Status DriverState::start() {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(opt_.checkpoint_path).parent_path(),
                                       ec);
-  bool sweep = true;
   auto loaded = load_checkpoint(opt_.checkpoint_path);
   if (loaded) {
     checkpoint_ = std::move(*loaded);
@@ -88,9 +87,10 @@ Status DriverState::start() {
     NVDRA_ERROR("{}: {}; moved it to {} and starting with no prepared claims", handler_->driver(),
                 loaded.error().message, aside);
     cluster_.warning_event("Node", "", opt_.node_name, "", "CheckpointUnreadable",
-                           fmt::format("{} checkpoint unreadable ({}); kept as {}",
+                           fmt::format("{} checkpoint unreadable ({}); kept as {}; prepared claims "
+                                       "recovered from their CDI specs",
                                        handler_->driver(), loaded.error().message, aside));
-    sweep = false;
+    recover_from_cdi_specs();
   }
   if (!opt_.boot_id.empty() && !checkpoint_.boot_id.empty() &&
       checkpoint_.boot_id != opt_.boot_id) {
@@ -116,15 +116,13 @@ Status DriverState::start() {
     std::lock_guard lock(mu_);
     if (auto s = save_locked(); !s) return s;
   }
-  if (sweep) {
-    for (const auto& uid : cdi_.claim_uids(handler_->cdi_kind())) {
-      if (!checkpoint_.claims.contains(uid)) {
-        NVDRA_INFO("{}: removing orphaned CDI spec of claim {}", handler_->driver(), uid);
-        (void)cdi_.remove(handler_->cdi_kind(), uid);
-      }
+  for (const auto& uid : cdi_.claim_uids(handler_->cdi_kind())) {
+    if (!checkpoint_.claims.contains(uid)) {
+      NVDRA_INFO("{}: removing orphaned CDI spec of claim {}", handler_->driver(), uid);
+      (void)cdi_.remove(handler_->cdi_kind(), uid);
     }
-    handler_->sweep_orphans(checkpoint_);
   }
+  handler_->sweep_orphans(checkpoint_);
   NVDRA_INFO("{}: {} prepared claim(s) in the checkpoint", handler_->driver(),
              checkpoint_.claims.size());
   return ok();
@@ -133,6 +131,27 @@ Status DriverState::start() {
 void DriverState::release_devices(const std::vector<std::string>& devices) {
   for (const auto& d : devices)
     busy_devices_.erase(d);
+}
+
+// Containers get devices only through CDI specs, so a claim with a spec may be in use: it is
+// taken as prepared, with what its spec and the host still show. Everything else is swept.
+void DriverState::recover_from_cdi_specs() {
+  for (const auto& uid : cdi_.claim_uids(handler_->cdi_kind())) {
+    PreparedClaim entry;
+    entry.state = ClaimState::kPrepareCompleted;
+    for (const auto& device : cdi_.claim_devices(handler_->cdi_kind(), uid)) {
+      PreparedDevice d;
+      d.pool = opt_.node_name;
+      d.device = device;
+      d.type = std::string(api::device_type_of(device));
+      d.cdi_ids = {cdi_device_id(handler_->cdi_kind(), uid + "-" + device)};
+      entry.devices.push_back(std::move(d));
+    }
+    handler_->recover(uid, entry);
+    NVDRA_INFO("{}: recovered claim {} ({} device(s)) from its CDI spec", handler_->driver(), uid,
+               entry.devices.size());
+    checkpoint_.claims[uid] = std::move(entry);
+  }
 }
 
 PreparedResult DriverState::prepare(const std::string& ns, const std::string& name,

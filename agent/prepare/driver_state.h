@@ -62,6 +62,9 @@ class DeviceHandler {
   virtual Status unprepare(const std::string& uid, const PreparedClaim& entry) = 0;
   // Removes host state that no checkpoint entry references (after a crash or a lost file).
   virtual void sweep_orphans(const Checkpoint& checkpoint) = 0;
+  // Fills what the host still shows about a prepared claim whose checkpoint entry was lost (its
+  // devices are known from its CDI spec): MIG devices created for it, its MPS daemon.
+  virtual void recover(const std::string& uid, PreparedClaim& entry) = 0;
 };
 
 struct DriverStateOptions {
@@ -92,6 +95,7 @@ class DriverState {
 
  private:
   Status save_locked();
+  void recover_from_cdi_specs();
   void release_devices(const std::vector<std::string>& devices);
 
   DriverStateOptions opt_;

@@ -389,6 +389,32 @@ Status GpuHandler::unprepare(const std::string& /*uid*/, const PreparedClaim& en
   return first;
 }
 
+void GpuHandler::recover(const std::string& uid, PreparedClaim& entry) {
+  auto node = backend_.discover();
+  if (!node) return;
+  for (auto& d : entry.devices) {
+    if (d.type == "gpu") {
+      const api::GpuInfo* g = node->gpu_by_minor(std::atoi(d.device.c_str() + 4));
+      if (g) d.uuid = g->uuid;
+      continue;
+    }
+    for (const auto& m : node->mig_devices) {
+      if (api::mig_device_name(m.parent_minor, m.profile.name, m.profile.gi_profile_id,
+                               m.placement_start) != d.device)
+        continue;
+      d.uuid = m.uuid;
+      if (backend_.dynamic_mig())
+        d.created_mig =
+            CreatedMig{m.parent_minor, m.profile.name, m.placement_start, m.gi_id, m.uuid};
+    }
+  }
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(opt_.plugin_dir + "/mps", ec)) {
+    const std::string id = e.path().filename().string();
+    if (id.starts_with(uid + "-")) entry.mps_id = id;
+  }
+}
+
 void GpuHandler::sweep_orphans(const Checkpoint& checkpoint) {
   std::set<std::string> mps, migs;
   for (const auto& [uid, c] : checkpoint.claims) {

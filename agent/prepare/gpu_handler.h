@@ -35,6 +35,7 @@ class GpuHandler final : public DeviceHandler {
                  const std::function<Status()>& save) override;
   Status unprepare(const std::string& uid, const PreparedClaim& entry) override;
   void sweep_orphans(const Checkpoint& checkpoint) override;
+  void recover(const std::string& uid, PreparedClaim& entry) override;
 
  private:
   Status run(std::vector<std::string> argv, std::vector<std::string> env = {},

@@ -230,22 +230,42 @@ TEST_F(GpuDriverTest, RestartRollsBackHalfDoneClaimsAndRemovesOrphans) {
   EXPECT_FALSE(std::filesystem::exists(root + "/plugins/gpu.nvidia.com/mps/orphan-00000"));
 }
 
-TEST_F(GpuDriverTest, AnUnreadableCheckpointIsKeptAsideAndReported) {
-  add_claim("u1", "c1", {{"gpu", "gpu-0"}});
+TEST_F(GpuDriverTest, AnUnreadableCheckpointIsKeptAsideAndClaimsAreRecoveredFromCdiSpecs) {
+  add_claim(
+      "u1", "c1", {{"mig", "gpu-0-mig-3g20gb-9-0"}},
+      {R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"MigDeviceConfig","sharing":{"strategy":"MPS"}})"});
+  add_claim("u2", "c2", {{"gpu", "gpu-1"}});
   ASSERT_EQ(state->prepare("ns", "c1", "u1").error, "");
+  ASSERT_EQ(state->prepare("ns", "c2", "u2").error, "");
+  const auto before = state->snapshot();
   const std::string path = root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json";
   std::string text = read(path);
   text[text.size() / 2] ^= 1;
   std::ofstream(path, std::ios::trunc) << text;
   restart();
-  EXPECT_TRUE(state->snapshot().claims.empty());
   EXPECT_EQ(cluster.events, std::vector<std::string>{"CheckpointUnreadable"});
   bool kept = false;
   for (const auto& e : std::filesystem::directory_iterator(root + "/plugins/gpu.nvidia.com"))
     kept = kept || e.path().filename().string().starts_with("nvdra-checkpoint.json.bad-");
   EXPECT_TRUE(kept);
-  // Nothing is swept on such a start: the CDI spec of the running claim stays.
-  EXPECT_TRUE(std::filesystem::exists(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json"));
+  // Both claims are back, with their MIG device and MPS daemon; nothing was swept.
+  const auto after = state->snapshot();
+  ASSERT_EQ(after.claims.size(), 2u);
+  const auto& mig = after.claims.at("u1");
+  EXPECT_EQ(mig.state, ClaimState::kPrepareCompleted);
+  ASSERT_EQ(mig.devices.size(), 1u);
+  EXPECT_EQ(mig.devices[0].device, "gpu-0-mig-3g20gb-9-0");
+  EXPECT_EQ(mig.devices[0].created_mig, before.claims.at("u1").devices[0].created_mig);
+  EXPECT_EQ(mig.devices[0].cdi_ids, before.claims.at("u1").devices[0].cdi_ids);
+  EXPECT_EQ(mig.mps_id, before.claims.at("u1").mps_id);
+  EXPECT_EQ(after.claims.at("u2").devices[0].uuid, before.claims.at("u2").devices[0].uuid);
+  EXPECT_EQ(mig_devices(), 1u);
+  // Unprepare still cleans up everything.
+  EXPECT_EQ(state->unprepare("u1"), "");
+  EXPECT_EQ(mig_devices(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(root + "/plugins/gpu.nvidia.com/mps/" + mig.mps_id));
+  EXPECT_EQ(state->unprepare("u2"), "");
+  EXPECT_EQ(count_files(root + "/cdi"), 0u);
 }
 
 TEST_F(GpuDriverTest, ConcurrentClaimsOnDifferentDevices) {
