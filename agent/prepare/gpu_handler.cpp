@@ -218,6 +218,12 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
       r.type = "gpu";
       r.minor = g->minor;
       r.uuid = g->uuid;
+      // Dynamic MIG: a GPU left in MIG mode by earlier MIG claims (Ampere keeps it) leaves it
+      // before it is handed out whole; the allocator's counters keep MIG devices off it.
+      if (g->mig_enabled) {
+        if (auto s = backend_.set_mig_mode(g->minor, false); !s)
+          return unexpected(s.error().wrap(fmt::format("GPU {} is in MIG mode", g->minor)));
+      }
     } else if (type == "mig") {
       const auto name = *api::parse_mig_device_name(d.device);
       r.type = "mig";

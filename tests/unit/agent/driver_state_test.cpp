@@ -128,6 +128,10 @@ TEST_F(GpuDriverTest, CreatesMigDevicesOnDemandAndDestroysThemOnUnprepare) {
   EXPECT_TRUE(node->gpus[1].mig_enabled);  // Ampere keeps MIG mode (a change needs a GPU reset)
   EXPECT_EQ(count_files(root + "/cdi"), 0u);
   EXPECT_EQ(state->unprepare("u1"), "");  // unknown now: success
+  // Handed out whole, the GPU leaves MIG mode first.
+  add_claim("u2", "c2", {{"gpu", "gpu-1"}});
+  ASSERT_EQ(state->prepare("ns", "c2", "u2").error, "");
+  EXPECT_FALSE(backend->discover()->gpus[1].mig_enabled);
 }
 
 TEST_F(GpuDriverTest, MigDevicesGetTheirCapabilityNodesWhereTheKernelDriverHasThem) {
