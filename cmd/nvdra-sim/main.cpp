@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
       "instead of running an nvdra-agent per node")(
       "sim-slices",
       "up: the simulator publishes the nodes' ResourceSlices even though agents run "
-      "(for stand-in agents that only prepare, such as nvdra-test-dra-plugin)")(
+      "(for stand-in agents that only prepare)")(
       "agent-binary", po::value<std::string>()->default_value(""),
       "up: the node agent to run per node (default: nvdra-agent next to nvdra-sim)")(
       "root", po::value<std::string>()->default_value(""),
