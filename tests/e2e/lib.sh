@@ -1,5 +1,5 @@
 # Shared by the end-to-end tests (sourced): a work folder and the simulator stopped and removed on
-# exit, check/contains counters, and a summary that sets the exit status.
+# exit, check/contains counters, a summary that sets the exit status, run_sim and all_running.
 work=$(mktemp -d /tmp/nv.XXXXXX)  # short: unix socket paths below it must fit 107 bytes
 sim_pid=""
 pass=0
