@@ -146,10 +146,11 @@ Status validate_sharing(const Sharing& s, const FeatureGates& gates, bool gpu) {
         return unexpected(invalid("sharing.timeSlicingConfig.interval: required value"));
       const std::string& i = *s.time_slicing->interval;
       if (interval_value(i) < 0)
-        return unexpected(invalid(fmt::format(
-            "unknown time-slice interval: {}, supported time-slice intervals: Default, Short, "
-            "Medium, Long",
-            i)));
+        return unexpected(
+            invalid(fmt::format("sharing.timeSlicingConfig.interval: unknown time-slice interval: "
+                                "{}, supported time-slice intervals: Default, Short, "
+                                "Medium, Long",
+                                i)));
     }
     return ok();
   }
@@ -162,15 +163,21 @@ Status validate_sharing(const Sharing& s, const FeatureGates& gates, bool gpu) {
       return unexpected(invalid("cannot use TimeSlicingConfig with the 'MPS' strategy"));
     if (s.mps && s.mps->default_active_thread_percentage) {
       const int64_t p = *s.mps->default_active_thread_percentage;
-      if (p < 0) return unexpected(invalid("active thread percentage must not be negative"));
+      if (p < 0)
+        return unexpected(invalid(
+            "sharing.mpsConfig.defaultActiveThreadPercentage: active thread percentage must not "
+            "be negative"));
       if (p > 100)
-        return unexpected(invalid("active thread percentage must not be greater than 100"));
+        return unexpected(invalid(
+            "sharing.mpsConfig.defaultActiveThreadPercentage: active thread percentage must not "
+            "be greater than 100"));
     }
     return ok();
   }
-  return unexpected(invalid(fmt::format(
-      "unknown GPU sharing strategy: {}, supported GPU sharing strategies: TimeSlicing, MPS",
-      s.strategy)));
+  return unexpected(
+      invalid(fmt::format("sharing.strategy: unknown GPU sharing strategy: {}, supported GPU "
+                          "sharing strategies: TimeSlicing, MPS",
+                          s.strategy)));
 }
 
 Result<std::string> domain_id(const Decoder& d, const Value& obj) {

@@ -33,20 +33,24 @@ TEST(OpaqueConfig, AcceptsNvidiaDemoConfigs) {
   EXPECT_EQ(error_of("{" + std::string(kHead) + R"("kind":"MigDeviceConfig"})"), "");
 }
 
+// NVIDIA's texts, prefixed with the field they are about.
 TEST(OpaqueConfig, ValidationMessagesMatchNvidia) {
   EXPECT_EQ(error_of(gpu(R"({"strategy":"MPS","mpsConfig":{"defaultActiveThreadPercentage":-1}})")),
-            "active thread percentage must not be negative");
+            "sharing.mpsConfig.defaultActiveThreadPercentage: active thread percentage must not be "
+            "negative");
   EXPECT_EQ(
       error_of(gpu(R"({"strategy":"MPS","mpsConfig":{"defaultActiveThreadPercentage":101}})")),
-      "active thread percentage must not be greater than 100");
+      "sharing.mpsConfig.defaultActiveThreadPercentage: active thread percentage must not be "
+      "greater than 100");
   EXPECT_EQ(
       error_of(
           gpu(R"({"strategy":"TimeSlicing","timeSlicingConfig":{"interval":"Invalid Interval"}})")),
-      "unknown time-slice interval: Invalid Interval, supported time-slice intervals: Default, "
-      "Short, Medium, Long");
+      "sharing.timeSlicingConfig.interval: unknown time-slice interval: Invalid Interval, "
+      "supported time-slice intervals: Default, Short, Medium, Long");
   EXPECT_EQ(
       error_of(gpu(R"({"strategy":"Spatial"})")),
-      "unknown GPU sharing strategy: Spatial, supported GPU sharing strategies: TimeSlicing, MPS");
+      "sharing.strategy: unknown GPU sharing strategy: Spatial, supported GPU sharing strategies: "
+      "TimeSlicing, MPS");
   EXPECT_EQ(error_of(gpu(R"({"strategy":"TimeSlicing","mpsConfig":{}})")),
             "cannot use MpsConfig with the 'TimeSlicing' strategy");
   EXPECT_EQ(error_of(gpu(R"({"strategy":"MPS","timeSlicingConfig":{"interval":"Short"}})")),
