@@ -80,17 +80,17 @@ Status RestClusterAccess::remove_node_label(const std::string& key, const std::s
   return wait(edit_label(key, value, true));
 }
 
+awaitable<void> RestClusterAccess::record_event(k8s::ObjectReference ref, std::string reason,
+                                                std::string message) {
+  auto s = co_await events_.record(ref, "Warning", reason, "Prepare", message);
+  if (!s) NVDRA_V(2, "cannot record event {}: {}", reason, s.error().message);
+}
+
 void RestClusterAccess::warning_event(const std::string& kind, const std::string& ns,
                                       const std::string& name, const std::string& uid,
                                       const std::string& reason, const std::string& message) {
   k8s::ObjectReference ref{kind, kind == "Node" ? "v1" : "resource.k8s.io/v1", ns, name, uid};
-  net::co_spawn(
-      executor_,
-      [this, ref, reason, message]() -> awaitable<void> {
-        auto s = co_await events_.record(ref, "Warning", reason, "Prepare", message);
-        if (!s) NVDRA_V(2, "cannot record event {}: {}", reason, s.error().message);
-      },
-      net::detached);
+  net::co_spawn(executor_, record_event(ref, reason, message), net::detached);
 }
 
 }  // namespace nvdra::agent

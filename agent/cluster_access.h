@@ -27,6 +27,7 @@ class RestClusterAccess final : public ClusterAccess {
   template <class T>
   T wait(awaitable<T> a);
   awaitable<Status> edit_label(std::string key, std::string value, bool remove);
+  awaitable<void> record_event(k8s::ObjectReference ref, std::string reason, std::string message);
 
   net::any_io_executor executor_;
   std::shared_ptr<k8s::RestClient> client_;

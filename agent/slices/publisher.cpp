@@ -98,11 +98,15 @@ void SlicePublisher::set_desired(std::vector<api::SliceContent> slices) {
   dirty_ = true;
 }
 
+awaitable<void> SlicePublisher::run_informer(std::shared_ptr<k8s::Informer> informer,
+                                             Cancellation* cancel) {
+  co_await informer->run(cancel);
+}
+
 awaitable<void> SlicePublisher::run(Cancellation* cancel) {
-  auto informer = informer_;
-  net::co_spawn(
-      co_await net::this_coro::executor,
-      [informer, cancel]() -> awaitable<void> { co_await informer->run(cancel); }, net::detached);
+  // A coroutine with parameters, not a capturing lambda: g++ 12 frees a coroutine lambda's
+  // captures with the closure, before the coroutine ends.
+  net::co_spawn(co_await net::this_coro::executor, run_informer(informer_, cancel), net::detached);
   auto last_full = std::chrono::steady_clock::now();
   std::chrono::milliseconds backoff{500};
   while (!cancel->cancelled()) {
