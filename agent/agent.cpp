@@ -160,7 +160,7 @@ Status Agent::start() {
   auto minor = net::co_spawn(io_, server_minor_version(), net::use_future);
   cluster_ = std::make_unique<RestClusterAccess>(io_.get_executor(), client_, opt_.node_name);
   const std::string boot_id = read_line(opt_.boot_id_file);
-  // Registries of the two drivers.
+  // Each driver: its prepare pipeline (recovered from its checkpoint) and its kubelet plugin.
   auto make = [&](std::unique_ptr<DeviceHandler> handler) -> Result<std::unique_ptr<Driver>> {
     auto d = std::make_unique<Driver>();
     const std::string driver(handler->driver());
