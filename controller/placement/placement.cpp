@@ -5,21 +5,38 @@
 
 namespace nvdra::placement {
 
+void Placer::count(const Node& n, int delta) {
+  if (n.clique.empty() || !n.domain.empty()) return;
+  free_[n.clique][std::clamp(n.free_gpus, 0, kBuckets - 1)] += delta;
+}
+
 void Placer::set_node(const std::string& node, const std::string& clique, int free_gpus) {
   auto& n = nodes_[node];
+  count(n, -1);
   if (n.clique != clique) {
     if (!n.clique.empty()) cliques_[n.clique].erase(node);
     n.clique = clique;
   }
   if (!clique.empty()) cliques_[clique].insert(node);
   n.free_gpus = free_gpus;
+  count(n, +1);
 }
 
 void Placer::remove_node(const std::string& node) {
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return;
+  count(it->second, -1);
   if (!it->second.clique.empty()) cliques_[it->second.clique].erase(node);
   nodes_.erase(it);
+}
+
+int Placer::eligible_count(const std::string& clique, int gpus) const {
+  auto it = free_.find(clique);
+  if (it == free_.end()) return 0;
+  int n = 0;
+  for (int b = std::clamp(gpus, 0, kBuckets - 1); b < kBuckets; ++b)
+    n += it->second[b];
+  return n;
 }
 
 std::vector<std::string> Placer::eligible(const std::string& clique, int gpus) const {
@@ -53,26 +70,26 @@ Decision Placer::place(const Request& r) {
   size_t largest = 0;
   for (const auto& [id, members] : cliques_)
     largest = std::max(largest, members.size());
-  // Candidates: (eligible nodes, clique).
-  std::vector<std::pair<std::vector<std::string>, std::string>> candidates;
-  for (const auto& [id, members] : cliques_) {
-    auto e = eligible(id, r.gpus_per_node);
-    if (!e.empty()) candidates.emplace_back(std::move(e), id);
-  }
   const size_t want = static_cast<size_t>(r.num_nodes);
-  // Single clique: the tightest fit, then the clique left least scattered (fewest free nodes
-  // overall), then by name for a stable answer.
-  const std::pair<std::vector<std::string>, std::string>* best = nullptr;
-  for (const auto& c : candidates) {
-    if (c.first.size() < want) continue;
-    if (!best || std::tuple(c.first.size(), cliques_.at(c.second).size(), c.second) <
-                     std::tuple(best->first.size(), cliques_.at(best->second).size(), best->second))
+  // Single clique: the tightest fit, then the clique left least scattered (fewest nodes), then
+  // by name for a stable answer. Counts only; nodes are listed for the chosen clique alone.
+  std::vector<std::pair<size_t, std::string>> room;  // (eligible nodes, clique)
+  for (const auto& [id, members] : cliques_) {
+    const int e = eligible_count(id, r.gpus_per_node);
+    if (e > 0) room.emplace_back(static_cast<size_t>(e), id);
+  }
+  const std::pair<size_t, std::string>* best = nullptr;
+  for (const auto& c : room) {
+    if (c.first < want) continue;
+    if (!best || std::tuple(c.first, cliques_.at(c.second).size(), c.second) <
+                     std::tuple(best->first, cliques_.at(best->second).size(), best->second))
       best = &c;
   }
   if (best) {
     d.kind = Decision::Kind::kPlaced;
     d.cliques = {best->second};
-    d.nodes.assign(best->first.begin(), best->first.begin() + static_cast<std::ptrdiff_t>(want));
+    auto nodes = eligible(best->second, r.gpus_per_node);
+    d.nodes.assign(nodes.begin(), nodes.begin() + static_cast<std::ptrdiff_t>(want));
   } else if (r.policy == Policy::kSingleClique) {
     if (want > largest) {
       d.kind = Decision::Kind::kInvalid;
@@ -87,15 +104,15 @@ Decision Placer::place(const Request& r) {
     return d;
   } else {
     // Spread over the fewest cliques: the ones with most room first (by name among equals).
-    std::stable_sort(candidates.begin(), candidates.end(),
-                     [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+    std::stable_sort(room.begin(), room.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
     size_t have = 0;
-    for (const auto& [nodes, clique] : candidates) {
+    for (const auto& [n, clique] : room) {
       if (have >= want) break;
       d.cliques.push_back(clique);
-      for (const auto& n : nodes) {
+      for (const auto& node : eligible(clique, r.gpus_per_node)) {
         if (have == want) break;
-        d.nodes.push_back(n);
+        d.nodes.push_back(node);
         ++have;
       }
     }
@@ -108,8 +125,11 @@ Decision Placer::place(const Request& r) {
     }
     d.kind = Decision::Kind::kPlaced;
   }
-  for (const auto& n : d.nodes)
-    nodes_[n].domain = r.domain;
+  for (const auto& n : d.nodes) {
+    Node& node = nodes_[n];
+    count(node, -1);
+    node.domain = r.domain;
+  }
   placed_[r.domain] = d;
   return d;
 }
@@ -119,7 +139,10 @@ void Placer::release(const std::string& domain) {
   if (it == placed_.end()) return;
   for (const auto& n : it->second.nodes) {
     auto node = nodes_.find(n);
-    if (node != nodes_.end() && node->second.domain == domain) node->second.domain.clear();
+    if (node != nodes_.end() && node->second.domain == domain) {
+      node->second.domain.clear();
+      count(node->second, +1);
+    }
   }
   placed_.erase(it);
 }

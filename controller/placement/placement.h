@@ -5,6 +5,7 @@
 // and turns a decision into a CEL selector on the cliqueID attribute.
 #pragma once
 
+#include <array>
 #include <map>
 #include <set>
 #include <string>
@@ -64,10 +65,16 @@ class Placer {
     std::string domain;  // reservation
   };
   std::vector<std::string> eligible(const std::string& clique, int gpus) const;
+  int eligible_count(const std::string& clique, int gpus) const;
+  void count(const Node& n, int delta);  // keeps free_ in step with unreserved nodes
+
+  static constexpr int kBuckets = 17;  // free GPUs 0..15, and 16 or more
 
   std::map<std::string, Node> nodes_;
   std::map<std::string, std::set<std::string>> cliques_;  // clique → nodes
   std::map<std::string, Decision> placed_;                // by domain
+  // Unreserved nodes per clique by free GPUs, so a decision looks at counts, not nodes.
+  std::map<std::string, std::array<int, kBuckets>> free_;
 };
 
 }  // namespace nvdra::placement
