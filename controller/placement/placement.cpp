@@ -89,6 +89,11 @@ Decision Placer::place(const Request& r) {
     d.kind = Decision::Kind::kPlaced;
     d.cliques = {best->second};
     auto nodes = eligible(best->second, r.gpus_per_node);
+    if (nodes.size() < want) {  // counts and nodes disagree: a bug, answered without a crash
+      d.kind = Decision::Kind::kWait;
+      d.reason = "internal error: the free-node count of clique " + best->second + " is stale";
+      return d;
+    }
     d.nodes.assign(nodes.begin(), nodes.begin() + static_cast<std::ptrdiff_t>(want));
   } else if (r.policy == Policy::kSingleClique) {
     if (want > largest) {
