@@ -199,12 +199,20 @@ awaitable<Status> SlicePublisher::sync() {
     existing[0].matched = true;
     desired[0].match = &existing[0];
   }
+  // A server may spell what we wrote differently (quantities, defaults): a slice still at the
+  // resourceVersion of our last write of the same content is unchanged, or every sync would
+  // write again and again.
+  auto differs = [&](const Desired& d) {
+    if (d.match->count != static_cast<int64_t>(desired.size())) return true;
+    if (d.match->content == d.content) return false;
+    auto w = written_.find(d.match->name);
+    return w == written_.end() || w->second.first != d.match->rv || w->second.second != d.content;
+  };
   size_t changed = 0, created = 0, obsolete = 0;
   for (const auto& d : desired) {
     if (!d.match) {
       ++created;
-    } else if (d.match->content != d.content ||
-               d.match->count != static_cast<int64_t>(desired.size())) {
+    } else if (differs(d)) {
       ++changed;
     }
   }
@@ -223,15 +231,20 @@ awaitable<Status> SlicePublisher::sync() {
     if (e.matched) continue;
     k8s::DeleteOptions del;
     del.precondition_uid = e.uid;
+    del.precondition_resource_version = e.rv;  // our view may lag our own last write
     const k8s::ResourceRef ref = kSlices.with_name(e.name);
     auto r = co_await client_->remove(ref, del);
+    if (!r && r.error().http_status == 409) {
+      dirty_ = true;  // it changed since we looked: sync again from a fresher view
+      co_return ok();
+    }
     if (!r && r.error().http_status != 404)
       co_return unexpected(r.error().wrap("delete " + e.name));
+    written_.erase(e.name);
   }
   const std::string prefix = fmt::format("{}-{}-", node_, driver_);
   for (const auto& d : desired) {
-    const bool write = !d.match || bump || d.match->content != d.content ||
-                       d.match->count != static_cast<int64_t>(desired.size());
+    const bool write = !d.match || bump || differs(d);
     if (!write) continue;
     std::string body = api::resource_slice_json(driver_, node_, d.match ? d.match->name : prefix,
                                                 !d.match, gen, desired.size(), *d.slice, node_uid_);
@@ -244,9 +257,11 @@ awaitable<Status> SlicePublisher::sync() {
       std::string updated = json::write(*doc);
       auto r = co_await client_->update(ref, std::move(updated));
       if (!r) co_return unexpected(r.error().wrap("update " + d.match->name));
+      written_[d.match->name] = {std::string((*r)->resource_version()), d.content};
     } else {
       auto r = co_await client_->create(kSlices, std::move(body));
       if (!r) co_return unexpected(r.error().wrap("create slice"));
+      written_[std::string((*r)->name())] = {std::string((*r)->resource_version()), d.content};
       std::lock_guard lock(mu_);
       // The watch may have shown it already (another thread runs the informer).
       if (!informer_->store().get((*r)->name())) {

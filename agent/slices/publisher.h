@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -49,6 +50,8 @@ class SlicePublisher {
   std::atomic<bool> dirty_{true};
   std::set<std::string> pending_;  // created names the watch has not shown yet; mu_
   std::chrono::steady_clock::time_point pending_since_;  // guarded by mu_
+  // Per slice name: the resourceVersion our last write got back and the content it wrote.
+  std::map<std::string, std::pair<std::string, std::string>> written_;
   int64_t last_generation_ = 0;  // generations only grow, even when every slice was deleted
   std::atomic<size_t> published_{0};
   std::atomic<int> syncs_{0};

@@ -24,6 +24,9 @@ summary() {
 # run_sim ARGS...: starts `nvdra-sim ARGS --kubeconfig-out $work/kubeconfig`, waits until it has
 # printed the kubeconfig path (its first line) and points kubectl at it.
 run_sim() {
+  # Removed first: the background job truncates them only when it starts, and a previous run's
+  # output must not pass for this one's.
+  rm -f "$work/out" "$work/err"
   "$BIN/nvdra-sim" "$@" --kubeconfig-out "$work/kubeconfig" >"$work/out" 2>"$work/err" &
   sim_pid=$!
   for _ in $(seq 100); do [ -s "$work/out" ] && break; sleep 0.05; done
