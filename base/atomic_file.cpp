@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace nvdra {
 namespace {
@@ -26,6 +28,15 @@ int timed_fsync(int fd) {
 }
 
 }  // namespace
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return unexpected(ErrorCode::kNotFound, "cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return unexpected(ErrorCode::kIo, "error reading " + path);
+  return ss.str();
+}
 
 std::atomic<int64_t>& fsync_nanoseconds() {
   static std::atomic<int64_t> total{0};

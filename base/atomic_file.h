@@ -1,6 +1,6 @@
-// Crash-safe file replacement: write a temporary file beside the target, fsync it, rename it
-// over the target and fsync the folder, so a reader sees the old or the new content, never a
-// mix, and the new content survives a power cut once this returns.
+// Reading a whole file, and crash-safe file replacement: write a temporary file beside the target,
+// fsync it, rename it over the target and fsync the folder, so a reader sees the old or the new
+// content, never a mix, and the new content survives a power cut once this returns.
 #pragma once
 
 #include <atomic>
@@ -16,6 +16,9 @@ struct AtomicWriteOptions {
   unsigned mode = 0644;
   bool durable = true;  // fsync file and folder (off only for caches that may be lost)
 };
+
+// The whole file; kNotFound when it cannot be opened, kIo when reading fails.
+Result<std::string> read_file(const std::string& path);
 
 Status write_file_atomic(const std::string& path, std::string_view data,
                          const AtomicWriteOptions& options = {});

@@ -104,6 +104,15 @@ std::string quote(std::string_view s) {
   return out;
 }
 
+std::string quote_array(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ',';
+    append_quoted(out, v[i]);
+  }
+  return out + "]";
+}
+
 Value& ensure_object(Value& parent, const char* name, Allocator& a) {
   auto it = parent.FindMember(name);
   if (it == parent.MemberEnd()) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
@@ -50,5 +51,7 @@ bool set_condition(Document& obj, std::string_view type, std::string_view status
 // Appends `s` as a JSON string literal (with quotes) to `out`.
 void append_quoted(std::string& out, std::string_view s);
 std::string quote(std::string_view s);
+// ["a","b"]: a JSON array of quoted strings.
+std::string quote_array(const std::vector<std::string>& v);
 
 }  // namespace nvdra::json

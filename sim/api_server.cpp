@@ -67,15 +67,6 @@ std::string verbs_json(bool status) {
                 : R"(["create","delete","deletecollection","get","list","patch","update","watch"])";
 }
 
-std::string string_array(const std::vector<std::string>& v) {
-  std::string out = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) out += ",";
-    out += json::quote(v[i]);
-  }
-  return out + "]";
-}
-
 std::string resource_list(const ResourceRegistry& reg, const std::string& group,
                           const std::string& version) {
   std::string gv = group.empty() ? version : group + "/" + version;
@@ -89,8 +80,8 @@ std::string resource_list(const ResourceRegistry& reg, const std::string& group,
     out += fmt::format(
         R"({{"name":{},"singularName":{},"namespaced":{},"kind":{},"verbs":{},"shortNames":{},"categories":{}}})",
         json::quote(t->resource), json::quote(t->singular), t->namespaced ? "true" : "false",
-        json::quote(t->kind), verbs_json(false), string_array(t->short_names),
-        string_array(t->categories));
+        json::quote(t->kind), verbs_json(false), json::quote_array(t->short_names),
+        json::quote_array(t->categories));
     if (t->status_subresource) {
       out += fmt::format(R"(,{{"name":{},"singularName":"","namespaced":{},"kind":{},"verbs":{}}})",
                          json::quote(t->resource + "/status"), t->namespaced ? "true" : "false",

@@ -4,21 +4,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "base/atomic_file.h"
 #include "base/json.h"
 
 namespace nvdra::agent {
 namespace {
-
-std::string list(const std::vector<std::string>& v) {
-  std::string out = "[";
-  for (size_t i = 0; i < v.size(); ++i)
-    out += (i ? "," : "") + json::quote(v[i]);
-  return out + "]";
-}
 
 std::string edits_json(const CdiEdits& e) {
   std::string out = "{";
@@ -27,7 +18,7 @@ std::string edits_json(const CdiEdits& e) {
   };
   if (!e.env.empty()) {
     sep();
-    out += "\"env\":" + list(e.env);
+    out += "\"env\":" + json::quote_array(e.env);
   }
   if (!e.device_nodes.empty()) {
     sep();
@@ -49,7 +40,8 @@ std::string edits_json(const CdiEdits& e) {
     for (size_t i = 0; i < e.mounts.size(); ++i) {
       const auto& m = e.mounts[i];
       out += fmt::format(R"({}{{"hostPath":{},"containerPath":{},"options":{}}})", i ? "," : "",
-                         json::quote(m.host_path), json::quote(m.container_path), list(m.options));
+                         json::quote(m.host_path), json::quote(m.container_path),
+                         json::quote_array(m.options));
     }
     out += "]";
   }
@@ -125,10 +117,9 @@ std::vector<std::string> CdiWriter::claim_uids(std::string_view kind) const {
 std::vector<std::string> CdiWriter::claim_devices(std::string_view kind,
                                                   std::string_view claim_uid) const {
   std::vector<std::string> out;
-  std::ifstream f(claim_spec_path(kind, claim_uid));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto doc = json::parse(ss.str());
+  auto text = read_file(claim_spec_path(kind, claim_uid));
+  if (!text) return out;
+  auto doc = json::parse(*text);
   if (!doc || !doc->IsObject()) return out;
   const json::Value* devices = json::find(*doc, "devices");
   if (!devices || !devices->IsArray()) return out;

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "base/atomic_file.h"
 #include "base/hash.h"
@@ -23,13 +22,6 @@ std::string env_value(const Command& c, std::string_view key) {
       return e.substr(key.size() + 1);
   }
   return {};
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 std::string mig_uuid(const std::string& parent_uuid, int gi) {
@@ -130,7 +122,7 @@ Result<std::unique_ptr<SimBackend>> SimBackend::load(const std::string& node_con
 Status SimBackend::load_state() {
   const fs::path file = fs::path(root_) / "var/lib/nvdra-sim-gpu/state.json";
   if (!fs::exists(file)) return ok();
-  auto doc = json::parse(read_text(file));
+  auto doc = json::parse(read_file(file.string()).value_or(""));
   if (!doc || !doc->IsObject())
     return unexpected(ErrorCode::kInvalidArgument,
                       fmt::format("{}: not a GPU state file", file.string()));
@@ -266,7 +258,7 @@ std::vector<HealthEvent> SimBackend::health_events() {
     const std::string name = e.path().filename().string();
     const bool xid = name.starts_with("xid-"), lost = name.starts_with("lost-");
     if (!xid && !lost) continue;
-    const std::string content = read_text(e.path());
+    const std::string content = read_file(e.path().string()).value_or("");
     auto& seen = seen_faults_[name];
     if (seen == content + "\x01") continue;
     seen = content + "\x01";

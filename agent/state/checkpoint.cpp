@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "base/atomic_file.h"
 #include "base/hash.h"
 #include "base/json.h"
@@ -16,13 +13,6 @@ using json::Value;
 
 std::string checksum(std::string_view payload) {
   return fmt::format("fnv1a64:{:016x}", fnv1a64(payload));
-}
-
-std::string string_list(const std::vector<std::string>& v) {
-  std::string out = "[";
-  for (size_t i = 0; i < v.size(); ++i)
-    out += (i ? "," : "") + json::quote(v[i]);
-  return out + "]";
 }
 
 Error corrupt(std::string why) {
@@ -59,8 +49,8 @@ std::string encode_checkpoint(const Checkpoint& c) {
       const auto& d = claim.devices[i];
       p += fmt::format(
           R"({}{{"requests":{},"pool":{},"device":{},"cdiDeviceIDs":{},"type":{},"uuid":{})",
-          i ? "," : "", string_list(d.requests), json::quote(d.pool), json::quote(d.device),
-          string_list(d.cdi_ids), json::quote(d.type), json::quote(d.uuid));
+          i ? "," : "", json::quote_array(d.requests), json::quote(d.pool), json::quote(d.device),
+          json::quote_array(d.cdi_ids), json::quote(d.type), json::quote(d.uuid));
       if (d.created_mig) {
         const auto& m = *d.created_mig;
         p += fmt::format(
@@ -70,7 +60,7 @@ std::string encode_checkpoint(const Checkpoint& c) {
       p += "}";
     }
     p += fmt::format(R"(],"mpsID":{},"timeSlicedUUIDs":{},"computeDomain":{}}})",
-                     json::quote(claim.mps_id), string_list(claim.time_sliced_uuids),
+                     json::quote(claim.mps_id), json::quote_array(claim.time_sliced_uuids),
                      json::quote(claim.compute_domain));
   }
   p += "}}";
@@ -157,11 +147,9 @@ Result<Checkpoint> decode_checkpoint(std::string_view text) {
 }
 
 Result<Checkpoint> load_checkpoint(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return unexpected(ErrorCode::kNotFound, path + ": no checkpoint");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto c = decode_checkpoint(ss.str());
+  auto text = read_file(path);
+  if (!text) return unexpected(text.error());
+  auto c = decode_checkpoint(*text);
   if (!c) return unexpected(c.error().wrap(path));
   return c;
 }

@@ -12,15 +12,6 @@
 
 namespace nvdra::k8s {
 
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return unexpected(ErrorCode::kNotFound, fmt::format("cannot read {}", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return unexpected(ErrorCode::kIo, fmt::format("error reading {}", path));
-  return ss.str();
-}
-
 std::shared_ptr<TokenSource> TokenSource::fixed(std::string token) {
   auto t = std::shared_ptr<TokenSource>(new TokenSource());
   t->token_ = std::move(token);

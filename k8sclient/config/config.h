@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/atomic_file.h"
 #include "base/clock.h"
 #include "base/result.h"
 #include "k8sclient/transport/http.h"
@@ -76,6 +77,6 @@ Result<RestConfig> in_cluster_config(
 // set, else $KUBECONFIG / ~/.kube/config.
 Result<RestConfig> load_rest_config(const std::string& kubeconfig_flag);
 
-Result<std::string> read_file(const std::string& path);
+using ::nvdra::read_file;  // base/atomic_file.h
 
 }  // namespace nvdra::k8s

@@ -11,6 +11,7 @@
 #include "agent/prepare/cd_handler.h"
 #include "agent/prepare/gpu_handler.h"
 #include "agent_test_support.h"
+#include "base/atomic_file.h"
 
 namespace nvdra::agent {
 namespace {
@@ -18,15 +19,13 @@ namespace {
 using testing::claim_json;
 using testing::count_files;
 
+// The file's text, "" when it cannot be read.
+std::string read_text(const std::string& path) {
+  return read_file(path).value_or("");
+}
+
 constexpr const char* kMps =
     R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"GpuConfig","sharing":{"strategy":"MPS","mpsConfig":{"defaultActiveThreadPercentage":50,"defaultPinnedDeviceMemoryLimit":"2Gi"}}})";
-
-std::string read(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // One node (root folder, sim backend) and the GPU driver's pipeline over it; `restart()` builds
 // a new pipeline on the same folder, as a restarted agent would.
@@ -55,7 +54,7 @@ class GpuDriverTest : public ::testing::Test {
                  const std::vector<std::string>& configs = {}) {
     cluster.claims["ns/" + name] = claim_json(uid, name, results, configs);
   }
-  std::string tools_log() { return read(root + "/var/log/nvdra-sim-tools.log"); }
+  std::string tools_log() { return read_text(root + "/var/log/nvdra-sim-tools.log"); }
   size_t mig_devices() { return backend->discover()->mig_devices.size(); }
 
   std::string root, node_yaml;
@@ -153,7 +152,7 @@ TEST_F(GpuDriverTest, MigDevicesGetTheirCapabilityNodesWhereTheKernelDriverHasTh
   ASSERT_TRUE(state->start());
   add_claim("u1", "c1", {{"mig", "gpu-1-mig-1g5gb-19-0"}});
   ASSERT_EQ(state->prepare("ns", "c1", "u1").error, "");
-  const std::string spec = read(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json");
+  const std::string spec = read_text(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json");
   EXPECT_NE(spec.find(R"("path":"/dev/nvidia-caps/nvidia-cap12")"), std::string::npos) << spec;
   EXPECT_NE(spec.find(R"("path":"/dev/nvidia-caps/nvidia-cap13")"), std::string::npos);
   EXPECT_NE(spec.find(R"("major":237,"minor":13)"), std::string::npos);
@@ -191,7 +190,7 @@ TEST_F(GpuDriverTest, MpsDaemonPerClaimWithLimitsAndMounts) {
   EXPECT_NE(log.find("set_default_active_thread_percentage 50"), std::string::npos);
   EXPECT_NE(log.find("set_default_device_pinned_mem_limit GPU-"), std::string::npos);
   EXPECT_NE(log.find(" 2048M"), std::string::npos);
-  const std::string spec = read(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json");
+  const std::string spec = read_text(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json");
   EXPECT_NE(spec.find("CUDA_MPS_PIPE_DIRECTORY=/tmp/nvidia-mps"), std::string::npos);
   EXPECT_NE(spec.find("\"containerPath\":\"/dev/shm\""), std::string::npos);
   EXPECT_EQ(state->unprepare("u1"), "");
@@ -243,7 +242,7 @@ TEST_F(GpuDriverTest, AnUnreadableCheckpointIsKeptAsideAndClaimsAreRecoveredFrom
   ASSERT_EQ(state->prepare("ns", "c2", "u2").error, "");
   const auto before = state->snapshot();
   const std::string path = root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json";
-  std::string text = read(path);
+  std::string text = read_text(path);
   text[text.size() / 2] ^= 1;
   std::ofstream(path, std::ios::trunc) << text;
   restart();
@@ -324,7 +323,7 @@ TEST_F(CdDriverTest, ChannelLabelsTheNodeAndInjectsTheChannel) {
   ASSERT_EQ(r.error, "");
   EXPECT_EQ(cluster.labels["resource.nvidia.com/computeDomain"], "cd1");
   EXPECT_TRUE(std::filesystem::exists(root + "/dev/nvidia-caps-imex-channels/channel0"));
-  EXPECT_NE(read(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json")
+  EXPECT_NE(read_text(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json")
                 .find("/dev/nvidia-caps-imex-channels/channel0"),
             std::string::npos);
   EXPECT_EQ(state->unprepare("u1"), "");
@@ -337,8 +336,9 @@ TEST_F(CdDriverTest, AllocationModeAllInjectsEveryChannel) {
                                       {channel("cd1", "All")}, "compute-domain.nvidia.com");
   ASSERT_EQ(state->prepare("ns", "w", "u1").error, "");
   EXPECT_EQ(count_files(root + "/dev/nvidia-caps-imex-channels"), 2048u);
-  EXPECT_NE(read(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json").find("channel2047"),
-            std::string::npos);
+  EXPECT_NE(
+      read_text(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json").find("channel2047"),
+      std::string::npos);
 }
 
 TEST_F(CdDriverTest, NvidiaErrorsForBadChannelClaims) {
@@ -371,8 +371,8 @@ TEST_F(CdDriverTest, DaemonClaimGetsTheDomainFolderAndIdentity) {
       "compute-domain.nvidia.com");
   ASSERT_EQ(state->prepare("ns", "d", "u1").error, "");
   const std::string dir = root + "/plugins/compute-domain.nvidia.com/domains/cd1";
-  EXPECT_NE(read(dir + "/imexd.cfg.tmpl").find("SERVER_PORT=50000"), std::string::npos);
-  const std::string spec = read(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json");
+  EXPECT_NE(read_text(dir + "/imexd.cfg.tmpl").find("SERVER_PORT=50000"), std::string::npos);
+  const std::string spec = read_text(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json");
   for (const char* env : {"CLIQUE_ID=cluster.1", "COMPUTE_DOMAIN_UUID=cd1",
                           "COMPUTE_DOMAIN_NAME=dom", "COMPUTE_DOMAIN_NAMESPACE=ns"})
     EXPECT_NE(spec.find(env), std::string::npos) << env;
