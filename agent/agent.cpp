@@ -202,7 +202,6 @@ Status Agent::start() {
   }
   publish_gpu_slices();
   drivers_[1]->publisher->set_desired(api::compute_domain_slices(*devices));
-  registry_.gauge("nvdra_agent_published_slices", "ResourceSlices this agent keeps published");
   net::co_spawn(io_, health_loop(), net::detached);
   return ok();
 }

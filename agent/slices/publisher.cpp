@@ -132,7 +132,6 @@ awaitable<void> SlicePublisher::run(Cancellation* cancel) {
 }
 
 awaitable<Status> SlicePublisher::sync() {
-  ++syncs_;
   std::vector<api::SliceContent> want;
   {
     std::lock_guard lock(mu_);

@@ -34,7 +34,6 @@ class SlicePublisher {
   awaitable<void> run(Cancellation* cancel);
 
   size_t published() const { return published_.load(); }
-  int syncs() const { return syncs_.load(); }
   const std::string& driver() const { return driver_; }
 
  private:
@@ -54,7 +53,6 @@ class SlicePublisher {
   std::map<std::string, std::pair<std::string, std::string>> written_;
   int64_t last_generation_ = 0;  // generations only grow, even when every slice was deleted
   std::atomic<size_t> published_{0};
-  std::atomic<int> syncs_{0};
 };
 
 }  // namespace nvdra::agent

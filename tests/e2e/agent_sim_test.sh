@@ -34,9 +34,8 @@ check "clique on the channel" "5c3a1d2e-8f4b-4e6a-9b7c-0d1e2f3a4b5c.1" \
   "$(kubectl get resourceslices --field-selector spec.driver=compute-domain.nvidia.com,spec.nodeName=nvl72-a-node-0 -o jsonpath='{.items[0].spec.devices[0].attributes.cliqueID.string}')"
 kubectl apply -f "$root/manifests/base/deviceclasses.yaml" >/dev/null
 
-for m in v1/gpu-test1 v1/gpu-test2 v1/gpu-test3 v1/gpu-test4 v1/gpu-test5 v1/gpu-test6 v1/gpu-test-mps gpu-test7 gpu-test8; do
-  ns=$(kubectl apply -f "$compat/$m.yaml" -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
-  [ -n "$ns" ] || ns=$(grep -m1 -A2 '^kind: Namespace' "$compat/$m.yaml" | sed -n 's/^ *name: *//p')
+for m in $quickstart_manifests; do
+  ns=$(apply_manifest "$compat/$m.yaml")
   check "$m runs" "yes" "$(all_running "$ns")"
   claims=$(kubectl get resourceclaims -n "$ns" -o name | wc -l)
   check "$m: one CDI spec per claim" "$claims" "$(cdi_specs)"

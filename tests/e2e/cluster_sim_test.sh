@@ -21,9 +21,8 @@ check "compute-domain slice" "channel-0 daemon-0" \
 kubectl apply -f "$root/manifests/base/deviceclasses.yaml" >/dev/null
 
 # NVIDIA's quickstart manifests, unchanged, one at a time: every pod runs, deleting releases all.
-for m in v1/gpu-test1 v1/gpu-test2 v1/gpu-test3 v1/gpu-test4 v1/gpu-test5 v1/gpu-test6 v1/gpu-test-mps gpu-test7 gpu-test8; do
-  ns=$(kubectl apply -f "$compat/$m.yaml" -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
-  [ -n "$ns" ] || ns=$(grep -m1 -A2 '^kind: Namespace' "$compat/$m.yaml" | sed -n 's/^ *name: *//p')
+for m in $quickstart_manifests; do
+  ns=$(apply_manifest "$compat/$m.yaml")
   check "$m runs" "yes" "$(all_running "$ns")"
   kubectl delete namespace "$ns" --wait=true --timeout=30s >/dev/null
   check "$m released" "" "$(kubectl get resourceclaims -A -o name | grep -v '^$' || true)"

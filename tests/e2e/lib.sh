@@ -1,5 +1,6 @@
 # Shared by the end-to-end tests (sourced): a work folder and the simulator stopped and removed on
-# exit, check/contains counters, a summary that sets the exit status, run_sim and all_running.
+# exit, check/contains counters, a summary that sets the exit status, run_sim, all_running, and
+# NVIDIA's quickstart manifests with apply_manifest.
 work=$(mktemp -d /tmp/nv.XXXXXX)  # short: unix socket paths below it must fit 107 bytes
 sim_pid=""
 pass=0
@@ -48,4 +49,15 @@ all_running() {
     sleep 0.1
   done
   echo "no: $(kubectl get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}:{.status.conditions[0].message} {end}')"
+}
+
+# NVIDIA's quickstart manifests that run on GPU nodes (relative to the compat quickstart folder).
+quickstart_manifests="v1/gpu-test1 v1/gpu-test2 v1/gpu-test3 v1/gpu-test4 v1/gpu-test5 v1/gpu-test6 v1/gpu-test-mps gpu-test7 gpu-test8"
+
+# apply_manifest FILE: kubectl-applies FILE unchanged and prints the namespace it creates.
+apply_manifest() {
+  local ns
+  ns=$(kubectl apply -f "$1" -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
+  [ -n "$ns" ] || ns=$(grep -m1 -A2 '^kind: Namespace' "$1" | sed -n 's/^ *name: *//p')
+  echo "$ns"
 }
