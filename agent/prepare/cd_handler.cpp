@@ -121,7 +121,7 @@ Status CdHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec&
           ready = true;
       }
     }
-    if (!ready) return unexpected(ErrorCode::kIo, "current node not ready in ComputeDomain");
+    if (!ready) return unexpected(ErrorCode::kTimeout, "current node not ready in ComputeDomain");
     if (!opt_.clique_id.empty()) {
       auto edits = channel_nodes(
           std::get<ComputeDomainChannelConfig>(chosen->config).allocation_mode == "All");

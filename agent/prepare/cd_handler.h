@@ -34,6 +34,10 @@ class CdHandler final : public DeviceHandler {
   // The domain of a lost channel claim is unknown (its node label is left to the controller's
   // cleanup); a daemon claim's domain is its folder's name.
   void recover(const std::string& uid, PreparedClaim& entry) override;
+  // Channel and daemon prepares are idempotent: a claim waiting for its node to be Ready resumes.
+  bool resumable(const PreparedClaim& entry) const override {
+    return !entry.compute_domain.empty();
+  }
 
  private:
   Result<CdiEdits> channel_nodes(bool all);

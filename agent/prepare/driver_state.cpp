@@ -215,6 +215,10 @@ PreparedResult DriverState::prepare(const std::string& ns, const std::string& na
     release_devices(keys);
     cv_.notify_all();
   };
+  if (stale && stale->state == ClaimState::kPrepareStarted && handler_->resumable(*stale)) {
+    // A retry after "not yet": prepared again over what is there, without undoing it first.
+    stale.reset();
+  }
   if (stale) {
     if (auto s = handler_->unprepare(uid, *stale); !s) {
       finish();
@@ -242,6 +246,10 @@ PreparedResult DriverState::prepare(const std::string& ns, const std::string& na
   if (s) {
     entry.state = ClaimState::kPrepareCompleted;
     s = save();
+  }
+  if (!s && s.error().code == ErrorCode::kTimeout) {
+    finish();  // not yet: the entry stays as it is for the next attempt
+    return fail("prepare_devices", "error preparing devices: " + s.error().message);
   }
   if (!s) {
     // Undo what was done; the entry goes only when the undo worked (else start() retries it).

@@ -55,7 +55,8 @@ class DeviceHandler {
   virtual std::string_view cdi_kind() const = 0;  // "k8s.gpu.nvidia.com/claim"
   // Prepares the claim's devices into `entry` (devices, MIG, MPS, …) and the CDI spec content.
   // `save` persists `entry` (call it after each host change that must be undone on a crash).
-  // On error the caller rolls back with unprepare(entry).
+  // On error the caller rolls back with unprepare(entry) — except for kTimeout, which means "not
+  // yet" (a ComputeDomain whose daemon is not ready): what was done stays, kubelet retries.
   virtual Status prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec& spec,
                          const std::function<Status()>& save) = 0;
   // Undoes everything recorded in `entry`; idempotent.
@@ -65,6 +66,8 @@ class DeviceHandler {
   // Fills what the host still shows about a prepared claim whose checkpoint entry was lost (its
   // devices are known from its CDI spec): MIG devices created for it, its MPS daemon.
   virtual void recover(const std::string& uid, PreparedClaim& entry) = 0;
+  // Whether a half-done entry can be prepared again as it is (no rollback first).
+  virtual bool resumable(const PreparedClaim&) const { return false; }
 };
 
 struct DriverStateOptions {

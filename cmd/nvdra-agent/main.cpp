@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/imex/cd_daemon.h"
 #include "base/atomic_file.h"
 #include "base/log.h"
 #include "cmd/common/process.h"
@@ -173,6 +174,117 @@ int kubelet_plugin(int argc, char** argv) {
   return rc;
 }
 
+// compute-domain-daemon [check]: the IMEX daemon's keeper in a ComputeDomain's DaemonSet pod.
+int compute_domain_daemon(int argc, char** argv) {
+  po::options_description d("nvdra-agent compute-domain-daemon options");
+  d.add_options()("help,h", "show this help")(
+      "kubeconfig", po::value<std::string>()->default_value(env_or("KUBECONFIG", "")),
+      "kubeconfig file (default: in-cluster configuration)")(
+      "compute-domain", po::value<std::string>()->default_value(env_or("COMPUTE_DOMAIN_UUID", "")),
+      "the ComputeDomain's UID")("node-name",
+                                 po::value<std::string>()->default_value(env_or("NODE_NAME", "")),
+                                 "this node's name (env NODE_NAME)")(
+      "pod-ip", po::value<std::string>()->default_value(env_or("POD_IP", "")),
+      "the pod's IP, which IMEX binds (env POD_IP)")(
+      "root", po::value<std::string>()->default_value(env_or("NVDRA_ROOT", "")),
+      "prefix of the container paths /imexd and /etc/hosts (the simulator's containers)")(
+      "imex-binary",
+      po::value<std::string>()->default_value(env_or("NVDRA_IMEX_BINARY", "nvidia-imex")),
+      "the IMEX daemon")(
+      "imex-ctl-binary",
+      po::value<std::string>()->default_value(env_or("NVDRA_IMEX_CTL_BINARY", "nvidia-imex-ctl")),
+      "the IMEX control tool the probes query")(
+      "command", po::value<std::string>()->default_value("run"), "run (default) or check");
+  po::positional_options_description pos;
+  pos.add("command", 1);
+  cmd::add_logging_flags(d);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(d).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "nvdra-agent compute-domain-daemon: " << e.what() << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (!cmd::init_logging(vm)) return 2;
+  agent::imex::DaemonOptions o;
+  o.domain_uid = vm["compute-domain"].as<std::string>();
+  o.domain_name = env_or("COMPUTE_DOMAIN_NAME", "");
+  o.domain_namespace = env_or("COMPUTE_DOMAIN_NAMESPACE", "");
+  o.node_name = vm["node-name"].as<std::string>();
+  o.pod_ip = vm["pod-ip"].as<std::string>();
+  o.clique_id = env_or("CLIQUE_ID", "");
+  o.root = vm["root"].as<std::string>();
+  o.imex_binary = vm["imex-binary"].as<std::string>();
+  o.imex_ctl_binary = vm["imex-ctl-binary"].as<std::string>();
+  try {
+    o.max_nodes = std::stoi(env_or("MAX_NODES_PER_IMEX_DOMAIN", "18"));
+  } catch (const std::exception&) {
+    o.max_nodes = -1;
+  }
+  const std::string command = vm["command"].as<std::string>();
+  if (command == "check") {
+    agent::ProcessExecutor executor;
+    bool ready = false;
+    std::cout << agent::imex::check(o, executor, &ready) << "\n";
+    return ready ? 0 : 1;
+  }
+  if (command != "run") {
+    std::cerr << "nvdra-agent compute-domain-daemon: unknown command \"" << command << "\"\n";
+    return 2;
+  }
+  // The CDI edits of the daemon claim must have reached this container (NVIDIA's check).
+  const std::string injected = env_or("COMPUTE_DOMAIN_UUID", "");
+  if (injected.empty() || injected != o.domain_uid) {
+    const std::string why = injected.empty()
+                                ? agent::imex::validate(agent::imex::DaemonOptions{})
+                                : "--compute-domain " + o.domain_uid +
+                                      " differs from the claim's COMPUTE_DOMAIN_UUID " + injected;
+    std::cerr << "nvdra-agent compute-domain-daemon: " << why << "\n";
+    return 1;
+  }
+  if (auto why = agent::imex::validate(o); !why.empty()) {
+    std::cerr << "nvdra-agent compute-domain-daemon: " << why << "\n";
+    return 2;
+  }
+  auto config = k8s::load_rest_config(vm["kubeconfig"].as<std::string>());
+  if (!config) {
+    std::cerr << "nvdra-agent compute-domain-daemon: " << config.error().message << "\n";
+    return 1;
+  }
+  config->user_agent = "nvdra-compute-domain-daemon/" + o.node_name;
+  NVDRA_INFO(
+      "compute-domain daemon for ComputeDomain {} ({}/{}) on node {}, clique \"{}\", pod IP {}",
+      o.domain_uid, o.domain_namespace, o.domain_name, o.node_name, o.clique_id, o.pod_ip);
+  net::io_context io;
+  auto client = k8s::RestClient::create(io.get_executor(), *config);
+  if (!client) {
+    std::cerr << "nvdra-agent compute-domain-daemon: " << client.error().message << "\n";
+    return 1;
+  }
+  agent::imex::ComputeDomainDaemon daemon(*client, o);
+  if (!o.clique_id.empty()) {
+    if (auto s = daemon.write_config(); !s) {
+      std::cerr << "nvdra-agent compute-domain-daemon: " << s.error().message << "\n";
+      return 1;
+    }
+  }
+  Cancellation cancel;
+  net::co_spawn(io, daemon.run(&cancel), [&io](std::exception_ptr) { io.stop(); });
+  net::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    NVDRA_INFO("received signal {}, stopping", sig);
+    cancel.cancel();
+  });
+  io.run();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -180,6 +292,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   const std::string usage =
       "usage: nvdra-agent kubelet-plugin --node-name NAME [--device-backend nvml|sim] [flags]\n"
+      "       nvdra-agent compute-domain-daemon --compute-domain UID [--node-name NAME] [check]\n"
       "       nvdra-agent kubelet-plugin --help\n";
   if (argc < 2) {
     std::cerr << usage;
@@ -187,6 +300,7 @@ int main(int argc, char** argv) {
   }
   const std::string sub = argv[1];
   if (sub == "kubelet-plugin") return kubelet_plugin(argc - 1, argv + 1);
+  if (sub == "compute-domain-daemon") return compute_domain_daemon(argc - 1, argv + 1);
   if (sub == "--help" || sub == "-h") {
     std::cout << usage;
     return 0;

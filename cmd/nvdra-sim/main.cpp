@@ -186,11 +186,13 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
                  ? (std::filesystem::temp_directory_path() / ("nvdra-sim-" + std::to_string(*port)))
                        .string()
                  : data_dir + "/nodes";
+    std::string agents_binary;
     if (!no_agents) {
       std::string binary = vm["agent-binary"].as<std::string>();
       if (binary.empty())
         binary = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "nvdra-agent")
                      .string();
+      agents_binary = binary;
       agents = std::make_unique<sim::cluster::AgentSupervisor>(
           sim::cluster::AgentOptions{binary, kc_path, root}, *topology);
       if (auto st = agents->start(); !st) {
@@ -210,7 +212,12 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
     cluster->add(std::make_unique<sim::cluster::MpiJobController>(*cluster));
     sim::cluster::KubeletOptions kopts;
     kopts.publish_slices = no_agents || vm.count("sim-slices") > 0;
-    if (!no_agents) kopts.root = root;
+    if (!no_agents) {
+      kopts.root = root;
+      // nvdra's own containers (the IMEX daemons) run for real from the agent's folder.
+      kopts.bin_dir = std::filesystem::path(agents_binary).parent_path().string();
+      kopts.kubeconfig = kc_path;
+    }
     cluster->add(std::make_unique<sim::cluster::Kubelets>(*cluster, *topology, kopts));
     net::co_spawn(io, cluster->run(stop_cluster, std::chrono::milliseconds(500)), net::detached);
     std::cout << "nvdra-sim cluster \"" << topology->name << "\": " << topology->nodes.size()

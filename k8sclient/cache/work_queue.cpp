@@ -1,5 +1,6 @@
 #include "k8sclient/cache/work_queue.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace nvdra::k8s {
@@ -87,6 +88,10 @@ std::optional<std::string> WorkQueue::try_get() {
   return key;
 }
 
+namespace {
+constexpr WorkQueue::duration kMaxSleep = std::chrono::milliseconds(50);
+}  // namespace
+
 awaitable<std::optional<std::string>> WorkQueue::get() {
   auto ex = co_await net::this_coro::executor;
   for (;;) {
@@ -103,13 +108,11 @@ awaitable<std::optional<std::string>> WorkQueue::get() {
       }
       if (shutting_down_) co_return std::nullopt;
       timer = std::make_shared<net::steady_timer>(ex);
-      if (!delayed_.empty()) {
-        // Sleep until the earliest delayed key is due (in Clock time, mapped onto the timer).
-        auto wait = delayed_.top().ready_at - clock_.now();
-        timer->expires_after(std::max<duration>(wait, duration::zero()));
-      } else {
-        timer->expires_at(net::steady_timer::time_point::max());
-      }
+      // Sleep until the earliest delayed key is due (in Clock time, mapped onto the timer), but
+      // never longer than kMaxSleep: a wake-up posted by another thread can run before this
+      // coroutine has started its wait (the timer has no strand), and would then be lost.
+      auto wait = delayed_.empty() ? kMaxSleep : delayed_.top().ready_at - clock_.now();
+      timer->expires_after(std::clamp<duration>(wait, duration::zero(), kMaxSleep));
       waiters_.push_back(timer);
     }
     boost::system::error_code ec;

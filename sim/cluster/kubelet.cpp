@@ -57,6 +57,9 @@ Kubelets::Kubelets(Cluster& c, Topology topology, KubeletOptions options)
     by_name_[n.name] = &n;
   if (!options_.root.empty())
     devices_ = std::make_unique<DevicePreparer>(c_, options_.root, topology_);
+  if (!options_.root.empty() && !options_.bin_dir.empty())
+    containers_ = std::make_unique<ContainerRunner>(
+        ContainerOptions{options_.bin_dir, options_.kubeconfig, options_.root});
 }
 
 void Kubelets::observe(const std::string& storage_key, const std::string& key, const Doc& obj) {
@@ -64,6 +67,7 @@ void Kubelets::observe(const std::string& storage_key, const std::string& key, c
     if (!obj) {
       finish_at_.erase(key);
       if (devices_) devices_->forget(key);
+      if (containers_) containers_->kill(key);
       return;
     }
     const Value* spec = json::find(*obj, "spec");
@@ -120,19 +124,76 @@ void Kubelets::renew_lease(const NodeSpec& n) {
   if (!r) NVDRA_V(2, "kubelet {}: renewing its lease: {}", n.name, r.error().message);
 }
 
+bool Kubelets::start_containers(const Doc& pod, const NodeSpec& node,
+                                std::chrono::steady_clock::time_point now, bool* ready) {
+  *ready = true;
+  if (!containers_ || !containers_->runs(*pod)) return true;
+  // The pod's claims by UID: their CDI specs carry the container edits.
+  std::vector<std::string> claims;
+  if (const Value* st = json::find_path(*pod, {"status", "resourceClaimStatuses"});
+      st && st->IsArray()) {
+    for (const auto& r : st->GetArray()) {
+      Doc claim = c_.cache().get(
+          kClaims, object_key(namespace_of(*pod), json::string_or(r, "resourceClaimName")));
+      if (claim) claims.emplace_back(uid_of(*claim));
+    }
+  }
+  if (const Value* rc = json::find_path(*pod, {"spec", "resourceClaims"}); rc && rc->IsArray()) {
+    for (const auto& r : rc->GetArray()) {
+      if (auto n = json::get_string(r, "resourceClaimName")) {
+        Doc claim = c_.cache().get(kClaims, object_key(namespace_of(*pod), *n));
+        if (claim) claims.emplace_back(uid_of(*claim));
+      }
+    }
+  }
+  const std::string key = object_key(namespace_of(*pod), name_of(*pod));
+  auto s = containers_->start(key, *pod, node.name, pod_ip(node, uid_of(*pod)), claims, now);
+  if (!s) {
+    c_.api().pod_event(*pod, "Warning", "Failed", "Error: " + s.error().message, "kubelet",
+                       node.name);
+    return false;
+  }
+  *ready = false;  // until its readiness probe passes
+  return true;
+}
+
+void Kubelets::set_ready(const std::string& key, bool ready) {
+  Doc pod = c_.cache().get(kPods, key);
+  if (!pod || terminating(*pod)) return;
+  const std::string ts = c_.api().now();
+  auto r = c_.api().modify(kPods, std::string(namespace_of(*pod)), std::string(name_of(*pod)), true,
+                           [&](json::Document& p, bool) -> Status {
+                             auto& a = p.GetAllocator();
+                             Value* cs = json::find_path(p, {"status", "containerStatuses"})
+                                             ? &p["status"]["containerStatuses"]
+                                             : nullptr;
+                             if (cs && cs->IsArray())
+                               for (auto& c : cs->GetArray())
+                                 json::set_bool(c, "ready", ready, a);
+                             for (const char* c : {"ContainersReady", "Ready"})
+                               json::set_condition(p, c, ready ? "True" : "False",
+                                                   ready ? "" : "ContainersNotReady", "", ts);
+                             return ok();
+                           });
+  if (!r && r.error().http_status != 404)
+    NVDRA_WARN("kubelet: pod {} readiness: {}", key, r.error().message);
+}
+
 void Kubelets::start_pod(const Doc& pod, const NodeSpec& node,
                          std::chrono::steady_clock::time_point now) {
   const std::string ns(namespace_of(*pod)), name(name_of(*pod));
+  bool ready = true;
+  if (!start_containers(pod, node, now, &ready)) return;
   const std::string ts = c_.api().now();
   std::string containers;
   if (const Value* cs = json::find_path(*pod, {"spec", "containers"}); cs && cs->IsArray()) {
     for (const auto& ctr : cs->GetArray()) {
       containers += fmt::format(
-          R"({}{{"name":{},"image":{},"imageID":"","containerID":"sim://{}-{}","ready":true,"started":true,)"
+          R"({}{{"name":{},"image":{},"imageID":"","containerID":"sim://{}-{}","ready":{},"started":true,)"
           R"("restartCount":0,"state":{{"running":{{"startedAt":"{}"}}}}}})",
           containers.empty() ? "" : ",", json::quote(json::string_or(ctr, "name")),
           json::quote(json::string_or(ctr, "image")), uid_of(*pod).substr(0, 8),
-          json::string_or(ctr, "name"), ts);
+          json::string_or(ctr, "name"), ready, ts);
     }
   }
   auto statuses = json::parse("[" + containers + "]");
@@ -145,8 +206,11 @@ void Kubelets::start_pod(const Doc& pod, const NodeSpec& node,
     json::set_string(st, "startTime", ts, a);
     st.RemoveMember("containerStatuses");
     st.AddMember("containerStatuses", Value(*statuses, a), a);
-    for (const char* c : {"PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"})
+    for (const char* c : {"PodReadyToStartContainers", "Initialized"})
       json::set_condition(p, c, "True", "", "", ts);
+    for (const char* c : {"ContainersReady", "Ready"})
+      json::set_condition(p, c, ready ? "True" : "False", ready ? "" : "ContainersNotReady", "",
+                          ts);
     return ok();
   });
   if (!r) {
@@ -203,7 +267,12 @@ void Kubelets::sync_pod(const std::string& key, std::chrono::steady_clock::time_
   const NodeSpec* node =
       by_name_.at(std::string(json::string_or(*json::find(*pod, "spec"), "nodeName")));
   if (terminating(*pod)) {
-    // Containers stop at once in the simulation; release the devices, then confirm the deletion.
+    // Real containers get SIGTERM and their grace period; the others stop at once. Then the
+    // devices are released and the deletion confirmed.
+    if (containers_ && !containers_->stopped(key, now)) {
+      dirty_pods_.insert(key);
+      return;
+    }
     if (devices_ && !devices_->released(key, pod, node->name)) return;
     DeleteRequest now_req;
     now_req.grace_period_seconds = 0;
@@ -243,6 +312,10 @@ void Kubelets::reconcile(std::chrono::steady_clock::time_point now) {
   if (devices_) {
     auto again = devices_->poll(now);
     dirty_pods_.insert(again.begin(), again.end());
+  }
+  if (containers_) {
+    for (const auto& [key, ready] : containers_->poll(now))
+      set_ready(key, ready);
   }
   auto pods = std::move(dirty_pods_);
   dirty_pods_.clear();

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "sim/cluster/cluster.h"
+#include "sim/cluster/containers.h"
 #include "sim/cluster/device_preparer.h"
 #include "sim/cluster/topology.h"
 
@@ -27,6 +28,9 @@ struct KubeletOptions {
   std::string root;
   std::chrono::seconds lease_renew{40};
   std::chrono::milliseconds default_run_time{3000};
+  // With both: containers whose command is an nvdra program run for real (containers.h).
+  std::string bin_dir;
+  std::string kubeconfig;
 };
 
 class Kubelets : public Controller {
@@ -40,12 +44,17 @@ class Kubelets : public Controller {
   void renew_lease(const NodeSpec& n);
   void sync_pod(const std::string& key, std::chrono::steady_clock::time_point now);
   void start_pod(const Doc& pod, const NodeSpec& node, std::chrono::steady_clock::time_point now);
+  // Runs the pod's real containers, if it has any; false when they could not start.
+  bool start_containers(const Doc& pod, const NodeSpec& node,
+                        std::chrono::steady_clock::time_point now, bool* ready);
+  void set_ready(const std::string& key, bool ready);
   void finish_pod(const Doc& pod);
 
   Cluster& c_;
   Topology topology_;
   KubeletOptions options_;
-  std::unique_ptr<DevicePreparer> devices_;  // with a root folder
+  std::unique_ptr<DevicePreparer> devices_;      // with a root folder
+  std::unique_ptr<ContainerRunner> containers_;  // with a root folder and bin_dir
   std::map<std::string, const NodeSpec*, std::less<>> by_name_;
   bool registered_ = false;
   std::set<std::string> dirty_pods_;
