@@ -1073,7 +1073,15 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
     out.clear();
     for (const auto& e : *events) {
       from = std::max(from, e.rv);
-      if (matches(e.json)) out += event(e.type, present(t, e.json));
+      const bool now = matches(e.json);
+      if (e.type == "MODIFIED" && !e.prev_json.empty()) {
+        // Selection changes: an object that stops matching is DELETED for this watch, one that
+        // starts matching is ADDED.
+        const bool before = matches(e.prev_json);
+        if (before != now) out += event(now ? "ADDED" : "DELETED", present(t, e.json));
+        if (!before || !now) continue;
+      }
+      if (now) out += event(e.type, present(t, e.json));
     }
     if (!out.empty() && !co_await w.write_chunk(out)) co_return;
     auto now = std::chrono::steady_clock::now();

@@ -187,7 +187,8 @@ Status Store::open_data_dir(const std::string& dir) {
 }
 
 void Store::record_locked(std::string type, const std::string& storage_key, const std::string& ns,
-                          const std::string& name, const std::string& json, int64_t rv) {
+                          const std::string& name, const std::string& json, int64_t rv,
+                          std::string prev_json) {
   if (wal_) {
     const std::string key = key_of(ns, name);
     Status s = type == "DELETED" ? wal_->remove(rv, storage_key, key)
@@ -207,7 +208,8 @@ void Store::record_locked(std::string type, const std::string& storage_key, cons
       }
     }
   }
-  history_.push_back(StoreEvent{rv, std::move(type), storage_key, ns, name, json});
+  history_.push_back(
+      StoreEvent{rv, std::move(type), storage_key, ns, name, json, std::move(prev_json)});
   while (history_.size() > history_limit_) {
     history_start_rv_ = history_.front().rv;
     history_.pop_front();
@@ -440,8 +442,9 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
   const int64_t rv = ++rv_;
   set_string(nm, "resourceVersion", std::to_string(rv), na);
   std::string text = json::write(next);
+  std::string prev = std::move(it->second.json);
   it->second = Entry{text, rv};
-  record_locked("MODIFIED", t.storage_key(), ns, name, text, rv);
+  record_locked("MODIFIED", t.storage_key(), ns, name, text, rv, std::move(prev));
   if (json::find(nm, "deletionTimestamp") && finalizers_of(next).empty()) {
     auto r = delete_now_locked(t.storage_key(), key_of(ns, name), "Background");
     if (!r) return unexpected(r.error());

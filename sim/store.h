@@ -38,6 +38,9 @@ struct StoreEvent {
   std::string storage_key;
   std::string ns, name;
   std::string json;
+  // MODIFIED by a general update: the object before it, so a watch with a selector can tell an
+  // object entering (ADDED) or leaving (DELETED) its selection, as kube-apiserver's watch cache.
+  std::string prev_json;
 };
 
 struct ListQuery {
@@ -121,7 +124,8 @@ class Store {
                                    const std::string& name, json::Document obj, bool status,
                                    bool dry_run, bool is_create);
   void record_locked(std::string type, const std::string& storage_key, const std::string& ns,
-                     const std::string& name, const std::string& json, int64_t rv);
+                     const std::string& name, const std::string& json, int64_t rv,
+                     std::string prev_json = {});
   Result<std::string> delete_now_locked(const std::string& storage_key, const std::string& key,
                                         const std::string& propagation);
   // Deletes the object now, or when finalizers hold it, marks it with a deletionTimestamp.

@@ -13,12 +13,6 @@ source "$here/lib.sh"
 cdi_specs() { find "$work/nodes" -path '*/var/run/cdi/*.json' | wc -l; }
 mig_devices() { cat "$work"/nodes/*/var/lib/nvdra-sim-gpu/state.json 2>/dev/null | grep -o '"uuid"' | wc -l; }
 mps_daemons() { find "$work/nodes" -path '*/mps/*/pipe/control' | wc -l; }
-# until_equal WANT CMD...: polls CMD for up to 10 s until it prints WANT; prints its last output.
-until_equal() {
-  local want=$1 got; shift
-  for _ in $(seq 100); do got=$("$@"); [ "$got" = "$want" ] && break; sleep 0.1; done
-  echo "$got"
-}
 
 run_sim up --topology "$root/examples/topologies/demo.yaml" --root "$work/nodes"
 pools() { kubectl get resourceslices --field-selector "spec.driver=$1" -o jsonpath='{range .items[*]}{.spec.pool.name}{"\n"}{end}' | sort -u | wc -l; }

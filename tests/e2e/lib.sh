@@ -3,11 +3,13 @@
 # NVIDIA's quickstart manifests with apply_manifest.
 work=$(mktemp -d /tmp/nv.XXXXXX)  # short: unix socket paths below it must fit 107 bytes
 sim_pid=""
+bg_pids=()  # other processes a test starts (controllers), stopped on exit
 pass=0
 fail=0
 cleanup() {
+  for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-  rm -rf "$work"
+  [ -n "${KEEP_WORK:-}" ] && echo "work folder kept: $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -60,4 +62,12 @@ apply_manifest() {
   ns=$(kubectl apply -f "$1" -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
   [ -n "$ns" ] || ns=$(grep -m1 -A2 '^kind: Namespace' "$1" | sed -n 's/^ *name: *//p')
   echo "$ns"
+}
+
+# until_equal WANT CMD...: polls CMD until it prints WANT (for $WAIT_S seconds, default 10);
+# prints its last output.
+until_equal() {
+  local want=$1 got; shift
+  for _ in $(seq $((${WAIT_S:-10} * 10))); do got=$("$@"); [ "$got" = "$want" ] && break; sleep 0.1; done
+  echo "$got"
 }
