@@ -213,10 +213,20 @@ bool Controller::all_synced() const {
   return true;
 }
 
+void Controller::spawn_child(net::any_io_executor ex, awaitable<void> task) {
+  ++children_;
+  net::co_spawn(ex, child(std::move(task)), net::detached);
+}
+
+awaitable<void> Controller::child(awaitable<void> task) {
+  co_await std::move(task);
+  --children_;
+}
+
 awaitable<void> Controller::run(Cancellation* cancel) {
   auto ex = co_await net::this_coro::executor;
   for (auto* i : {&domains_, &templates_, &daemon_sets_, &pods_, &nodes_, &slices_, &claims_})
-    net::co_spawn(ex, run_informer(*i, cancel), net::detached);
+    spawn_child(ex, run_informer(*i, cancel));
   while (!all_synced()) {
     if (!co_await sleep_for(std::chrono::milliseconds(20), cancel)) break;
   }
@@ -224,13 +234,16 @@ awaitable<void> Controller::run(Cancellation* cancel) {
     synced_ = true;
     NVDRA_INFO("caches synced: {} ComputeDomains", domains_->store().size());
     co_await sweep_orphans();
-    net::co_spawn(ex, housekeeping(cancel), net::detached);
+    spawn_child(ex, housekeeping(cancel));
     for (int i = 0; i < opt_.workers; ++i)
-      net::co_spawn(ex, worker(cancel), net::detached);
+      spawn_child(ex, worker(cancel));
   }
   while (!cancel->cancelled())
     co_await sleep_for(std::chrono::seconds(3600), cancel);
   co_await queue_.shut_down_with_drain();
+  // Informers, workers and housekeeping hold this object and `cancel`: wait for them to end.
+  while (children_ > 0)
+    co_await sleep_for(std::chrono::milliseconds(5));
   NVDRA_INFO("controller stopped: work queue drained");
 }
 

@@ -62,6 +62,9 @@ class Controller {
   void enqueue_domain_uid(std::string_view uid, bool coalesce);
   void enqueue_waiting();
 
+  // Runs `task` as a child of run(), which returns only after every child has ended.
+  void spawn_child(net::any_io_executor ex, awaitable<void> task);
+  awaitable<void> child(awaitable<void> task);
   awaitable<void> worker(Cancellation* cancel);
   awaitable<void> housekeeping(Cancellation* cancel);
   awaitable<Outcome> reconcile(std::string key);
@@ -90,6 +93,7 @@ class Controller {
   std::shared_ptr<k8s::Informer> domains_, templates_, daemon_sets_, pods_, nodes_, slices_,
       claims_;
   std::atomic<bool> synced_{false};
+  std::atomic<int> children_{0};
   std::atomic<bool> inventory_dirty_{true};
   std::atomic<bool> sweep_requested_{false};
 

@@ -7,7 +7,7 @@ bg_pids=()  # other processes a test starts (controllers), stopped on exit
 pass=0
 fail=0
 cleanup() {
-  for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
   [ -n "${KEEP_WORK:-}" ] && echo "work folder kept: $work" || rm -rf "$work"
 }

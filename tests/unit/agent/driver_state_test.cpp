@@ -361,7 +361,16 @@ TEST_F(CdDriverTest, NvidiaErrorsForBadChannelClaims) {
   cluster.domains["cd1"] = R"({"metadata":{"namespace":"ns","name":"dom","uid":"cd1"}})";
   EXPECT_EQ(state->prepare("ns", "c", "u3").error,
             "error preparing devices: current node not ready in ComputeDomain");
-  EXPECT_TRUE(cluster.labels.empty());  // rolled back
+  // Not yet: the label stays, so that the domain's IMEX daemon can start on this node.
+  EXPECT_EQ(cluster.labels["resource.nvidia.com/computeDomain"], "cd1");
+  // Kubelet retries once the node is Ready in the domain's status: no rollback in between.
+  cluster.domains["cd1"] =
+      R"({"metadata":{"namespace":"ns","name":"dom","uid":"cd1"},)"
+      R"("status":{"nodes":[{"name":"node-a","status":"Ready"}]}})";
+  EXPECT_EQ(state->prepare("ns", "c", "u3").error, "");
+  EXPECT_EQ(cluster.labels["resource.nvidia.com/computeDomain"], "cd1");
+  EXPECT_EQ(state->unprepare("u3"), "");
+  EXPECT_TRUE(cluster.labels.empty());
 }
 
 TEST_F(CdDriverTest, DaemonClaimGetsTheDomainFolderAndIdentity) {
