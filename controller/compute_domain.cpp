@@ -165,7 +165,7 @@ std::string daemon_set_json(const DomainSpec& d, const DaemonSettings& s) {
       R"("resourceClaims":[{{"name":"compute-domain-daemon","resourceClaimTemplateName":{0}}}]}}}}}}}})",
       json::quote(name), json::quote(s.ns), label, json::quote(s.service_account),
       json::quote(s.image), json::quote_array(argv), env, check_probe(s, 1, 1200),
-      check_probe(s, 2, 1), check_probe(s, 60, 20));
+      check_probe(s, 10, 1), check_probe(s, 60, 20));
 }
 
 std::vector<NodeStatus> parse_status_nodes(const Value& cd) {

@@ -159,21 +159,9 @@ Status ContainerRunner::start(const std::string& key, const Value& pod, const st
       c->spec.argv.push_back(a);
     c->spec.env = env;
     c->spec.log_file = root + ".log";
-    if (const Value* probe = json::find(ctr, "readinessProbe")) {
-      const Value* pc = json::find_path(*probe, {"exec", "command"});
-      auto probe_path = pc ? resolve(*pc) : std::nullopt;
-      if (probe_path) {
-        Probe pr;
-        pr.argv = strings(pc);
-        pr.argv[0] = *probe_path;
-        pr.period = std::chrono::seconds(json::get_int(*probe, "periodSeconds").value_or(10));
-        pr.timeout = std::chrono::seconds(json::get_int(*probe, "timeoutSeconds").value_or(1));
-        pr.failure_threshold =
-            static_cast<int>(json::get_int(*probe, "failureThreshold").value_or(3));
-        pr.next = now + std::chrono::milliseconds(500);
-        c->readiness = std::move(pr);
-      }
-    }
+    c->startup = probe_of(ctr, "startupProbe", now);
+    c->readiness = probe_of(ctr, "readinessProbe", now);
+    c->started = !c->startup;
     c->ready = !c->readiness;
     if (auto s = c->process.start(c->spec); !s) return s;
     NVDRA_INFO("kubelet {}: started container {} of pod {} (pid {})", node, c->name, key,
@@ -192,7 +180,8 @@ bool ContainerRunner::stopped(const std::string& key, Steady::time_point now) {
     p.kill_at = now + p.grace;
     for (auto& c : p.containers) {
       c->process.signal(SIGTERM);
-      if (c->readiness) c->readiness->run.stop(std::chrono::milliseconds(0));
+      for (auto* p : {&c->startup, &c->readiness})
+        if (*p) (*p)->run.stop(std::chrono::milliseconds(0));
     }
   }
   bool any = false;
@@ -230,29 +219,61 @@ void ContainerRunner::poll_container(Container& c, Steady::time_point now) {
     }
     return;
   }
-  if (!c.readiness) return;
-  Probe& pr = *c.readiness;
+  if (!c.started) {
+    if (auto passed = step(*c.startup, c, now); passed && *passed) {
+      c.started = true;
+      if (c.readiness) c.readiness->next = now;  // readiness is probed at once after startup
+    }
+    if (!c.started) return;
+  }
+  if (!c.readiness) {
+    c.ready = true;
+    return;
+  }
+  if (auto passed = step(*c.readiness, c, now)) {
+    Probe& pr = *c.readiness;
+    if (*passed) c.ready = true;
+    if (!*passed && pr.failures >= pr.failure_threshold) c.ready = false;
+  }
+}
+
+std::optional<ContainerRunner::Probe> ContainerRunner::probe_of(const Value& ctr, const char* field,
+                                                                Steady::time_point now) const {
+  const Value* probe = json::find(ctr, field);
+  const Value* pc = probe ? json::find_path(*probe, {"exec", "command"}) : nullptr;
+  auto path = pc ? resolve(*pc) : std::nullopt;
+  if (!path) return std::nullopt;
+  Probe pr;
+  pr.argv = strings(pc);
+  pr.argv[0] = *path;
+  pr.period = std::chrono::seconds(json::get_int(*probe, "periodSeconds").value_or(10));
+  pr.timeout = std::chrono::seconds(json::get_int(*probe, "timeoutSeconds").value_or(1));
+  pr.failure_threshold = static_cast<int>(json::get_int(*probe, "failureThreshold").value_or(3));
+  pr.next = now + std::chrono::milliseconds(500);
+  return pr;
+}
+
+std::optional<bool> ContainerRunner::step(Probe& pr, const Container& c, Steady::time_point now) {
+  std::optional<bool> result;
   if (pr.run.pid() > 0) {
     if (pr.run.running()) {
-      if (now < pr.deadline) return;
+      if (now < pr.deadline) return result;
       pr.run.stop(std::chrono::milliseconds(0));  // timed out: a failure
     }
     const auto st = pr.run.exit_status();
-    const bool passed = st && WIFEXITED(*st) && WEXITSTATUS(*st) == 0;
-    pr.failures = passed ? 0 : pr.failures + 1;
-    if (passed) c.ready = true;
-    if (!passed && pr.failures >= pr.failure_threshold) c.ready = false;
+    result = st && WIFEXITED(*st) && WEXITSTATUS(*st) == 0;
+    pr.failures = *result ? 0 : pr.failures + 1;
     pr.run = ChildProcess();
   }
-  if (now < pr.next) return;
+  if (now < pr.next) return result;
   pr.next = now + pr.period;
   pr.deadline = now + pr.timeout;
   ChildSpec spec;
   spec.argv = pr.argv;
   spec.env = c.spec.env;
   spec.log_file = c.spec.log_file + ".probe";
-  if (auto s = pr.run.start(spec); !s)
-    NVDRA_WARN("readiness probe of {}: {}", c.name, s.error().message);
+  if (auto s = pr.run.start(spec); !s) NVDRA_WARN("probe of {}: {}", c.name, s.error().message);
+  return result;
 }
 
 std::map<std::string, bool> ContainerRunner::poll(Steady::time_point now) {

@@ -4,7 +4,9 @@
 //  - a folder of its own as its root (NVDRA_ROOT), with /etc/hosts and the CDI mounts of its
 //    pod's prepared claims as symlinks (/imexd → the domain folder the agent made);
 //  - the environment the pod spec gives it (values and the downward API) plus the CDI env edits;
-//  - its readiness probe (exec) run every periodSeconds; until it passes the pod is not Ready;
+//  - its startup probe (exec) every periodSeconds until it passes, then its readiness probe at once
+//    and every periodSeconds after, as kubelet runs them; until readiness passes the pod is not
+//    Ready (liveness probes are not run);
 //  - a restart when it exits, and SIGTERM (then SIGKILL after the grace period) when the pod ends.
 // The IMEX daemon it may start is nvdra-imex-sim (NVDRA_IMEX_BINARY / NVDRA_IMEX_CTL_BINARY).
 #pragma once
@@ -61,7 +63,8 @@ class ContainerRunner {
     std::string name;
     ChildSpec spec;
     ChildProcess process;
-    std::optional<Probe> readiness;
+    std::optional<Probe> startup, readiness;
+    bool started = false;  // the startup probe passed (or there is none)
     bool ready = false;
     int restarts = 0;
     Steady::time_point restart_at{};
@@ -76,6 +79,12 @@ class ContainerRunner {
   // "nvdra-…" with no slash and present in bin_dir → its path there.
   std::optional<std::string> resolve(const json::Value& command) const;
   void poll_container(Container& c, Steady::time_point now);
+  // Reads the probe of `field` ("readinessProbe", "startupProbe") if it is an exec probe of an
+  // nvdra program.
+  std::optional<Probe> probe_of(const json::Value& container, const char* field,
+                                Steady::time_point now) const;
+  // Advances a probe; returns its result when one came in.
+  std::optional<bool> step(Probe& p, const Container& c, Steady::time_point now);
 
   ContainerOptions opt_;
   std::map<std::string, Pod> pods_;  // by pod key
