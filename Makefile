@@ -49,6 +49,7 @@ fuzz-smoke: fuzz ## Run every fuzzer for FUZZ_SECONDS on its seed corpus
 
 bench: build ## Run the benchmarks (figures go to docs/performance.md by hand)
 	@for b in $(BUILD)/bin/bench_*; do echo "== $$b"; $$b; done
+	@echo "== bench/bench_cd_ready.sh"; bench/bench_cd_ready.sh $(BUILD)/bin
 
 demo: build ## Build, start a simulated GPU cluster and run sample GPU, MIG and MPS pods
 	@scripts/demo.sh $(BUILD)
