@@ -92,7 +92,7 @@ struct Controller::Metrics {
                        .Add({})),
         status_writes(r.counter("nvdra_controller_status_writes_total",
                                 "ComputeDomain status writes by result")),
-        domains(r.gauge("nvdra_dra_compute_domains", "ComputeDomains by global status")),
+        domains(r.gauge("nvdra_compute_domains", "ComputeDomains by global status")),
         nvidia_domains(r.gauge("nvidia_dra_compute_domain_info",
                                "ComputeDomains by global status (NVIDIA's series)")),
         time_to_ready(
@@ -373,7 +373,7 @@ awaitable<Controller::Outcome> Controller::reconcile_live(k8s::ObjectPtr obj, Do
     // The workload template: created once, narrowed to the placement decided for it.
     const std::string workload_key = k8s::object_key(d.ns, d.template_name);
     k8s::ObjectPtr existing = templates_->store().get(workload_key);
-    bool conflict = false;
+    bool conflict = false, have_workload = false;
     if (!existing && failure.empty()) {
       auto tmpl_ref = templates_ref().in_namespace(d.ns).with_name(d.template_name);
       auto got = co_await client_->get(tmpl_ref);  // not ours (no label): not in the informer
@@ -397,8 +397,10 @@ awaitable<Controller::Outcome> Controller::reconcile_live(k8s::ObjectPtr obj, Do
         auto ref = templates_ref().in_namespace(d.ns);
         auto body = workload_template_json(d, decided->cliques);
         if (auto s = co_await ensure_created(ref, body); !s) failure = s.error().message;
+        have_workload = failure.empty();
       }
     } else if (existing) {
+      have_workload = true;
       conditions.push_back({"Placed", "True",
                             placement && !placement->cliques.empty() ? "Placed" : "Unconstrained",
                             placement ? placement->reason : "decided earlier"});
@@ -408,18 +410,14 @@ awaitable<Controller::Outcome> Controller::reconcile_live(k8s::ObjectPtr obj, Do
       conditions.push_back({"Provisioned", "False", "CreateFailed", failure});
       retry = true;
     } else if (!conflict) {
-      bool waiting = false;
-      {
-        std::lock_guard lock(mu_);
-        waiting = state_.at(d.uid)->waiting;
-      }
-      if (waiting)
-        conditions.push_back({"Provisioned", "False", "WaitingForPlacement",
-                              "the workload ResourceClaimTemplate waits for room in a clique"});
-      else
+      if (have_workload)
         conditions.push_back({"Provisioned", "True", "Created",
                               "daemon ResourceClaimTemplate, DaemonSet and workload "
                               "ResourceClaimTemplate exist"});
+      else
+        conditions.push_back({"Provisioned", "False", "WaitingForPlacement",
+                              "the workload ResourceClaimTemplate is created once the domain is "
+                              "placed (see the Placed condition)"});
     }
   }
 

@@ -214,6 +214,7 @@ TEST_F(ControllerTest, BadInputGetsAConditionAndNoWorkloadTemplate) {
   EXPECT_TRUE(eventually([&] { return reason("taken", "Provisioned") == "TemplateConflict"; }));
   EXPECT_TRUE(eventually([&] { return reason("big", "Placed") == "CannotFit"; }));
   EXPECT_FALSE(get(kTemplates.in_namespace("default").with_name("big-ch")));
+  EXPECT_EQ(reason("big", "Provisioned"), "WaitingForPlacement");
   // Someone else's template is left as it was.
   EXPECT_EQ(
       field(get(kTemplates.in_namespace("default").with_name("taken-ch")), {"metadata", "labels"}),
