@@ -1,5 +1,7 @@
 #include "cmd/common/process.h"
 
+#include "base/atomic_file.h"
+
 #include <boost/asio/signal_set.hpp>
 
 #include <csignal>
@@ -37,6 +39,35 @@ void run_until_signal(net::io_context& io, std::function<void()> on_stop) {
     on_stop();
   });
   io.run();
+}
+
+IoThreads::IoThreads(net::io_context& io, int count) : io_(io), work_(net::make_work_guard(io)) {
+  for (int i = 0; i < count; ++i)
+    threads_.emplace_back([this] { io_.run(); });
+}
+
+void IoThreads::stop() {
+  if (threads_.empty()) return;
+  work_.reset();
+  io_.stop();
+  for (auto& t : threads_)
+    t.join();
+  threads_.clear();
+}
+
+Result<std::unique_ptr<metrics::Server>> serve_metrics(net::any_io_executor executor,
+                                                       const std::string& bind,
+                                                       metrics::Registry& registry,
+                                                       metrics::HealthChecks& health,
+                                                       const std::string& address_file) {
+  if (bind.empty()) return std::unique_ptr<metrics::Server>();
+  auto server = std::make_unique<metrics::Server>(executor, bind, registry, health);
+  auto port = server->start();
+  if (!port) return unexpected(port.error().wrap("metrics"));
+  const std::string address = bind.substr(0, bind.rfind(':') + 1) + std::to_string(*port);
+  NVDRA_INFO("serving metrics on http://{}/metrics", address);
+  if (!address_file.empty()) (void)write_file_atomic(address_file, address + "\n");
+  return server;
 }
 
 }  // namespace nvdra::cmd

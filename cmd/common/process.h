@@ -4,9 +4,15 @@
 #include <boost/program_options.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/asio.h"
+#include "base/result.h"
+#include "metrics/registry.h"
+#include "metrics/server.h"
 
 namespace nvdra::cmd {
 
@@ -18,5 +24,26 @@ bool init_logging(const boost::program_options::variables_map& vm);
 // Runs `io` on the calling thread until SIGINT or SIGTERM, then calls `on_stop` and lets the
 // io_context finish the work that stop leaves.
 void run_until_signal(net::io_context& io, std::function<void()> on_stop);
+
+// The threads that run a program's io_context; stop() (or the destructor) lets them finish.
+class IoThreads {
+ public:
+  IoThreads(net::io_context& io, int count);
+  ~IoThreads() { stop(); }
+  void stop();
+
+ private:
+  net::io_context& io_;
+  net::executor_work_guard<net::io_context::executor_type> work_;
+  std::vector<std::thread> threads_;
+};
+
+// Serves /metrics, /healthz and /readyz on `bind` (host:port; empty: nothing, null result) and
+// logs where; with `address_file` the bound address is written there (port 0 in tests).
+Result<std::unique_ptr<metrics::Server>> serve_metrics(net::any_io_executor executor,
+                                                       const std::string& bind,
+                                                       metrics::Registry& registry,
+                                                       metrics::HealthChecks& health,
+                                                       const std::string& address_file);
 
 }  // namespace nvdra::cmd

@@ -117,20 +117,10 @@ int kubelet_plugin(int argc, char** argv) {
              o.device_backend, o.gates.to_string());
 
   net::io_context io;
-  auto work = net::make_work_guard(io);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 2; ++i)
-    threads.emplace_back([&io] { io.run(); });
-  auto stop_threads = [&] {
-    work.reset();
-    io.stop();
-    for (auto& t : threads)
-      t.join();
-  };
+  cmd::IoThreads threads(io, 2);
   auto client = k8s::RestClient::create(io.get_executor(), *config);
   if (!client) {
     std::cerr << "nvdra-agent kubelet-plugin: " << client.error().message << "\n";
-    stop_threads();
     return 1;
   }
   metrics::Registry registry;
@@ -139,25 +129,20 @@ int kubelet_plugin(int argc, char** argv) {
   health.add_readiness("kubelet-registration", [&a] {
     return a.registered() ? std::string() : std::string("not registered with kubelet");
   });
-  std::unique_ptr<metrics::Server> metrics_server;
-  if (const auto bind = vm["metrics-bind-address"].as<std::string>(); !bind.empty()) {
-    metrics_server = std::make_unique<metrics::Server>(io.get_executor(), bind, registry, health);
-    auto port = metrics_server->start();
-    if (!port) {
-      std::cerr << "nvdra-agent kubelet-plugin: metrics: " << port.error().message << "\n";
-      stop_threads();
-      return 1;
-    }
-    const std::string address = bind.substr(0, bind.rfind(':') + 1) + std::to_string(*port);
-    NVDRA_INFO("serving metrics on http://{}/metrics", address);
-    // With --root (tests, the simulator) the address is left for scrapers to find (port 0).
-    if (!o.root.empty()) (void)write_file_atomic(o.root + "/metrics-address", address + "\n");
+  // With --root (tests, the simulator) the address is left for scrapers to find (port 0).
+  auto metrics_server =
+      cmd::serve_metrics(io.get_executor(), vm["metrics-bind-address"].as<std::string>(), registry,
+                         health, o.root.empty() ? "" : o.root + "/metrics-address");
+  if (!metrics_server) {
+    std::cerr << "nvdra-agent kubelet-plugin: " << metrics_server.error().message << "\n";
+    threads.stop();
+    return 1;
   }
   if (auto s = a.start(); !s) {
     NVDRA_ERROR("nvdra-agent kubelet-plugin: {}", s.error().message);
     std::cerr << "nvdra-agent kubelet-plugin: " << s.error().message << "\n";
     a.stop();
-    stop_threads();
+    threads.stop();
     return 1;
   }
   net::signal_set signals(io, SIGINT, SIGTERM);
@@ -168,8 +153,8 @@ int kubelet_plugin(int argc, char** argv) {
   });
   const int rc = stopped.get_future().get();
   a.stop();
-  if (metrics_server) metrics_server->stop();
-  stop_threads();
+  if (*metrics_server) (*metrics_server)->stop();
+  threads.stop();
   NVDRA_INFO("nvdra-agent stopped");
   return rc;
 }

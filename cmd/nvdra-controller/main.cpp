@@ -136,20 +136,10 @@ int main(int argc, char** argv) {
   o.identity = identity;
 
   net::io_context io;
-  auto work = net::make_work_guard(io);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 2; ++i)
-    threads.emplace_back([&io] { io.run(); });
-  auto stop_threads = [&] {
-    work.reset();
-    io.stop();
-    for (auto& t : threads)
-      t.join();
-  };
+  cmd::IoThreads threads(io, 2);
   auto client = k8s::RestClient::create(io.get_executor(), *config);
   if (!client) {
     std::cerr << "nvdra-controller: " << client.error().message << "\n";
-    stop_threads();
     return 1;
   }
   metrics::Registry registry;
@@ -159,19 +149,13 @@ int main(int argc, char** argv) {
   health.add_readiness("informers", [&] {
     return !leading || ctl.synced() ? std::string() : std::string("caches not synced");
   });
-  std::unique_ptr<metrics::Server> metrics_server;
-  if (const auto bind = vm["metrics-bind-address"].as<std::string>(); !bind.empty()) {
-    metrics_server = std::make_unique<metrics::Server>(io.get_executor(), bind, registry, health);
-    auto port = metrics_server->start();
-    if (!port) {
-      std::cerr << "nvdra-controller: metrics: " << port.error().message << "\n";
-      stop_threads();
-      return 1;
-    }
-    const std::string address = bind.substr(0, bind.rfind(':') + 1) + std::to_string(*port);
-    NVDRA_INFO("serving metrics on http://{}/metrics", address);
-    if (const auto f = vm["metrics-address-file"].as<std::string>(); !f.empty())
-      (void)write_file_atomic(f, address + "\n");
+  auto metrics_server =
+      cmd::serve_metrics(io.get_executor(), vm["metrics-bind-address"].as<std::string>(), registry,
+                         health, vm["metrics-address-file"].as<std::string>());
+  if (!metrics_server) {
+    std::cerr << "nvdra-controller: " << metrics_server.error().message << "\n";
+    threads.stop();
+    return 1;
   }
 
   ExitLatch exit;
@@ -210,7 +194,7 @@ int main(int argc, char** argv) {
     auto e = k8s::LeaderElector::create(*lock, lc, cb);
     if (!e) {
       std::cerr << "nvdra-controller: leader election: " << e.error().message << "\n";
-      stop_threads();
+      threads.stop();
       return 2;
     }
     elector = std::move(*e);
@@ -237,8 +221,8 @@ int main(int argc, char** argv) {
   elect_cancel.cancel();
   elect_done.get_future().wait_for(std::chrono::seconds(10));
   signals.cancel();
-  if (metrics_server) metrics_server->stop();
-  stop_threads();
+  if (*metrics_server) (*metrics_server)->stop();
+  threads.stop();
   NVDRA_INFO("nvdra-controller stopped");
   return rc;
 }

@@ -41,7 +41,7 @@ clean="rct=0 ds=0 daemons=0 labels=0 cdi=0 channels=0"
 
 start_controller 1
 start_controller 2
-WAIT_S=20
+WAIT_S=60  # generous: CI machines are busy; waits end as soon as the state is reached
 check "one replica leads" "1" "$(until_equal 1 bash -c "kubectl -n nvdra-system get lease nvdra-controller -o name 2>/dev/null | wc -l")"
 leader=$(holder)
 contains "the leader is a replica" "vm_" "$(cat "$work"/ctl-*.log | grep -o 'leader election: [^ ]* became' | head -1)"
@@ -106,7 +106,6 @@ check "nvbandwidth-1: Ready on 2 nodes of one clique" "Ready 1x2" "$(ever_ready 
 check "nvbandwidth-2: Ready on 2 nodes of one clique" "Ready 1x2" "$(ever_ready nvbandwidth-test-compute-domain-2 2)"
 check "nvbandwidth-1: indices 0 and 1" "0 1" \
   "$(cd_field nvbandwidth-test-compute-domain-1 '{.status.nodes[*].index}' | tr ' ' '\n' | sort | xargs)"
-WAIT_S=60
 check "nvbandwidth-1: MPIJob succeeded" "True" "$(until_equal True mpijob_done nvbandwidth-test-1)"
 check "nvbandwidth-2: MPIJob succeeded" "True" "$(until_equal True mpijob_done nvbandwidth-test-2)"
 kubectl delete -f "$imex/nvbandwidth-test-job-1.yaml" -f "$imex/nvbandwidth-test-job-2.yaml" --wait=false >/dev/null
@@ -118,7 +117,7 @@ check "nvbandwidth: indices 0-3" "0 1 2 3" \
 check "nvbandwidth: MPIJob succeeded" "True" "$(until_equal True mpijob_done nvbandwidth-test)"
 kubectl delete -f "$imex/nvbandwidth-test-job.yaml" --wait=false >/dev/null
 check "nvbandwidth: nothing left" "$clean" "$(until_equal "$clean" leftovers)"
-WAIT_S=20
+
 
 # --- imex-test1 asks for NVIDIA's retired imex.nvidia.com class: reported, not run ---
 kubectl apply -f "$root/../shared/compat/nvidia-demo-specs/quickstart/v1/imex-test1.yaml" >/dev/null
@@ -196,7 +195,7 @@ kubectl patch computedomain imex-channel-injection --type=merge -p '{"metadata":
 kubectl delete -f "$imex/channel-injection.yaml" --wait=false >/dev/null
 check "orphans exist while no controller runs" "1" "$(kubectl get daemonsets -n nvdra-system -o name | wc -l)"
 start_controller 3
-check "restarted controller sweeps the orphans" "$clean" "$(WAIT_S=30 until_equal "$clean" leftovers)"
+check "restarted controller sweeps the orphans" "$clean" "$(until_equal "$clean" leftovers)"
 
 # --- a domain is not lost over a controller crash mid-creation ---
 crash "${ctl_pid[3]}"
