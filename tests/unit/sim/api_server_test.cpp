@@ -214,6 +214,35 @@ TEST(SimApi, WatchListSendsInitialEventsThenABookmark) {
   EXPECT_TRUE(k8s::is_invalid(bad.error()));
 }
 
+TEST(SimApi, SelectedWatchSeesObjectsEnterAndLeaveTheSelection) {
+  Sim sim;
+  ASSERT_TRUE(sim.io.run(sim.client->create(configmaps(), cm("a", "1"))));
+  auto start = sim.io.run(sim.client->list(configmaps(), k8s::ListOptions{}));
+  ASSERT_TRUE(start);
+  for (const char* team : {"\"x\"", "\"y\"", "\"x\"", "null"}) {  // in, out, in, out
+    const std::string body = std::string(R"({"metadata":{"labels":{"team":)") + team + "}}}";
+    ASSERT_TRUE(sim.io.run(sim.client->patch(configmaps("a"), k8s::PatchType::kMerge, body)));
+  }
+  k8s::ListOptions o;
+  o.label_selector = "team=x";
+  o.resource_version = start->resource_version;
+  o.timeout_seconds = 1;
+  std::string body;
+  auto st = sim.io.run(sim.client->watch(
+      configmaps(), o,
+      [&](std::string_view b) {
+        body.append(b);
+        return true;
+      },
+      nullptr));
+  ASSERT_TRUE(st) << st.error().message;
+  std::vector<std::string> types;
+  const std::string key = R"({"type":")";
+  for (size_t p = 0; (p = body.find(key, p)) != std::string::npos; ++p)
+    types.push_back(body.substr(p + key.size(), body.find('"', p + key.size()) - p - key.size()));
+  EXPECT_EQ(types, (std::vector<std::string>{"ADDED", "DELETED", "ADDED", "DELETED"}));
+}
+
 std::shared_ptr<k8s::RestClient> no_retry_client(Sim& sim) {
   k8s::TransportOptions topt;
   std::string err;
