@@ -104,11 +104,11 @@ spec:
 EOF
   job cd bench "$n" cd-channel | kubectl apply -f - >/dev/null
   ready="timeout" pods="timeout"
-  if until_true 900 cd_ready cd bench; then ready=$(since "$t0"); fi
-  if until_true 300 running bench bench=cd "$n"; then pods=$(since "$t0"); fi
+  if until_true 900 cd_ready cd bench; then ready="$(since "$t0")s"; fi
+  if until_true 300 running bench bench=cd "$n"; then pods="$(since "$t0")s"; fi
   ratio=-
-  [ "$pods" != timeout ] && ratio=$(awk -v a="$pods" -v b="$base" 'BEGIN { printf "%.1f", a / b }')
-  printf '%-6s %-8s %11ss %13ss %13ss %7sx\n' "$n" "$racks" "$ready" "$pods" "$base" "$ratio"
+  [ "$pods" != timeout ] && ratio=$(awk -v a="${pods%s}" -v b="$base" 'BEGIN { printf "%.1fx", a / b }')
+  printf '%-6s %-8s %12s %14s %13ss %8s\n' "$n" "$racks" "$ready" "$pods" "$base" "$ratio"
   kill "$ctl" "$sim" 2>/dev/null || true
   wait "$ctl" "$sim" 2>/dev/null || true
 done
