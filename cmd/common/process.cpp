@@ -31,6 +31,28 @@ bool init_logging(const po::variables_map& vm) {
   return true;
 }
 
+std::optional<int> parse_flags(int argc, char** argv, po::options_description& d,
+                               const std::string& program, po::variables_map& vm,
+                               const po::positional_options_description* positional) {
+  add_logging_flags(d);
+  try {
+    po::command_line_parser parser(argc, argv);
+    parser.options(d);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (!init_logging(vm)) return 2;
+  return std::nullopt;
+}
+
 void run_until_signal(net::io_context& io, std::function<void()> on_stop) {
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {

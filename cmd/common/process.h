@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,14 @@ namespace nvdra::cmd {
 void add_logging_flags(boost::program_options::options_description& d);
 // Applies them; returns false (after printing why) on a bad value.
 bool init_logging(const boost::program_options::variables_map& vm);
+
+// Adds the logging flags to `d`, parses argv into `vm` (with `positional`, if given) and applies
+// the logging flags. Returns the exit code when the program should stop now (2 after printing a
+// bad flag, 0 after printing --help), nullopt when it goes on.
+std::optional<int> parse_flags(
+    int argc, char** argv, boost::program_options::options_description& d,
+    const std::string& program, boost::program_options::variables_map& vm,
+    const boost::program_options::positional_options_description* positional = nullptr);
 
 // Runs `io` on the calling thread until SIGINT or SIGTERM, then calls `on_stop` and lets the
 // io_context finish the work that stop leaves.

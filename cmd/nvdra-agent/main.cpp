@@ -60,20 +60,8 @@ int kubelet_plugin(int argc, char** argv) {
       "serve /metrics, /healthz and /readyz here (host:port; empty = off)")(
       "kube-api-qps", po::value<double>()->default_value(5), "API requests per second")(
       "kube-api-burst", po::value<int>()->default_value(10), "API request burst");
-  cmd::add_logging_flags(d);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "nvdra-agent kubelet-plugin: " << e.what() << "\n";
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
-  if (!cmd::init_logging(vm)) return 2;
+  if (auto rc = cmd::parse_flags(argc, argv, d, "nvdra-agent kubelet-plugin", vm)) return *rc;
   agent::AgentOptions o;
   o.node_name = vm["node-name"].as<std::string>();
   if (o.node_name.empty()) {
@@ -182,20 +170,9 @@ int compute_domain_daemon(int argc, char** argv) {
       "command", po::value<std::string>()->default_value("run"), "run (default) or check");
   po::positional_options_description pos;
   pos.add("command", 1);
-  cmd::add_logging_flags(d);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "nvdra-agent compute-domain-daemon: " << e.what() << "\n";
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
-  if (!cmd::init_logging(vm)) return 2;
+  if (auto rc = cmd::parse_flags(argc, argv, d, "nvdra-agent compute-domain-daemon", vm, &pos))
+    return *rc;
   agent::imex::DaemonOptions o;
   o.domain_uid = vm["compute-domain"].as<std::string>();
   o.domain_name = env_or("COMPUTE_DOMAIN_NAME", "");

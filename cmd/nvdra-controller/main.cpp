@@ -95,20 +95,8 @@ int main(int argc, char** argv) {
                                                  "ComputeDomains reconciled at once")(
       "kube-api-qps", po::value<double>()->default_value(20), "API requests per second")(
       "kube-api-burst", po::value<int>()->default_value(40), "API request burst");
-  cmd::add_logging_flags(d);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "nvdra-controller: " << e.what() << "\n";
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << d << "\n";
-    return 0;
-  }
-  if (!cmd::init_logging(vm)) return 2;
+  if (auto rc = cmd::parse_flags(argc, argv, d, "nvdra-controller", vm)) return *rc;
   const int workers = vm["workers"].as<int>();
   if (workers < 1 || workers > 64) {
     std::cerr << "nvdra-controller: --workers must be between 1 and 64\n";
