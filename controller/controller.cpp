@@ -63,10 +63,6 @@ bool pod_ready(const Value& pod) {
   return false;
 }
 
-awaitable<void> run_informer(std::shared_ptr<k8s::Informer> informer, Cancellation* cancel) {
-  co_await informer->run(cancel);
-}
-
 }  // namespace
 
 struct Controller::Domain {
@@ -226,7 +222,7 @@ awaitable<void> Controller::child(awaitable<void> task) {
 awaitable<void> Controller::run(Cancellation* cancel) {
   auto ex = co_await net::this_coro::executor;
   for (auto* i : {&domains_, &templates_, &daemon_sets_, &pods_, &nodes_, &slices_, &claims_})
-    spawn_child(ex, run_informer(*i, cancel));
+    spawn_child(ex, k8s::run_informer(*i, cancel));
   while (!all_synced()) {
     if (!co_await sleep_for(std::chrono::milliseconds(20), cancel)) break;
   }

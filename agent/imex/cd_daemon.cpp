@@ -14,10 +14,6 @@
 namespace nvdra::agent::imex {
 namespace {
 
-awaitable<void> run_informer(std::shared_ptr<k8s::Informer> informer, Cancellation* cancel) {
-  co_await informer->run(cancel);
-}
-
 std::string config_path(const DaemonOptions& o) {
   return o.root + "/imexd/imexd.cfg";
 }
@@ -119,7 +115,8 @@ awaitable<void> ComputeDomainDaemon::run(Cancellation* cancel) {
     }
     co_return;
   }
-  net::co_spawn(co_await net::this_coro::executor, run_informer(domain_, cancel), net::detached);
+  net::co_spawn(co_await net::this_coro::executor, k8s::run_informer(domain_, cancel),
+                net::detached);
   while (!domain_->has_synced()) {
     if (!co_await sleep_for(std::chrono::milliseconds(50), cancel)) break;
   }

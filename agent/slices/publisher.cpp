@@ -98,15 +98,9 @@ void SlicePublisher::set_desired(std::vector<api::SliceContent> slices) {
   dirty_ = true;
 }
 
-awaitable<void> SlicePublisher::run_informer(std::shared_ptr<k8s::Informer> informer,
-                                             Cancellation* cancel) {
-  co_await informer->run(cancel);
-}
-
 awaitable<void> SlicePublisher::run(Cancellation* cancel) {
-  // A coroutine with parameters, not a capturing lambda: g++ 12 frees a coroutine lambda's
-  // captures with the closure, before the coroutine ends.
-  net::co_spawn(co_await net::this_coro::executor, run_informer(informer_, cancel), net::detached);
+  net::co_spawn(co_await net::this_coro::executor, k8s::run_informer(informer_, cancel),
+                net::detached);
   auto last_full = std::chrono::steady_clock::now();
   std::chrono::milliseconds backoff{500};
   while (!cancel->cancelled()) {

@@ -38,8 +38,6 @@ class SlicePublisher {
 
  private:
   awaitable<Status> sync();
-  static awaitable<void> run_informer(std::shared_ptr<k8s::Informer> informer,
-                                      Cancellation* cancel);
 
   std::shared_ptr<k8s::RestClient> client_;
   std::string driver_, node_, node_uid_;

@@ -57,4 +57,8 @@ void Informer::deleted(ObjectPtr obj) {
   }
 }
 
+awaitable<void> run_informer(std::shared_ptr<Informer> informer, Cancellation* cancel) {
+  co_await informer->run(cancel);
+}
+
 }  // namespace nvdra::k8s

@@ -53,4 +53,9 @@ class Informer final : public ReflectorSink {
   Reflector reflector_;
 };
 
+// Runs `informer` until `cancel` fires, holding it alive meanwhile: what to co_spawn. (A coroutine
+// with parameters, not a capturing lambda: g++ 12 frees a coroutine lambda's captures with the
+// closure, before the coroutine ends.)
+awaitable<void> run_informer(std::shared_ptr<Informer> informer, Cancellation* cancel);
+
 }  // namespace nvdra::k8s
