@@ -130,21 +130,9 @@ bool Kubelets::start_containers(const Doc& pod, const NodeSpec& node,
   if (!containers_ || !containers_->runs(*pod)) return true;
   // The pod's claims by UID: their CDI specs carry the container edits.
   std::vector<std::string> claims;
-  if (const Value* st = json::find_path(*pod, {"status", "resourceClaimStatuses"});
-      st && st->IsArray()) {
-    for (const auto& r : st->GetArray()) {
-      Doc claim = c_.cache().get(
-          kClaims, object_key(namespace_of(*pod), json::string_or(r, "resourceClaimName")));
-      if (claim) claims.emplace_back(uid_of(*claim));
-    }
-  }
-  if (const Value* rc = json::find_path(*pod, {"spec", "resourceClaims"}); rc && rc->IsArray()) {
-    for (const auto& r : rc->GetArray()) {
-      if (auto n = json::get_string(r, "resourceClaimName")) {
-        Doc claim = c_.cache().get(kClaims, object_key(namespace_of(*pod), *n));
-        if (claim) claims.emplace_back(uid_of(*claim));
-      }
-    }
+  for (const auto& claim_key : pod_claim_keys(*pod)) {
+    Doc claim = claim_key.starts_with("?") ? nullptr : c_.cache().get(kClaims, claim_key);
+    if (claim) claims.emplace_back(uid_of(*claim));
   }
   const std::string key = object_key(namespace_of(*pod), name_of(*pod));
   auto s = containers_->start(key, *pod, node.name, pod_ip(node, uid_of(*pod)), claims, now);
