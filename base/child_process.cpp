@@ -42,9 +42,8 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& o) noexcept {
   return *this;
 }
 
-Status ChildProcess::start(const ChildSpec& spec) {
+Result<pid_t> spawn_process(const ChildSpec& spec) {
   if (spec.argv.empty()) return unexpected(ErrorCode::kInvalidArgument, "empty command");
-  if (running()) return unexpected(ErrorCode::kInternal, "the process is still running");
   // Everything the child needs is built before fork (only async-signal-safe calls after it).
   std::vector<std::string> args = spec.argv;
   std::vector<char*> argv;
@@ -80,7 +79,14 @@ Status ChildProcess::start(const ChildSpec& spec) {
     ::_exit(127);
   }
   if (log >= 0) ::close(log);
-  pid_ = pid;
+  return pid;
+}
+
+Status ChildProcess::start(const ChildSpec& spec) {
+  if (running()) return unexpected(ErrorCode::kInternal, "the process is still running");
+  auto pid = spawn_process(spec);
+  if (!pid) return unexpected(pid.error());
+  pid_ = *pid;
   status_.reset();
   return ok();
 }

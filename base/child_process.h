@@ -44,6 +44,10 @@ class ChildProcess {
   std::optional<int> status_;
 };
 
+// Starts a process as `spec` says and returns its pid; the caller reaps it (waitpid). ChildProcess
+// is this plus the reaping and stopping.
+Result<pid_t> spawn_process(const ChildSpec& spec);
+
 // The current process's environment as "K=V" strings.
 std::vector<std::string> current_environment();
 

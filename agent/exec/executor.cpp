@@ -1,5 +1,7 @@
 #include "agent/exec/executor.h"
 
+#include "base/child_process.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -28,9 +30,7 @@ Result<CommandResult> ProcessExecutor::run(const Command& command) {
   for (auto& a : args)
     argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e)
-    env_store.emplace_back(*e);
+  std::vector<std::string> env_store = current_environment();
   for (const auto& e : command.env)
     env_store.push_back(e);
   std::vector<char*> envp;

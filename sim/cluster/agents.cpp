@@ -1,6 +1,5 @@
 #include "sim/cluster/agents.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -11,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/child_process.h"
 #include "base/log.h"
 
 namespace nvdra::sim::cluster {
@@ -83,24 +83,13 @@ pid_t AgentSupervisor::spawn(const std::string& node) {
                                    dir + "/node.yaml",
                                    "--metrics-bind-address",
                                    "127.0.0.1:0"};
-  const std::string log = dir + "/agent.log";
-  std::vector<char*> argv;  // built before fork: the child may only make async-signal-safe calls
-  for (auto& a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid != 0) {
-    if (pid < 0) NVDRA_ERROR("nvdra-sim: cannot start the agent of node {}: fork failed", node);
-    return pid;
+  // Output to the node's log; an argv vector, no shell.
+  auto pid = spawn_process(ChildSpec{args, {}, dir + "/agent.log", ""});
+  if (!pid) {
+    NVDRA_ERROR("nvdra-sim: cannot start the agent of node {}: {}", node, pid.error().message);
+    return -1;
   }
-  // Child: output to the node's log, then exec (no shell).
-  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    ::dup2(fd, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
-  }
-  ::execv(argv[0], argv.data());
-  ::_exit(127);
+  return *pid;
 }
 
 void AgentSupervisor::monitor() {
