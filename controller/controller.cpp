@@ -567,6 +567,12 @@ void Controller::refresh_inventory_locked() {
   }
   for (auto it = node_clique_.begin(); it != node_clique_.end(); ++it)
     if (!clique.contains(it->first)) placer_.remove_node(it->first);
+  // A node's clique shows in its daemon's status row; rows written before the node's slice was
+  // seen need that again (rare: nodes joining, leaving or changing fabric).
+  if (clique != node_clique_) {
+    for (const auto& d : domains_->store().list())
+      queue_.add(std::string(d->key()));
+  }
   for (const auto& [node, cl] : clique) {
     if (cl.empty()) continue;
     const int free = busy.contains(node) ? 0 : std::max(0, gpus[node] - used[node]);
@@ -578,8 +584,9 @@ void Controller::refresh_inventory_locked() {
   m_->fragmentation.Set(placer_.fragmentation());
 }
 
-std::map<std::string, std::string> Controller::clique_of_node() const {
+std::map<std::string, std::string> Controller::clique_of_node() {
   std::lock_guard lock(mu_);
+  if (inventory_dirty_) refresh_inventory_locked();
   return node_clique_;
 }
 

@@ -75,7 +75,7 @@ class Controller {
   // The placement decision for a domain whose workload template is still to be created.
   std::optional<PlacementStatus> decide_placement(const DomainSpec& d, std::vector<Condition>& c);
   void refresh_inventory_locked();
-  std::map<std::string, std::string> clique_of_node() const;
+  std::map<std::string, std::string> clique_of_node();
   std::vector<DaemonPod> daemon_pods(const std::string& uid) const;
 
   // Writes: create-if-absent, delete-if-present, finalizer and label edits.
