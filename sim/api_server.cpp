@@ -532,6 +532,7 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
     a.path = req.path;
     if (!(req.path.starts_with("/api/") || req.path.starts_with("/apis/")) &&
         !authz_.allowed(*user, a)) {
+      NVDRA_WARN("RBAC denied: {}", Authorizer::forbidden_message(*user, a));
       reply = error_reply(403, "Forbidden", Authorizer::forbidden_message(*user, a));
       done = true;
     }
@@ -586,6 +587,8 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
         done = true;
       } else if (!authz_.allowed(*user, attrs)) {
         Error e = api_error(403, "Forbidden", Authorizer::forbidden_message(*user, attrs));
+        // Logged so that a component missing a permission shows up (the audit log's job).
+        NVDRA_WARN("RBAC denied: {}", e.message);
         e.details_name = route.name;
         e.details_group = group;
         e.details_kind = route.type->resource;

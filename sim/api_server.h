@@ -48,6 +48,11 @@ class ApiServer {
   ApiServer(Store& store, ResourceRegistry& registry, ApiServerOptions options);
   awaitable<void> handle(const httpd::Request& req, httpd::ResponseWriter& w);
 
+  // The token a kubelet would mount into a pod running as this service account.
+  std::string service_account_token(const std::string& ns, const std::string& name) const {
+    return authn_.service_account_token(ns, name);
+  }
+
   // Serves the kinds of every stored CRD (after loading a --data-dir).
   void serve_stored_crds();
 

@@ -60,6 +60,11 @@ Result<std::string> Authenticator::issue_token(const std::string& ns,
                                                const std::string& name) const {
   auto sa = store_.get(*registry_.find("", "v1", "serviceaccounts"), ns, name);
   if (!sa) return unexpected(sa.error());
+  return service_account_token(ns, name);
+}
+
+std::string Authenticator::service_account_token(const std::string& ns,
+                                                 const std::string& name) const {
   const std::string subject = ns + "/" + name;
   std::string encoded = base64_encode(subject);
   std::replace(encoded.begin(), encoded.end(), '/', '_');

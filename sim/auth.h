@@ -35,6 +35,9 @@ class Authenticator {
   std::optional<UserInfo> authenticate(std::string_view authorization_header) const;
   // A token for the service account (which must exist).
   Result<std::string> issue_token(const std::string& ns, const std::string& name) const;
+  // The token of a service account that may not exist yet (what a kubelet mounts into a pod);
+  // it authenticates once the account exists and for as long as it does.
+  std::string service_account_token(const std::string& ns, const std::string& name) const;
 
  private:
   std::string sign(const std::string& subject) const;

@@ -13,7 +13,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -52,13 +55,38 @@ bool write_private(const std::string& path, const std::string& content) {
 }
 
 std::string kubeconfig(const std::string& server, const std::string& ca_pem,
-                       const std::string& token) {
+                       const std::string& token, const std::string& user = "admin") {
   return "apiVersion: v1\nkind: Config\ncurrent-context: nvdra-sim\nclusters:\n- name: nvdra-sim\n"
          "  cluster:\n    server: " +
          server + "\n    certificate-authority-data: " + base64_encode(ca_pem) +
-         "\nusers:\n- name: admin\n  user:\n    token: " + token +
-         "\ncontexts:\n- name: nvdra-sim\n  context:\n    cluster: nvdra-sim\n    user: admin\n"
-         "    namespace: default\n";
+         "\nusers:\n- name: " + user + "\n  user:\n    token: " + token +
+         "\ncontexts:\n- name: nvdra-sim\n  context:\n    cluster: nvdra-sim\n    user: " + user +
+         "\n    namespace: default\n";
+}
+
+// Kubeconfigs of service accounts, written once each below `dir` (0700, files 0600): what the
+// simulated kubelets give nvdra's containers, and the agents with --agent-service-account.
+sim::cluster::KubeconfigFor service_account_kubeconfigs(std::string dir, std::string server,
+                                                        std::string ca_pem,
+                                                        const sim::ApiServer& api) {
+  struct Written {
+    std::mutex mu;
+    std::set<std::string> paths;
+  };
+  auto written = std::make_shared<Written>();
+  return [=, &api](const std::string& ns, const std::string& name) {
+    const std::string path = dir + "/" + ns + "." + name + ".kubeconfig";
+    std::lock_guard lock(written->mu);
+    if (written->paths.insert(path).second) {
+      std::filesystem::create_directories(dir);
+      ::chmod(dir.c_str(), 0700);
+      if (!write_private(path, kubeconfig(server, ca_pem, api.service_account_token(ns, name),
+                                          "system:serviceaccount:" + ns + ":" + name))) {
+        NVDRA_ERROR("nvdra-sim: cannot write {}", path);
+      }
+    }
+    return path;
+  };
 }
 
 std::string read_or_empty(const std::string& path) {
@@ -187,14 +215,23 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
                        .string()
                  : data_dir + "/nodes";
     std::string agents_binary;
+    auto kubeconfig_for =
+        service_account_kubeconfigs(root + "/.kubeconfigs", url, ca->cert_pem, api);
     if (!no_agents) {
       std::string binary = vm["agent-binary"].as<std::string>();
       if (binary.empty())
         binary = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "nvdra-agent")
                      .string();
       agents_binary = binary;
+      // The agents run as the service account the manifests bind (until those are applied
+      // their requests are refused and they retry), or as admin.
+      std::string agent_kc = kc_path;
+      if (const auto sa = vm["agent-service-account"].as<std::string>(); !sa.empty()) {
+        const size_t slash = sa.find('/');
+        agent_kc = kubeconfig_for(sa.substr(0, slash), sa.substr(slash + 1));
+      }
       agents = std::make_unique<sim::cluster::AgentSupervisor>(
-          sim::cluster::AgentOptions{binary, kc_path, root}, *topology);
+          sim::cluster::AgentOptions{binary, agent_kc, root}, *topology);
       if (auto st = agents->start(); !st) {
         std::cerr << "nvdra-sim up: " << st.error().message
                   << "; build it, point --agent-binary at it, or run with --no-agents\n";
@@ -216,7 +253,7 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
       kopts.root = root;
       // nvdra's own containers (the IMEX daemons) run for real from the agent's folder.
       kopts.bin_dir = std::filesystem::path(agents_binary).parent_path().string();
-      kopts.kubeconfig = kc_path;
+      kopts.kubeconfig_for = kubeconfig_for;
     }
     cluster->add(std::make_unique<sim::cluster::Kubelets>(*cluster, *topology, kopts));
     net::co_spawn(io, cluster->run(stop_cluster, std::chrono::milliseconds(500)), net::detached);
@@ -267,6 +304,8 @@ int main(int argc, char** argv) {
       "(for stand-in agents that only prepare)")(
       "agent-binary", po::value<std::string>()->default_value(""),
       "up: the node agent to run per node (default: nvdra-agent next to nvdra-sim)")(
+      "agent-service-account", po::value<std::string>()->default_value(""),
+      "up: NAMESPACE/NAME of the service account the agents run as (default: admin)")(
       "root", po::value<std::string>()->default_value(""),
       "up: folder of the simulated nodes; node N's files are under ROOT/N (default: "
       "DATA-DIR/nodes, "
@@ -305,13 +344,20 @@ int main(int argc, char** argv) {
       return 2;
     }
     topology = std::move(*t);
+    const std::string sa = vm["agent-service-account"].as<std::string>();
+    if (!sa.empty() && (sa.find('/') == std::string::npos || sa.front() == '/' ||
+                        sa.back() == '/' || sa.find('/') != sa.rfind('/'))) {
+      std::cerr << "nvdra-sim up: --agent-service-account must be NAMESPACE/NAME, not \"" << sa
+                << "\"\n";
+      return 2;
+    }
   } else if (vm.count("no-agents") || vm.count("sim-slices") ||
              !vm["topology"].as<std::string>().empty() ||
              !vm["agent-binary"].as<std::string>().empty() ||
+             !vm["agent-service-account"].as<std::string>().empty() ||
              !vm["root"].as<std::string>().empty()) {
-    std::cerr << "nvdra-sim serve: --topology, --no-agents, --sim-slices, --agent-binary and "
-                 "--root belong to "
-                 "`nvdra-sim up`\n";
+    std::cerr << "nvdra-sim serve: --topology, --no-agents, --sim-slices, --agent-binary, "
+                 "--agent-service-account and --root belong to `nvdra-sim up`\n";
     return 2;
   }
   return run(vm, topology);

@@ -78,6 +78,13 @@ std::vector<std::string> strings(const Value* list) {
   return out;
 }
 
+// The service account a pod runs as ("default" unless its spec names one).
+std::string service_account_of(const Value& pod) {
+  const Value* spec = json::find(pod, "spec");
+  std::string name = spec ? std::string(json::string_or(*spec, "serviceAccountName")) : "";
+  return name.empty() ? "default" : name;
+}
+
 }  // namespace
 
 ContainerRunner::~ContainerRunner() {
@@ -140,7 +147,8 @@ Status ContainerRunner::start(const std::string& key, const Value& pod, const st
     std::vector<std::string> env = {
         "PATH=" + std::string(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin"),
         "HOSTNAME=" + std::string(name_of(pod)),
-        "KUBECONFIG=" + opt_.kubeconfig,
+        "KUBECONFIG=" +
+            opt_.kubeconfig_for(std::string(namespace_of(pod)), service_account_of(pod)),
         "NVDRA_ROOT=" + root,
         "NVDRA_IMEX_BINARY=" + opt_.bin_dir + "/nvdra-imex-sim",
         "NVDRA_IMEX_CTL_BINARY=" + opt_.bin_dir + "/nvdra-imex-sim"};

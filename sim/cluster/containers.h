@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,10 +25,14 @@
 
 namespace nvdra::sim::cluster {
 
+// The kubeconfig (a path) that lets a container reach the API server as service account
+// <namespace>/<name>: what the kubelet's projected token gives a real pod.
+using KubeconfigFor = std::function<std::string(const std::string& ns, const std::string& name)>;
+
 struct ContainerOptions {
-  std::string bin_dir;     // where nvdra's programs are (build/bin)
-  std::string kubeconfig;  // what real containers use to reach the API server
-  std::string root;        // node n's folders are below <root>/<n>
+  std::string bin_dir;  // where nvdra's programs are (build/bin)
+  KubeconfigFor kubeconfig_for;
+  std::string root;  // node n's folders are below <root>/<n>
 };
 
 class ContainerRunner {

@@ -59,7 +59,7 @@ Kubelets::Kubelets(Cluster& c, Topology topology, KubeletOptions options)
     devices_ = std::make_unique<DevicePreparer>(c_, options_.root, topology_);
   if (!options_.root.empty() && !options_.bin_dir.empty())
     containers_ = std::make_unique<ContainerRunner>(
-        ContainerOptions{options_.bin_dir, options_.kubeconfig, options_.root});
+        ContainerOptions{options_.bin_dir, options_.kubeconfig_for, options_.root});
 }
 
 void Kubelets::observe(const std::string& storage_key, const std::string& key, const Doc& obj) {

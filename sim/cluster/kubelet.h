@@ -30,7 +30,7 @@ struct KubeletOptions {
   std::chrono::milliseconds default_run_time{3000};
   // With both: containers whose command is an nvdra program run for real (containers.h).
   std::string bin_dir;
-  std::string kubeconfig;
+  KubeconfigFor kubeconfig_for;
 };
 
 class Kubelets : public Controller {
