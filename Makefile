@@ -51,7 +51,7 @@ bench: build ## Run the benchmarks (figures go to docs/performance.md by hand)
 	@for b in $(BUILD)/bin/bench_*; do echo "== $$b"; $$b; done
 	@echo "== bench/bench_cd_ready.sh"; bench/bench_cd_ready.sh $(BUILD)/bin
 
-demo: build ## Build, start a simulated GPU cluster and run sample GPU, MIG and MPS pods
+demo: build ## Build, start a simulated GPU cluster with nvdra and run GPU, MIG, MPS and ComputeDomain samples
 	@scripts/demo.sh $(BUILD)
 
 format: ## clang-format every C++ file
