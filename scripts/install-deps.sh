@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
 # Installs every Debian package nvdra needs to build, test and run its demo.
 # Idempotent: when everything is present it installs nothing and touches no package index.
+#   install-deps.sh            everything (make deps: build, tests, demo)
+#   install-deps.sh --build    only what building the programs needs (the image's build stage)
+#   install-deps.sh --runtime  only the shared libraries the programs load (the image itself)
 set -euo pipefail
+mode=${1:-all}
 
-packages=(
+build=(
   # toolchain
-  build-essential cmake ninja-build clang clang-format libclang-rt-14-dev pkg-config
+  build-essential cmake ninja-build pkg-config
   # libraries
   libboost1.74-dev libboost-program-options1.74-dev libssl-dev rapidjson-dev
   libspdlog-dev libfmt-dev libyaml-cpp-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   prometheus-cpp-dev
+)
+runtime=(
+  libboost-program-options1.74.0 libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7
+  libgrpc++1.51 libprotobuf32 libprometheus-cpp-core1.0 ca-certificates
+)
+dev=(
+  # fuzzing, sanitizers, formatting
+  clang clang-format libclang-rt-14-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus openssl curl
 )
+case "$mode" in
+  all) packages=("${build[@]}" "${dev[@]}") ;;
+  --build) packages=("${build[@]}") ;;
+  --runtime) packages=("${runtime[@]}") ;;
+  *) echo "usage: $0 [--build|--runtime]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -23,7 +41,7 @@ for p in "${packages[@]}"; do
 done
 
 # kubectl: the machine image may ship one; Debian's kubernetes-client is the fallback.
-if ! command -v kubectl >/dev/null 2>&1; then
+if [ "$mode" = all ] && ! command -v kubectl >/dev/null 2>&1; then
   missing+=(kubernetes-client)
 fi
 
