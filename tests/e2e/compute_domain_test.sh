@@ -12,15 +12,17 @@ root=$(cd "$here/../.." && pwd)
 imex="$root/../shared/compat/nvidia-demo-specs/imex"
 source "$here/lib.sh"
 
-run_sim up --topology "$root/examples/topologies/demo.yaml" --root "$work/nodes"
-kubectl apply -f "$root/manifests/base/deviceclasses.yaml" -f "$root/crds/" \
-  -f "$here/fixtures/mpijob-crd.yaml" >/dev/null
-kubectl create namespace nvdra-system >/dev/null
+run_sim up --topology "$root/examples/topologies/demo.yaml" --root "$work/nodes" \
+  --agent-service-account nvdra-system/nvdra-kubelet-plugin
+install_base
+kubectl apply -f "$here/fixtures/mpijob-crd.yaml" >/dev/null
+sa_kubeconfig nvdra-controller "$work/controller.kubeconfig"
+check "every agent published its devices" "12" "$(wait_for_agents)"
 
 # start_controller N: replica N (log $work/ctl-N.log, pid in ctl_pid[N]).
 declare -A ctl_pid
 start_controller() {
-  "$BIN/nvdra-controller" --kubeconfig "$KUBECONFIG" --leader-elect --namespace nvdra-system \
+  "$BIN/nvdra-controller" --kubeconfig "$work/controller.kubeconfig" --leader-elect --namespace nvdra-system \
     --metrics-bind-address 127.0.0.1:0 --metrics-address-file "$work/metrics-$1" -v ${CTL_V:-1} \
     >>"$work/ctl-$1.log" 2>&1 &
   ctl_pid[$1]=$!
@@ -205,5 +207,7 @@ check "created while down: Ready after restart" "Ready" "$(until_equal Ready cd_
 check "exactly one DaemonSet" "1" "$(kubectl get daemonsets -n nvdra-system -o name | wc -l)"
 kubectl delete -f "$imex/channel-injection.yaml" --wait=false >/dev/null
 check "after restart: nothing left" "$clean" "$(until_equal "$clean" leftovers)"
+
+check "every component had the permissions it needed (manifests/base RBAC)" "0" "$(rbac_denials)"
 
 summary
