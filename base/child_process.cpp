@@ -73,6 +73,10 @@ Result<pid_t> spawn_process(const ChildSpec& spec) {
       ::dup2(log, STDOUT_FILENO);
       ::dup2(log, STDERR_FILENO);
     }
+    // Nothing of the parent's but stdio: an inherited listening socket would keep the parent's
+    // port bound after it exits (asio does not open sockets close-on-exec).
+    ::close_range(3, ~0U, 0);
+    if (spec.own_process_group) ::setpgid(0, 0);
     ::signal(SIGPIPE, SIG_DFL);
     if (dir && ::chdir(dir) != 0) ::_exit(126);
     ::execvpe(argv[0], argv.data(), envp.data());
@@ -86,7 +90,9 @@ Status ChildProcess::start(const ChildSpec& spec) {
   if (running()) return unexpected(ErrorCode::kInternal, "the process is still running");
   auto pid = spawn_process(spec);
   if (!pid) return unexpected(pid.error());
+  if (spec.own_process_group) ::setpgid(*pid, *pid);  // also here: no race with signal()
   pid_ = *pid;
+  group_ = spec.own_process_group;
   status_.reset();
   return ok();
 }
@@ -97,24 +103,26 @@ bool ChildProcess::running() {
   const pid_t r = ::waitpid(pid_, &st, WNOHANG);
   if (r == 0) return true;
   if (r == pid_) status_ = st;
+  // As when a container's first process exits: whatever it left in its group dies with it.
+  if (group_) ::kill(-pid_, SIGKILL);
   pid_ = -1;
   return false;
 }
 
 bool ChildProcess::signal(int sig) const {
-  return pid_ > 0 && ::kill(pid_, sig) == 0;
+  return pid_ > 0 && ::kill(group_ ? -pid_ : pid_, sig) == 0;
 }
 
 void ChildProcess::stop(std::chrono::milliseconds grace) {
   if (!running()) return;
-  ::kill(pid_, SIGTERM);
+  signal(SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (running()) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
+      signal(SIGKILL);
       int st = 0;
       if (::waitpid(pid_, &st, 0) == pid_) status_ = st;
-      pid_ = -1;
+      pid_ = -1;  // the group went with the SIGKILL
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -19,6 +19,9 @@ struct ChildSpec {
   std::vector<std::string> env;   // "K=V"; empty = the parent's environment
   std::string log_file;           // stdout and stderr appended here; empty = inherited
   std::string working_dir;        // empty = the parent's
+  // Run in a process group of its own, and signal that whole group (what a container runtime's
+  // cgroup gives: stopping the container also stops what it started).
+  bool own_process_group = false;
 };
 
 class ChildProcess {
@@ -41,6 +44,7 @@ class ChildProcess {
 
  private:
   pid_t pid_ = -1;
+  bool group_ = false;  // signals go to the process group pid_ leads
   std::optional<int> status_;
 };
 
