@@ -513,6 +513,21 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
       reply = json_reply(200, faults_json(faults()));
     }
   }
+  if (!done && req.path.starts_with("/nvdra-sim/machines/")) {
+    done = true;
+    const std::string node = req.path.substr(std::string_view("/nvdra-sim/machines/").size());
+    if (!user->admin) {
+      reply = error_reply(403, "Forbidden", "only the admin may remove machines");
+    } else if (req.method != "DELETE") {
+      reply = error_reply(405, "MethodNotAllowed", "DELETE removes the node's machine");
+    } else if (!remove_machine_ || node.empty() || !remove_machine_(node)) {
+      reply = error_reply(404, "NotFound", "no simulated machine \"" + node + "\"");
+    } else {
+      reply = json_reply(
+          200, R"({"kind":"Status","apiVersion":"v1","status":"Success","details":{"name":)" +
+                   json::quote(node) + R"(,"kind":"machines"}})");
+    }
+  }
   int latency = 0;
   {
     std::lock_guard lock(faults_mu_);

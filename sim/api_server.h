@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -53,6 +54,12 @@ class ApiServer {
     return authn_.service_account_token(ns, name);
   }
 
+  // What DELETE /nvdra-sim/machines/<node> calls (admin only): the node's machine goes away.
+  // Returns false for an unknown node. Runs on the server's executor.
+  void set_machine_remover(std::function<bool(const std::string& node)> f) {
+    remove_machine_ = std::move(f);
+  }
+
   // Serves the kinds of every stored CRD (after loading a --data-dir).
   void serve_stored_crds();
 
@@ -92,6 +99,7 @@ class ApiServer {
   ApiServerOptions opt_;
   Authenticator authn_;
   Authorizer authz_;
+  std::function<bool(const std::string&)> remove_machine_;
   std::atomic<int> force_gone_{0};
   mutable std::mutex faults_mu_;
   Faults faults_;                                                   // guarded by faults_mu_

@@ -255,7 +255,14 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
       kopts.bin_dir = std::filesystem::path(agents_binary).parent_path().string();
       kopts.kubeconfig_for = kubeconfig_for;
     }
-    cluster->add(std::make_unique<sim::cluster::Kubelets>(*cluster, *topology, kopts));
+    cluster->add(std::make_unique<sim::cluster::PodGarbageCollector>(*cluster));
+    auto kubelets = std::make_unique<sim::cluster::Kubelets>(*cluster, *topology, kopts);
+    api.set_machine_remover([k = kubelets.get(), a = agents.get()](const std::string& node) {
+      if (!k->remove_machine(node)) return false;
+      if (a) a->remove(node);
+      return true;
+    });
+    cluster->add(std::move(kubelets));
     net::co_spawn(io, cluster->run(stop_cluster, std::chrono::milliseconds(500)), net::detached);
     std::cout << "nvdra-sim cluster \"" << topology->name << "\": " << topology->nodes.size()
               << " nodes on " << url << "\n";

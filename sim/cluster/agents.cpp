@@ -140,6 +140,21 @@ void AgentSupervisor::stop() {
   }
 }
 
+void AgentSupervisor::remove(const std::string& node) {
+  pid_t pid = -1;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pids_.find(node);
+    if (it == pids_.end()) return;
+    pid = it->second;
+    pids_.erase(it);
+  }
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+}
+
 std::map<std::string, pid_t> AgentSupervisor::pids() const {
   std::lock_guard lock(mu_);
   return pids_;

@@ -35,6 +35,8 @@ class AgentSupervisor {
   // Writes each node's description and starts its agent.
   Status start();
   void stop();
+  // The node's machine is gone: its agent is stopped (SIGKILL) and not restarted.
+  void remove(const std::string& node);
   // Process ids of the running agents, by node (for tests).
   std::map<std::string, pid_t> pids() const;
 

@@ -167,6 +167,7 @@ Status ContainerRunner::start(const std::string& key, const Value& pod, const st
       c->spec.argv.push_back(a);
     c->spec.env = env;
     c->spec.log_file = root + ".log";
+    c->spec.own_process_group = true;
     c->startup = probe_of(ctr, "startupProbe", now);
     c->readiness = probe_of(ctr, "readinessProbe", now);
     c->started = !c->startup;

@@ -43,6 +43,8 @@ class ContainerRunner {
 
   // Whether the pod has a container this runner runs for real.
   bool runs(const json::Value& pod) const;
+  // Whether the pod's containers were started by this runner (not after a simulator restart).
+  bool started(const std::string& key) const { return pods_.contains(key); }
   // Starts the pod's real containers; `pod_ip` is the IP the kubelet gives the pod.
   // `claim_uids`: the pod's claims, whose CDI specs on the node give env and mounts.
   Status start(const std::string& key, const json::Value& pod, const std::string& node,

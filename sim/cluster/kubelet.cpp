@@ -273,9 +273,39 @@ void Kubelets::sync_pod(const std::string& key, std::chrono::steady_clock::time_
   }
   const Value* st = json::find(*pod, "status");
   const std::string_view phase = st ? json::string_or(*st, "phase", "Pending") : "Pending";
+  if (phase == "Running" && containers_ && containers_->runs(*pod) && !containers_->started(key)) {
+    // A pod that ran before the simulator restarted: as kubelet after a reboot, prepare its
+    // claims again (drivers treat that as a no-op) and restart its containers.
+    if (devices_ && !devices_->ready(key, pod, node->name)) return;
+    bool ready = false;
+    if (start_containers(pod, *node, now, &ready)) set_ready(key, ready);
+    return;
+  }
   if (phase != "Pending") return;
   if (devices_ && !devices_->ready(key, pod, node->name)) return;
   start_pod(pod, *node, now);
+}
+
+bool Kubelets::remove_machine(const std::string& node) {
+  if (!by_name_.contains(node)) return false;
+  by_name_.erase(node);
+  removed_.insert(node);
+  lease_due_.erase(node);
+  for (const auto& [key, pod] : c_.cache().all(kPods)) {
+    const Value* spec = json::find(*pod, "spec");
+    if (!spec || json::string_or(*spec, "nodeName") != node) continue;
+    if (containers_) containers_->kill(key);
+    finish_at_.erase(key);
+    dirty_pods_.erase(key);
+  }
+  for (const auto& [kind, ns] : {std::pair{&kNodes, ""}, std::pair{&kLeases, "kube-node-lease"}}) {
+    auto r = c_.api().remove(*kind, ns, node, DeleteRequest{});
+    if (!r && r.error().http_status != 404)
+      NVDRA_WARN("removing machine {}: deleting its {}: {}", node, kind->resource,
+                 r.error().message);
+  }
+  NVDRA_INFO("machine {} removed: its kubelet stopped, its Node deleted", node);
+  return true;
 }
 
 void Kubelets::reconcile(std::chrono::steady_clock::time_point now) {
@@ -283,6 +313,7 @@ void Kubelets::reconcile(std::chrono::steady_clock::time_point now) {
     registered_ = true;
     const bool starting = lease_due_.empty();
     for (const auto& n : topology_.nodes) {
+      if (removed_.contains(n.name)) continue;
       if (devices_ && starting)
         devices_->wipe_node_slices(n.name, "");  // as kubelet does when it starts
       register_node(n);

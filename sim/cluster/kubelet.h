@@ -36,6 +36,10 @@ struct KubeletOptions {
 class Kubelets : public Controller {
  public:
   Kubelets(Cluster& c, Topology topology, KubeletOptions options);
+  // The node's machine goes away (decommissioned, or dead for good): its containers are killed,
+  // its kubelet stops, and its Node and node Lease are deleted, as the cloud node controller
+  // does. Its pods are left for the pod garbage collector. False for an unknown node.
+  bool remove_machine(const std::string& node);
   void observe(const std::string& storage_key, const std::string& key, const Doc& obj) override;
   void reconcile(std::chrono::steady_clock::time_point now) override;
 
@@ -53,9 +57,10 @@ class Kubelets : public Controller {
   Cluster& c_;
   Topology topology_;
   KubeletOptions options_;
-  std::unique_ptr<DevicePreparer> devices_;      // with a root folder
-  std::unique_ptr<ContainerRunner> containers_;  // with a root folder and bin_dir
-  std::map<std::string, const NodeSpec*, std::less<>> by_name_;
+  std::unique_ptr<DevicePreparer> devices_;                      // with a root folder
+  std::unique_ptr<ContainerRunner> containers_;                  // with a root folder and bin_dir
+  std::map<std::string, const NodeSpec*, std::less<>> by_name_;  // nodes still there
+  std::set<std::string> removed_;                                // machines removed
   bool registered_ = false;
   std::set<std::string> dirty_pods_;
   std::map<std::string, std::chrono::steady_clock::time_point>

@@ -522,4 +522,32 @@ void MpiJobController::sync(const std::string&, const Doc& job) {
           phase == "Succeeded" ? 1 : 0, phase == "Failed" ? 1 : 0, workers_active, conditions));
 }
 
+void PodGarbageCollector::observe(const std::string& storage_key, const std::string&, const Doc&) {
+  if (storage_key == kNodes.storage_key() || storage_key == kPods.storage_key()) dirty_ = true;
+}
+
+void PodGarbageCollector::reconcile(std::chrono::steady_clock::time_point now) {
+  if (!dirty_ && gone_since_.empty()) return;
+  dirty_ = false;
+  std::map<std::string, std::chrono::steady_clock::time_point> gone;
+  for (const auto& [key, pod] : c_.cache().all(kPods)) {
+    const Value* spec = json::find(*pod, "spec");
+    const std::string node(spec ? json::string_or(*spec, "nodeName") : "");
+    if (node.empty() || c_.cache().get(kNodes, node)) continue;
+    auto it = gone_since_.find(node);
+    const auto since = it == gone_since_.end() ? now : it->second;
+    gone[node] = since;
+    if (now - since < quarantine_) continue;
+    DeleteRequest force;
+    force.grace_period_seconds = 0;
+    auto r =
+        c_.api().remove(kPods, std::string(namespace_of(*pod)), std::string(name_of(*pod)), force);
+    if (r)
+      NVDRA_INFO("pod garbage collector: deleted {} (node {} is gone)", key, node);
+    else if (r.error().http_status != 404)
+      NVDRA_WARN("pod garbage collector: deleting {}: {}", key, r.error().message);
+  }
+  gone_since_ = std::move(gone);
+}
+
 }  // namespace nvdra::sim::cluster

@@ -92,4 +92,23 @@ class MpiJobController : public WorkloadController {
   void sync(const std::string& key, const Doc& owner) override;
 };
 
+// kube-controller-manager's pod garbage collector, for orphans: a pod bound to a node that no
+// longer exists is deleted at once (grace 0) once the node has been gone for `quarantine`
+// (kube-controller-manager waits 40 s), so that its claims are released and its owner replaces it.
+class PodGarbageCollector : public Controller {
+ public:
+  explicit PodGarbageCollector(Cluster& c,
+                               std::chrono::milliseconds quarantine = std::chrono::seconds(2))
+      : c_(c), quarantine_(quarantine) {}
+  void observe(const std::string& storage_key, const std::string& key, const Doc& obj) override;
+  void reconcile(std::chrono::steady_clock::time_point now) override;
+
+ private:
+  Cluster& c_;
+  std::chrono::milliseconds quarantine_;
+  std::map<std::string, std::chrono::steady_clock::time_point>
+      gone_since_;  // node → first seen gone
+  bool dirty_ = true;
+};
+
 }  // namespace nvdra::sim::cluster

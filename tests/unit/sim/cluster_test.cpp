@@ -36,7 +36,10 @@ nodeGroups:
         cluster_, SchedulerOptions{.claim_grace = std::chrono::milliseconds(0)});
     scheduler_ = sched.get();
     cluster_.add(std::move(sched));
-    cluster_.add(std::make_unique<Kubelets>(cluster_, std::move(*topo), KubeletOptions{}));
+    auto kubelets = std::make_unique<Kubelets>(cluster_, std::move(*topo), KubeletOptions{});
+    kubelets_ = kubelets.get();
+    cluster_.add(std::move(kubelets));
+    cluster_.add(std::make_unique<PodGarbageCollector>(cluster_, std::chrono::milliseconds(0)));
     cluster_.add(std::make_unique<ReplicaSetController>(cluster_));
     cluster_.add(std::make_unique<DeploymentController>(cluster_));
     cluster_.add(std::make_unique<JobController>(cluster_));
@@ -70,6 +73,7 @@ nodeGroups:
   Store store_;
   Cluster cluster_{store_, registry_};
   Scheduler* scheduler_ = nullptr;
+  Kubelets* kubelets_ = nullptr;
 };
 
 const char* kTemplate = R"({"apiVersion":"resource.k8s.io/v1","kind":"ResourceClaimTemplate",
@@ -253,6 +257,32 @@ TEST_F(ClusterTest, DeploymentsRunTheirReplicasThroughAReplicaSetAndScale) {
   cluster_.step();
   EXPECT_EQ(count_pods(cluster_, "Running", "web-"), 1);
   EXPECT_EQ(cluster_.cache().all(kClaims).size(), 1u);  // the claims of removed pods went with them
+}
+
+TEST_F(ClusterTest, ARemovedMachinesPodsAreCollectedAndReplacedElsewhere) {
+  create(kClaimTemplates, kTemplate);
+  create(kDeployments,
+         R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{
+    "replicas":2,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
+    "spec":{"containers":[{"name":"c","image":"i"}],"resourceClaims":[{"name":"gpu","resourceClaimTemplateName":"one-gpu"}]}}}})");
+  cluster_.step();
+  ASSERT_EQ(count_pods(cluster_, "Running", "web-"), 2);
+  std::string victim;
+  for (const auto& [key, p] : cluster_.cache().all(kPods))
+    victim = json::string_or(*json::find(*p, "spec"), "nodeName");
+  ASSERT_FALSE(victim.empty());
+  EXPECT_FALSE(kubelets_->remove_machine("no-such-node"));
+  ASSERT_TRUE(kubelets_->remove_machine(victim));
+  for (int i = 0; i < 5; ++i)
+    cluster_.step();
+  EXPECT_FALSE(get(kNodes, victim)) << "the Node is deleted and not registered again";
+  EXPECT_FALSE(store_.get(*cluster_.api().type(kLeases), "kube-node-lease", victim));
+  EXPECT_EQ(count_pods(cluster_, "Running", "web-"), 2);
+  for (const auto& [key, p] : cluster_.cache().all(kPods))
+    EXPECT_NE(json::string_or(*json::find(*p, "spec"), "nodeName"), victim) << key;
+  for (const auto& [key, c] : cluster_.cache().all(kClaims))
+    EXPECT_EQ(json::write(*c).find(victim), std::string::npos) << "claim " << key << " released";
+  EXPECT_FALSE(kubelets_->remove_machine(victim));
 }
 
 TEST_F(ClusterTest, JobsRunToCompletion) {
