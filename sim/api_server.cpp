@@ -335,6 +335,12 @@ Result<Faults> parse_faults(std::string_view text, const Faults& base) {
   for (auto it = doc->MemberBegin(); it != doc->MemberEnd(); ++it) {
     std::string_view k(it->name.GetString());
     const Value& v = it->value;
+    if (k == "spareAdmin") {
+      if (!v.IsBool())
+        return unexpected(ErrorCode::kInvalidArgument, "faults.spareAdmin: must be a boolean");
+      f.spare_admin = v.GetBool();
+      continue;
+    }
     if (!v.IsNumber())
       return unexpected(ErrorCode::kInvalidArgument, fmt::format("faults.{}: must be a number", k));
     double d = v.GetDouble();
@@ -360,9 +366,9 @@ Result<Faults> parse_faults(std::string_view text, const Faults& base) {
 
 std::string faults_json(const Faults& f) {
   return fmt::format(
-      R"({{"watchCloseSeconds":{},"errorRate":{},"errorCode":{},"latencyMs":{},"clientQPS":{},"goneOnResume":{}}})",
+      R"({{"watchCloseSeconds":{},"errorRate":{},"errorCode":{},"latencyMs":{},"clientQPS":{},"goneOnResume":{},"spareAdmin":{}}})",
       f.watch_close_seconds, f.error_rate, f.error_code, f.latency_ms, f.client_qps,
-      f.gone_on_resume);
+      f.gone_on_resume, f.spare_admin);
 }
 
 void ApiServer::set_faults(const Faults& f) {
@@ -379,8 +385,9 @@ Faults ApiServer::faults() const {
   return f;
 }
 
-std::optional<Reply> ApiServer::injected_fault(const httpd::Request& req) {
+std::optional<Reply> ApiServer::injected_fault(const httpd::Request& req, bool admin) {
   std::lock_guard lock(faults_mu_);
+  if (admin && faults_.spare_admin) return std::nullopt;
   if (faults_.client_qps > 0) {
     auto& bucket = client_qps_[std::string(req.header("Authorization").value_or(""))];
     if (!bucket)
@@ -535,7 +542,7 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
   }
   if (!done && latency > 0) co_await sleep_for(std::chrono::milliseconds(latency));
   if (!done && !truthy(req.query_param("watch"))) {
-    if (auto f = injected_fault(req)) {
+    if (auto f = injected_fault(req, user && user->admin)) {
       reply = std::move(*f);
       done = true;
     }

@@ -33,6 +33,9 @@ struct Faults {
   int latency_ms = 0;              // added before every request
   double client_qps = 0;           // per-client cap, as API Priority and Fairness would: 429 beyond
   int gone_on_resume = 0;          // the next N watch resumes get 410 Expired
+  // Errors and 429s spare the admin (the operator's kubectl driving a test), so that only the
+  // components under test see them.
+  bool spare_admin = false;
 };
 Result<Faults> parse_faults(std::string_view json, const Faults& base);
 std::string faults_json(const Faults& f);
@@ -94,7 +97,7 @@ class ApiServer {
   Store& store_;
   ResourceRegistry& registry_;
   // A request answered by the fault injector instead of the API (nullopt = serve it).
-  std::optional<Reply> injected_fault(const httpd::Request& req);
+  std::optional<Reply> injected_fault(const httpd::Request& req, bool admin);
 
   ApiServerOptions opt_;
   Authenticator authn_;

@@ -264,6 +264,9 @@ TEST(SimFaults, ErrorRateAndClientQpsAnswerLikeTheRealServer) {
   auto r = sim.io.run(client->get(configmaps("x")));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().http_status, 500);
+  f.spare_admin = true;  // only the components under test see errors, not the operator
+  sim.api->set_faults(f);
+  EXPECT_TRUE(k8s::is_not_found(sim.io.run(client->get(configmaps("x"))).error()));
   f = Faults{};
   f.client_qps = 2;
   sim.api->set_faults(f);
