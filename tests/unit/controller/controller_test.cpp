@@ -194,6 +194,29 @@ TEST_F(ControllerTest, CreatesTheDomainsObjectsWritesItsStatusAndCleansUp) {
   EXPECT_EQ(count(kNodes, "resource.nvidia.com/computeDomain"), 0u);
 }
 
+TEST_F(ControllerTest, ARowWrittenBeforeItsNodesSliceGetsTheCliqueWhenTheSliceArrives) {
+  ASSERT_TRUE(create(kNodes, R"({"metadata":{"name":"late"}})"));
+  start();
+  const std::string uid = make_domain("cd", 1);
+  daemon_pod(uid, "late", "10.0.0.9", true);
+  ASSERT_TRUE(eventually([&] {
+    return field(get(domain("cd")), {"status", "nodes"}).find("10.0.0.9") != std::string::npos;
+  }));
+  auto nodes = parse_status_nodes(*get(domain("cd"))->doc());
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes[0].clique, "");  // its agent has not published yet
+  // The agent publishes; nothing else about the domain changes.
+  ASSERT_TRUE(create(
+      kSlices, R"({"metadata":{"name":"late-cd"},"spec":{"driver":"compute-domain.nvidia.com",)"
+               R"("nodeName":"late","pool":{"name":"late","generation":1,"resourceSliceCount":1},)"
+               R"("devices":[{"name":"channel-0","attributes":{"type":{"string":"channel"},)"
+               R"("cliqueID":{"string":"c.9"}}}]}})"));
+  ASSERT_TRUE(eventually([&] {
+    auto n = parse_status_nodes(*get(domain("cd"))->doc());
+    return n.size() == 1 && n[0].clique == "c.9" && n[0].index == 0;
+  }));
+}
+
 TEST_F(ControllerTest, BadInputGetsAConditionAndNoWorkloadTemplate) {
   ASSERT_TRUE(create(kTemplates.in_namespace("default"),
                      R"({"metadata":{"name":"taken-ch"},"spec":{"spec":{"devices":{"requests":[)"
