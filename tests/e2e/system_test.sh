@@ -266,5 +266,15 @@ leftovers() {
 clean="claims=0 domains=0 rct=0 ds=0 daemons=0 labels=0 cdi=0 channels=0 mig=0 imex=0"
 check "nothing left after deletion" "$clean" "$(until_equal "$clean" leftovers)"
 check "every component had the permissions it needed" "0" "$(rbac_denials)"
+
+# The Grafana dashboard charts only metrics Prometheus scraped from the components during this
+# run (unprepare errors excepted: nothing failed to unprepare, and a labelled counter appears
+# with its first error).
+scraped=$(curl -s "http://127.0.0.1:$prom_port/api/v1/label/__name__/values" | grep -oE '(nvdra|nvidia)_[a-z_]+' |
+  sed -E 's/_(bucket|count|sum)$//' | sort -u)
+charted=$(grep -o '"expr": "[^"]*' "$root/manifests/monitoring/nvdra-dashboard.json" | grep -oE '(nvdra|nvidia)_[a-z_]+' |
+  sed -E 's/_(bucket|count|sum)$//' | sort -u | grep -v '^nvidia_dra_node_unprepare_errors_total$')
+check "the dashboard charts only scraped metrics" "" "$(comm -13 <(echo "$scraped") <(echo "$charted"))"
+check "the dashboard charts something" "yes" "$([ "$(wc -l <<<"$charted")" -ge 15 ] && echo yes)"
 check "controllers never crashed" "" "$(grep -l 'terminate called\|Segmentation\|AddressSanitizer' "$work"/ctl-*.log 2>/dev/null || true)"
 summary
