@@ -78,8 +78,7 @@ for n in "${sizes[@]}"; do
   until_true 30 test -s "$work/sim.out"
   export KUBECONFIG="$work/kc"
   until_true 120 bash -c "[ \$(kubectl get resourceslices -o name | wc -l) -ge $((racks * 18 * 2)) ]"
-  kubectl apply -f "$root/manifests/base/deviceclasses.yaml" -f "$root/crds/" >/dev/null
-  kubectl create namespace nvdra-system >/dev/null
+  kubectl apply -k "$root/manifests/base" >/dev/null
   kubectl create namespace bench >/dev/null
   "$BIN/nvdra-controller" --kubeconfig "$work/kc" --namespace nvdra-system >"$work/ctl.log" 2>&1 &
   ctl=$!

@@ -554,8 +554,9 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
     a.path = req.path;
     if (!(req.path.starts_with("/api/") || req.path.starts_with("/apis/")) &&
         !authz_.allowed(*user, a)) {
-      NVDRA_WARN("RBAC denied: {}", Authorizer::forbidden_message(*user, a));
-      reply = error_reply(403, "Forbidden", Authorizer::forbidden_message(*user, a));
+      const std::string message = Authorizer::forbidden_message(*user, a);
+      NVDRA_WARN("RBAC denied: {}", message);
+      reply = error_reply(403, "Forbidden", message);
       done = true;
     }
   }

@@ -10,7 +10,7 @@ imex="$root/../shared/compat/nvidia-demo-specs/imex"
 source "$here/lib.sh"
 
 run_sim serve
-kubectl apply -f "$root/crds/" >/dev/null
+kubectl apply -k "$root/crds" >/dev/null
 check "CRDs" "computedomaincliques.resource.nvidia.com computedomains.resource.nvidia.com" \
   "$(kubectl get crd -o jsonpath='{.items[*].metadata.name}')"
 check "namespaced" "true true" "$(kubectl api-resources --api-group=resource.nvidia.com --no-headers | awk '{print $(NF-1)}' | tr '\n' ' ' | sed 's/ $//')"
