@@ -26,6 +26,7 @@ trap 'echo; echo "demo: stopping"; exit 0' INT TERM HUP
 started=${EPOCHREALTIME/./}
 elapsed() { local d=$(((${EPOCHREALTIME/./} - started) / 100000)); printf '%3d.%ds' $((d / 10)) $((d % 10)); }
 step() { echo; echo "\$ $*"; "$@"; }
+source "$root/scripts/cluster-lib.sh"  # sa_kubeconfig, wait_for_agents
 
 "$bin/nvdra-sim" up --topology "$root/examples/topologies/demo.yaml" \
   --agent-binary "$bin/nvdra-agent" --root "$work/nodes" \
@@ -44,10 +45,7 @@ step kubectl get nodes -L nvidia.com/gpu.clique
 # What an operator installs first: namespace, CRDs, DeviceClasses, RBAC per component.
 step kubectl apply -k "$root/manifests/base"
 # The controller runs as its service account (a real cluster mounts the same token).
-token=$(kubectl create token -n nvdra-system nvdra-controller)
-(umask 077 && kubectl config view --raw --minify >"$work/controller.kubeconfig")
-KUBECONFIG="$work/controller.kubeconfig" kubectl config set-credentials nvdra-controller --token="$token" >/dev/null
-KUBECONFIG="$work/controller.kubeconfig" kubectl config set-context --current --user=nvdra-controller >/dev/null
+sa_kubeconfig nvdra-controller "$work/controller.kubeconfig"
 "$bin/nvdra-controller" --kubeconfig "$work/controller.kubeconfig" --leader-elect \
   --metrics-bind-address 127.0.0.1:0 --metrics-address-file "$work/controller-metrics" \
   >"$work/controller.log" 2>&1 &
@@ -55,14 +53,8 @@ ctl_pid=$!
 echo "nvdra-controller started (log: $work/controller.log)"
 
 # The agents start with the simulator and publish once their RBAC exists.
-printf 'waiting for every node to publish its devices'
-nodes=$(kubectl get nodes -o name | wc -l)
-for _ in $(seq 300); do
-  published=$(kubectl get resourceslices -o jsonpath='{.items[*].spec.nodeName}' | tr ' ' '\n' | sort -u | grep -c . || true)
-  [ "$published" -ge "$nodes" ] && break
-  printf .; sleep 0.2
-done
-echo " $published/$nodes nodes"
+printf 'waiting for every node to publish its devices... '
+echo "$(wait_for_agents)/$(kubectl get nodes -o name | wc -l) nodes"
 
 step kubectl apply -f "$root/examples/demo/gpu-pod.yaml" -f "$root/examples/demo/mig-pod.yaml" \
   -f "$root/examples/demo/mps-pod.yaml" -f "$root/examples/demo/compute-domain-job.yaml"

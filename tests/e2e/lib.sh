@@ -72,36 +72,14 @@ until_equal() {
   echo "$got"
 }
 
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/cluster-lib.sh"  # sa_kubeconfig, wait_for_agents
+
 # install_base: what manifests/base holds (namespace, CRDs, DeviceClasses, RBAC per component),
 # applied through kubectl's kustomize exactly as an operator would.
 install_base() {
   kubectl apply -k "$root/manifests/base" >/dev/null
 }
 
-# sa_kubeconfig NAME FILE: a kubeconfig (0600) acting as service account nvdra-system/NAME, so a
-# process started with it has exactly the permissions manifests/base grants that component.
-sa_kubeconfig() {
-  local token
-  token=$(kubectl create token -n nvdra-system "$1")
-  (umask 077 && kubectl config view --raw --minify >"$2")
-  KUBECONFIG="$2" kubectl config set-credentials "$1" --token="$token" >/dev/null
-  KUBECONFIG="$2" kubectl config set-context --current --user="$1" >/dev/null
-}
-
 # rbac_denials: requests the simulator refused for lack of a permission (none expected: every
 # component's role must cover what it does).
 rbac_denials() { grep -c "RBAC denied" "$work/err" || true; }
-
-# wait_for_agents: waits (60 s) until every node's agent has published its ResourceSlices, as an
-# operator waits for the plugin DaemonSet before submitting work; prints the number of nodes
-# with slices.
-wait_for_agents() {
-  local want got
-  want=$(kubectl get nodes -o name | wc -l)
-  for _ in $(seq 600); do
-    got=$(kubectl get resourceslices -o jsonpath='{.items[*].spec.nodeName}' | tr ' ' '\n' | sort -u | grep -c . || true)
-    [ "$got" -ge "$want" ] && break
-    sleep 0.1
-  done
-  echo "$got"
-}

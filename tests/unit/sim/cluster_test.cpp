@@ -1,6 +1,7 @@
 // The simulated control plane in process: claims from templates, DRA scheduling, kubelets.
 #include "sim/cluster/cluster.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -239,12 +240,18 @@ int count_pods(Cluster& c, std::string_view phase, std::string_view prefix) {
   return n;
 }
 
+// Deployment "web": `replicas` pods with a GPU each.
+std::string web_deployment(int replicas) {
+  return fmt::format(
+      R"({{"apiVersion":"apps/v1","kind":"Deployment","metadata":{{"name":"web"}},"spec":{{
+    "replicas":{},"selector":{{"matchLabels":{{"app":"web"}}}},"template":{{"metadata":{{"labels":{{"app":"web"}}}},
+    "spec":{{"containers":[{{"name":"c","image":"i"}}],"resourceClaims":[{{"name":"gpu","resourceClaimTemplateName":"one-gpu"}}]}}}}}}}})",
+      replicas);
+}
+
 TEST_F(ClusterTest, DeploymentsRunTheirReplicasThroughAReplicaSetAndScale) {
   create(kClaimTemplates, kTemplate);
-  create(kDeployments,
-         R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{
-    "replicas":3,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
-    "spec":{"containers":[{"name":"c","image":"i"}],"resourceClaims":[{"name":"gpu","resourceClaimTemplateName":"one-gpu"}]}}}})");
+  create(kDeployments, web_deployment(3));
   cluster_.step();
   EXPECT_EQ(count_pods(cluster_, "Running", "web-"), 3);
   Doc d = get(kDeployments, "web");
@@ -261,10 +268,7 @@ TEST_F(ClusterTest, DeploymentsRunTheirReplicasThroughAReplicaSetAndScale) {
 
 TEST_F(ClusterTest, ARemovedMachinesPodsAreCollectedAndReplacedElsewhere) {
   create(kClaimTemplates, kTemplate);
-  create(kDeployments,
-         R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{
-    "replicas":2,"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
-    "spec":{"containers":[{"name":"c","image":"i"}],"resourceClaims":[{"name":"gpu","resourceClaimTemplateName":"one-gpu"}]}}}})");
+  create(kDeployments, web_deployment(2));
   cluster_.step();
   ASSERT_EQ(count_pods(cluster_, "Running", "web-"), 2);
   std::string victim;
