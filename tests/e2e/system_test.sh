@@ -100,6 +100,24 @@ mig_devices() { cat "$work"/nodes/*/var/lib/nvdra-sim-gpu/state.json 2>/dev/null
 channels() { find "$work/nodes" -path '*/nvidia-caps-imex-channels/channel*' -not -path "*/${gone_node:-none}/*" | wc -l; }
 claims_n() { kubectl get resourceclaims -A -o name | grep -c . || true; }
 allocated() { kubectl get resourceclaims -A -o jsonpath='{range .items[*]}{.status.allocation.devices.results[0].device}{"\n"}{end}' | grep -c . || true; }
+# Every allocated device of every claim is in that claim's CDI spec on the node it was allocated
+# on (the spec names devices "<claim uid>-<device>"); prints the misses.
+devices_prepared() {
+  kubectl get resourceclaims -A -o json | python3 -c '
+import json, os, sys
+nodes = sys.argv[1]
+for c in json.load(sys.stdin)["items"]:
+    uid = c["metadata"]["uid"]
+    for r in c.get("status", {}).get("allocation", {}).get("devices", {}).get("results", []):
+        spec = os.path.join(nodes, r["pool"], "var/run/cdi", "k8s.%s-claim_%s.json" % (r["driver"], uid))
+        try:
+            names = {d["name"] for d in json.load(open(spec))["devices"]}
+        except (OSError, ValueError, KeyError):
+            names = set()
+        if "%s-%s" % (uid, r["device"]) not in names:
+            print(c["metadata"]["namespace"] + "/" + c["metadata"]["name"], r["device"], "on", r["pool"])
+' "$work/nodes"
+}
 allocated_mig() { kubectl get resourceclaims -A -o jsonpath='{.items[*].status.allocation.devices.results[*].device}' | tr ' ' '\n' | grep -c -- -mig- || true; }
 cd_field() { kubectl get computedomain "$1" -n "${3:-default}" -o jsonpath="$2" 2>/dev/null; }
 imex_daemons() { pgrep -f "nvdra-imex-sim -c $work/" | wc -l; }
@@ -121,6 +139,7 @@ launcher() { kubectl get pods -n default -l mpi-memcpy-dra-test-replica=mpi-laun
 check "MPI job without a domain completes" "Succeeded" "$(until_equal Succeeded launcher)"
 check "one CDI spec per allocated claim" "$(allocated)" "$(until_equal "$(allocated)" cdi_specs)"
 check "a MIG device per allocated MIG device" "$(allocated_mig)" "$(mig_devices)"
+check "every allocated device is prepared on its node" "" "$(until_equal "" devices_prepared)"
 check "one IMEX daemon per domain node" "2" "$(until_equal 2 imex_daemons)"
 check "the domain is reported by Prometheus" "1" "$(until_equal 1 promq 'max(nvdra_compute_domains{status="Ready"})')"
 prepare_p95() { [ -n "$(promq 'histogram_quantile(0.95, sum by (le) (nvidia_dra_request_duration_seconds_bucket{operation="prepare"})) > 0')" ] && echo yes || echo no; }
@@ -173,6 +192,7 @@ pinned() { kubectl get pods -n nvdra-demo -l app=pinned -o jsonpath='{range .ite
 check "after the agent's SIGKILL its pods run" "2" "$(until_equal 2 pinned)"
 check "the agent was restarted" "yes" "$(a=$(agent_pid); [ -n "$a" ] && [ "$a" != "$old_agent" ] && echo yes)"
 check "one CDI spec per claim after the crash" "$(allocated)" "$(until_equal "$(allocated)" cdi_specs)"
+check "after the crash every allocated device is prepared" "" "$(until_equal "" devices_prepared)"
 write_targets
 
 # --- the simulator restarted from its data directory ---
