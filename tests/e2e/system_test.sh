@@ -230,6 +230,14 @@ domain_on_live_nodes() {
 check "the domain is Ready on two live nodes" "yes" "$(until_equal yes domain_on_live_nodes)"
 for ns in $namespaces; do check "after the removal: $ns runs" "yes" "$(all_running "$ns")"; done
 
+# --- a GPU turns unhealthy: its device is tainted and the Node gets an Event (agent's RBAC) ---
+mkdir -p "$work/nodes/dgx-h100-0/faults"
+echo 79 >"$work/nodes/dgx-h100-0/faults/xid-5"
+taint() { kubectl get resourceslices --field-selector spec.nodeName=dgx-h100-0,spec.driver=gpu.nvidia.com -o jsonpath='{.items[*].spec.devices[?(@.name=="gpu-5")].taints[0].key}'; }
+check "XID 79 taints the GPU" "gpu.nvidia.com/xid" "$(until_equal gpu.nvidia.com/xid taint)"
+gpu_events() { kubectl get events.v1.events.k8s.io -A -o jsonpath='{range .items[?(@.reason=="GPUUnhealthy")]}{.regarding.name}{"\n"}{end}' | sort -u; }
+check "and an Event on its Node" "dgx-h100-0" "$(until_equal dgx-h100-0 gpu_events)"
+
 # --- bad input through kubectl ---
 cat >"$work/bad-cd.yaml" <<'EOF'
 apiVersion: resource.nvidia.com/v1beta1
