@@ -1,6 +1,7 @@
 # Shared by the end-to-end tests (sourced): a work folder and the simulator stopped and removed on
 # exit, check/contains counters, a summary that sets the exit status, run_sim, all_running, and
-# NVIDIA's quickstart manifests with apply_manifest.
+# NVIDIA's quickstart manifests with apply_manifest, install_base and rbac_denials, and (from
+# scripts/cluster-lib.sh) sa_kubeconfig and wait_for_agents.
 work=$(mktemp -d /tmp/nv.XXXXXX)  # short: unix socket paths below it must fit 107 bytes
 sim_pid=""
 bg_pids=()  # other processes a test starts (controllers), stopped on exit
