@@ -19,18 +19,6 @@ kubectl apply -f "$here/fixtures/mpijob-crd.yaml" >/dev/null
 sa_kubeconfig nvdra-controller "$work/controller.kubeconfig"
 check "every agent published its devices" "12" "$(wait_for_agents)"
 
-# start_controller N: replica N (log $work/ctl-N.log, pid in ctl_pid[N]).
-declare -A ctl_pid
-start_controller() {
-  "$BIN/nvdra-controller" --kubeconfig "$work/controller.kubeconfig" --leader-elect --namespace nvdra-system \
-    --metrics-bind-address 127.0.0.1:0 --metrics-address-file "$work/metrics-$1" -v ${CTL_V:-1} \
-    >>"$work/ctl-$1.log" 2>&1 &
-  ctl_pid[$1]=$!
-  bg_pids+=($!)
-}
-crash() { kill -9 "$1"; wait "$1" 2>/dev/null || true; }  # SIGKILL, quietly reaped
-holder() { kubectl -n nvdra-system get lease nvdra-controller -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
-cd_field() { kubectl get computedomain "$1" -n "${3:-default}" -o jsonpath="$2" 2>/dev/null; }
 leftovers() {  # everything a deleted domain must not leave behind
   echo "rct=$(kubectl get resourceclaimtemplates -A -l resource.nvidia.com/computeDomain -o name | wc -l)" \
     "ds=$(kubectl get daemonsets -A -o name | wc -l)" \
@@ -165,7 +153,7 @@ warning() { kubectl get events.v1.events.k8s.io -o jsonpath="{.items[?(@.regardi
 check "Warning Event for conflict" "TemplateConflict" "$(until_equal TemplateConflict warning conflict)"
 check "Warning Event for too-big" "CannotFit" "$(until_equal CannotFit warning too-big)"
 leader_n=$(grep -l 'became the leader' "$work/ctl-1.log" "$work/ctl-2.log" | head -1 | sed 's/.*ctl-\([0-9]\).log/\1/')
-reconciles() { curl -s "http://$(cat "$work/metrics-$leader_n")/metrics" | grep '^nvdra_controller_reconciles_total' | awk '{s += $2} END {print s}'; }
+reconciles() { curl -s "http://$(cat "$work/ctl-metrics-$leader_n")/metrics" | grep '^nvdra_controller_reconciles_total' | awk '{s += $2} END {print s}'; }
 before=$(reconciles)
 sleep 3
 check "no reconcile loop on bad input" "$before" "$(reconciles)"
@@ -173,7 +161,7 @@ kubectl delete -f "$work/bad.yaml" --wait=false >/dev/null
 check "bad input: nothing left" "$clean" "$(until_equal "$clean" leftovers)"
 
 # --- metrics of the leader ---
-metrics=$(curl -s "http://$(cat "$work/metrics-$leader_n")/metrics")
+metrics=$(curl -s "http://$(cat "$work/ctl-metrics-$leader_n")/metrics")
 contains "time-to-Ready histogram" "nvdra_compute_domain_time_to_ready_seconds_count 5" "$metrics"
 contains "NVIDIA's domain gauge" 'nvidia_dra_compute_domain_info{status="Ready"} 0' "$metrics"
 contains "placement decisions" 'nvdra_placement_decisions_total{result="placed"} 5' "$metrics"

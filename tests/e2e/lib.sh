@@ -1,7 +1,8 @@
 # Shared by the end-to-end tests (sourced): a work folder and the simulator stopped and removed on
 # exit, check/contains counters, a summary that sets the exit status, run_sim, all_running, and
-# NVIDIA's quickstart manifests with apply_manifest, install_base and rbac_denials, and (from
-# scripts/cluster-lib.sh) sa_kubeconfig and wait_for_agents.
+# NVIDIA's quickstart manifests with apply_manifest, install_base, start_controller, crash,
+# holder, cd_field and rbac_denials, and (from scripts/cluster-lib.sh) sa_kubeconfig and
+# wait_for_agents.
 work=$(mktemp -d /tmp/nv.XXXXXX)  # short: unix socket paths below it must fit 107 bytes
 sim_pid=""
 bg_pids=()  # other processes a test starts (controllers), stopped on exit
@@ -80,6 +81,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/cluster-lib.sh"  # sa_kubec
 install_base() {
   kubectl apply -k "$root/manifests/base" >/dev/null
 }
+
+# start_controller N: nvdra-controller replica N, as the Deployment runs it (its service account
+# from $work/controller.kubeconfig, leader election); log $work/ctl-N.log, metrics address in
+# $work/ctl-metrics-N, pid in ctl_pid[N].
+declare -A ctl_pid
+start_controller() {
+  "$BIN/nvdra-controller" --kubeconfig "$work/controller.kubeconfig" --namespace nvdra-system \
+    --leader-elect -v "${CTL_V:-1}" \
+    --metrics-bind-address 127.0.0.1:0 --metrics-address-file "$work/ctl-metrics-$1" \
+    >>"$work/ctl-$1.log" 2>&1 &
+  ctl_pid[$1]=$!
+  bg_pids+=($!)
+}
+crash() { kill -9 "$1"; wait "$1" 2>/dev/null || true; }  # SIGKILL, quietly reaped
+holder() { kubectl -n nvdra-system get lease nvdra-controller -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+cd_field() { kubectl get computedomain "$1" -n "${3:-default}" -o jsonpath="$2" 2>/dev/null; }  # NAME JSONPATH [NS]
 
 # rbac_denials: requests the simulator refused for lack of a permission (none expected: every
 # component's role must cover what it does).

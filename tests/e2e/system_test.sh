@@ -46,15 +46,6 @@ check "every agent published its devices" "12" "$(wait_for_agents)"
 check "deploy manifests accepted by the API (server dry run)" "0" \
   "$(kubectl apply --dry-run=server -f "$work/deploy.yaml" >/dev/null 2>"$work/dry.err"; echo $?)"
 
-declare -A ctl_pid
-start_controller() {  # start_controller N (as the Deployment's replica N would run)
-  "$BIN/nvdra-controller" --kubeconfig "$work/controller.kubeconfig" --leader-elect -v 1 \
-    --metrics-bind-address 127.0.0.1:0 --metrics-address-file "$work/ctl-metrics-$1" \
-    >>"$work/ctl-$1.log" 2>&1 &
-  ctl_pid[$1]=$!
-  bg_pids+=($!)
-}
-holder() { kubectl -n nvdra-system get lease nvdra-controller -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 start_controller 1
 start_controller 2
 
@@ -119,7 +110,6 @@ for c in json.load(sys.stdin)["items"]:
 ' "$work/nodes"
 }
 allocated_mig() { kubectl get resourceclaims -A -o jsonpath='{.items[*].status.allocation.devices.results[*].device}' | tr ' ' '\n' | grep -c -- -mig- || true; }
-cd_field() { kubectl get computedomain "$1" -n "${3:-default}" -o jsonpath="$2" 2>/dev/null; }
 imex_daemons() { pgrep -f "nvdra-imex-sim -c $work/" | wc -l; }
 daemon_pods() { kubectl get pods -n nvdra-system --no-headers 2>/dev/null | grep -c ' Running ' || true; }
 
@@ -153,7 +143,7 @@ victim=""
 for i in 1 2; do grep -q "leader election: ${leader} became" "$work/ctl-$i.log" && victim=$i; done
 check "the leader is one of the replicas" "yes" "$([ -n "$victim" ] && echo yes)"
 kubectl apply -f "$compat/imex/channel-injection.yaml" >/dev/null
-kill -9 "${ctl_pid[$victim]}"; wait "${ctl_pid[$victim]}" 2>/dev/null || true
+crash "${ctl_pid[$victim]}"
 killed_at=$SECONDS
 new_holder() { h=$(holder); [ -n "$h" ] && [ "$h" != "$leader" ] && echo yes; }
 check "standby holds the Lease" "yes" "$(WAIT_S=20 until_equal yes new_holder)"

@@ -23,6 +23,21 @@ k8s::ResourceRef configmaps(std::string name = "") {
   return r;
 }
 
+// Watches configmaps with `o` until the watch ends (its timeout, or the server closing it) and
+// returns everything the server sent.
+Result<std::string> watch_body(Sim& sim, const k8s::ListOptions& o) {
+  std::string body;
+  auto st = sim.io.run(sim.client->watch(
+      configmaps(), o,
+      [&](std::string_view b) {
+        body.append(b);
+        return true;
+      },
+      nullptr));
+  if (!st) return unexpected(st.error());
+  return body;
+}
+
 std::string cm(const std::string& name, const std::string& v) {
   return R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":")" + name +
          R"("},"data":{"v":")" + v + "\"}}";
@@ -169,16 +184,9 @@ TEST(SimApi, WatchFromAnOldResourceVersionGetsGone) {
   k8s::ListOptions o;
   o.resource_version = "1";
   o.timeout_seconds = 1;
-  std::string body;
-  Cancellation cancel;
-  auto st = sim.io.run(sim.client->watch(
-      configmaps(), o,
-      [&](std::string_view b) {
-        body.append(b);
-        return true;
-      },
-      &cancel));
-  ASSERT_TRUE(st) << st.error().message;
+  auto watched = watch_body(sim, o);
+  ASSERT_TRUE(watched) << watched.error().message;
+  const std::string& body = *watched;
   EXPECT_NE(body.find("\"ERROR\""), std::string::npos);
   EXPECT_NE(body.find("\"code\":410"), std::string::npos);
 }
@@ -192,15 +200,9 @@ TEST(SimApi, WatchListSendsInitialEventsThenABookmark) {
   o.resource_version = "";
   o.allow_watch_bookmarks = true;
   o.timeout_seconds = 1;
-  std::string body;
-  auto st = sim.io.run(sim.client->watch(
-      configmaps(), o,
-      [&](std::string_view b) {
-        body.append(b);
-        return true;
-      },
-      nullptr));
-  ASSERT_TRUE(st) << st.error().message;
+  auto watched = watch_body(sim, o);
+  ASSERT_TRUE(watched) << watched.error().message;
+  const std::string& body = *watched;
   size_t added = body.find("\"ADDED\"");
   size_t end = body.find("k8s.io/initial-events-end");
   ASSERT_NE(added, std::string::npos);
@@ -227,15 +229,9 @@ TEST(SimApi, SelectedWatchSeesObjectsEnterAndLeaveTheSelection) {
   o.label_selector = "team=x";
   o.resource_version = start->resource_version;
   o.timeout_seconds = 1;
-  std::string body;
-  auto st = sim.io.run(sim.client->watch(
-      configmaps(), o,
-      [&](std::string_view b) {
-        body.append(b);
-        return true;
-      },
-      nullptr));
-  ASSERT_TRUE(st) << st.error().message;
+  auto watched = watch_body(sim, o);
+  ASSERT_TRUE(watched) << watched.error().message;
+  const std::string& body = *watched;
   std::vector<std::string> types;
   const std::string key = R"({"type":")";
   for (size_t p = 0; (p = body.find(key, p)) != std::string::npos; ++p)
