@@ -107,7 +107,11 @@ awaitable<Status> EventRecorder::record(const ObjectReference& regarding, std::s
           ",\"name\":" + json::quote(regarding.name) + ",\"uid\":" + json::quote(regarding.uid) +
           "}}";
   ResourceRef ref = events_ref(ns);
-  auto r = co_await client_->create(ref, std::move(body));
+  // The name is ours: a create repeated after a server error cannot record the event twice.
+  WriteOptions named;
+  named.named = true;
+  auto r = co_await client_->create(ref, std::move(body), named);
+  if (!r && is_already_exists(r.error())) co_return ok();  // an earlier attempt got through
   if (!r) {
     NVDRA_V(2, "event {} on {}/{} not recorded: {}", reason, regarding.namespace_, regarding.name,
             r.error().to_string());

@@ -244,7 +244,7 @@ awaitable<Result<ObjectList>> RestClient::list_all(const ResourceRef& ref, ListO
 
 awaitable<Result<ObjectPtr>> RestClient::create(const ResourceRef& ref, std::string body,
                                                 WriteOptions options) {
-  Call call{"POST", ref.path() + write_query(options), std::move(body), {}, false};
+  Call call{"POST", ref.path() + write_query(options), std::move(body), {}, options.named};
   co_return co_await object_call(std::move(call));
 }
 

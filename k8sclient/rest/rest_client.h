@@ -58,6 +58,10 @@ struct WriteOptions {
   bool dry_run = false;
   std::string field_validation;  // Strict | Warn | Ignore
   bool force = false;            // server-side apply only
+  // create only: the body names the object (no generateName), so a repeat after the server
+  // acted is refused with 409 AlreadyExists instead of making a second object. 5xx answers and
+  // transport failures are then retried like those of idempotent requests.
+  bool named = false;
 };
 
 struct DeleteOptions {

@@ -16,10 +16,16 @@ struct Harness {
   FakeClock clock;
   std::unique_ptr<testing::TestServer> server;
   std::unique_ptr<EventRecorder> recorder;
-  Harness() {
+  // `posts_failing`: how many POSTs get a 500 before one is accepted; `accepted_first`: the
+  // first of those 500s comes after the server stored the event (a repeat then finds it).
+  explicit Harness(int posts_failing = 0, bool accepted_first = false) {
     server = std::make_unique<testing::TestServer>(
-        io, testing::reply_with([this](const httpd::Request& r) {
+        io, testing::reply_with([this, posts_failing, accepted_first](const httpd::Request& r) {
           log.add(r);
+          if (r.method == "POST" && log.all().size() <= static_cast<size_t>(posts_failing))
+            return Reply{500, {}, R"({"kind":"Status","code":500,"reason":"InternalError"})"};
+          if (r.method == "POST" && accepted_first)
+            return Reply{409, {}, R"({"kind":"Status","code":409,"reason":"AlreadyExists"})"};
           return Reply{
               r.method == "POST" ? 201 : 200, {}, R"({"kind":"Event","metadata":{"name":"e"}})"};
         }));
@@ -69,6 +75,23 @@ TEST(EventRecorder, CreatesThenFoldsRepeatsIntoASeries) {
   ASSERT_TRUE(h.io.run(
       h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
   EXPECT_EQ(h.log.all()[3].method, "POST");
+}
+
+TEST(EventRecorder, AServerErrorIsRetriedUnderTheSameName) {
+  Harness h(2);
+  ASSERT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "GPUUnhealthy", "Prepare", "xid 79")));
+  auto reqs = h.log.all();
+  ASSERT_EQ(reqs.size(), 3u);
+  auto first = json::parse(reqs[0].body), last = json::parse(reqs[2].body);
+  ASSERT_TRUE(first && last);
+  EXPECT_EQ(json::string_or(*json::find(*first, "metadata"), "name"),
+            json::string_or(*json::find(*last, "metadata"), "name"));
+}
+
+TEST(EventRecorder, ARepeatThatFindsTheEventAlreadyThereSucceeds) {
+  Harness h(1, true);
+  EXPECT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "GPUUnhealthy", "Prepare", "xid 79")));
+  EXPECT_EQ(h.log.all().size(), 2u);
 }
 
 TEST(EventRecorder, DifferentNotesAreDifferentEvents) {
