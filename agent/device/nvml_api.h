@@ -41,6 +41,13 @@ struct nvmlGpuFabricInfo_t {
   unsigned int cliqueId;
   unsigned char state;
 };
+// nvmlDeviceGetAddressingMode (driver 575+): version = sizeof | 1 << 24 (NVML_STRUCT_VERSION).
+struct nvmlDeviceAddressingMode_t {
+  unsigned int version, value;
+};
+constexpr unsigned int nvmlDeviceAddressingMode_v1 = sizeof(nvmlDeviceAddressingMode_t) | 1u << 24;
+constexpr unsigned int NVML_DEVICE_ADDRESSING_MODE_HMM = 1;
+constexpr unsigned int NVML_DEVICE_ADDRESSING_MODE_ATS = 2;
 using nvmlEventSet_t = struct nvmlEventSet_st*;
 struct nvmlEventData_t {
   nvmlDevice_t device;

@@ -87,6 +87,7 @@ struct Nvml {
   nvmlReturn_t (*destroy_ci)(nvmlComputeInstance_t) = nullptr;
   nvmlReturn_t (*destroy_gi)(nvmlGpuInstance_t) = nullptr;
   nvmlReturn_t (*fabric)(nvmlDevice_t, nvmlGpuFabricInfo_t*) = nullptr;
+  nvmlReturn_t (*addressing_mode)(nvmlDevice_t, nvmlDeviceAddressingMode_t*) = nullptr;
   nvmlReturn_t (*event_set_create)(nvmlEventSet_t*) = nullptr;
   nvmlReturn_t (*register_events)(nvmlDevice_t, unsigned long long, nvmlEventSet_t) = nullptr;
   nvmlReturn_t (*event_wait)(nvmlEventSet_t, nvmlEventData_t*, unsigned int) = nullptr;
@@ -127,11 +128,25 @@ std::string architecture_name(unsigned int a) {
   }
 }
 
+// NVIDIA publishes addressingMode only when NVML answers (drivers from 575); "" otherwise.
+std::string addressing_mode_name(unsigned int mode) {
+  switch (mode) {
+    case NVML_DEVICE_ADDRESSING_MODE_HMM:
+      return "HMM";
+    case NVML_DEVICE_ADDRESSING_MODE_ATS:
+      return "ATS";
+    default:
+      return "None";
+  }
+}
+
+// nvmlBrandType's names as go-nvlib spells them. NVML_BRAND_NVIDIA_VGAMING is an alias of
+// CLOUD_GAMING (11), not a value of its own: an H200 reports 14, "Nvidia".
 std::string brand_name(int b) {
-  static constexpr std::array<const char*, 18> kNames = {
-      "Unknown",       "Quadro",      "Tesla",     "NVS",       "Grid",       "GeForce",
-      "Titan",         "NvidiaVApps", "NvidiaVPC", "NvidiaVCS", "NvidiaVWS",  "NvidiaCloudGaming",
-      "NvidiaVGaming", "QuadroRTX",   "NvidiaRTX", "Nvidia",    "GeForceRTX", "TitanRTX"};
+  static constexpr std::array<const char*, 17> kNames = {
+      "Unknown",   "Quadro",      "Tesla",     "NVS",        "Grid",      "GeForce",
+      "Titan",     "NvidiaVApps", "NvidiaVPC", "NvidiaVCS",  "NvidiaVWS", "NvidiaCloudGaming",
+      "QuadroRTX", "NvidiaRTX",   "Nvidia",    "GeForceRTX", "TitanRTX"};
   return b >= 0 && b < static_cast<int>(kNames.size()) ? kNames[b] : "Unknown";
 }
 
@@ -192,6 +207,9 @@ class NvmlBackend final : public DeviceBackend {
       int major = 0, minor_cc = 0;
       if (nvml_.compute_capability(d, &major, &minor_cc) == NVML_SUCCESS)
         g.cuda_compute_capability = fmt::format("{}.{}", major, minor_cc);
+      nvmlDeviceAddressingMode_t addressing{nvmlDeviceAddressingMode_v1, 0};
+      if (nvml_.addressing_mode && nvml_.addressing_mode(d, &addressing) == NVML_SUCCESS)
+        g.addressing_mode = addressing_mode_name(addressing.value);
       nvmlMemory_t mem{};
       if (nvml_.memory(d, &mem) == NVML_SUCCESS) g.memory_bytes = static_cast<int64_t>(mem.total);
       nvmlPciInfo_t pci{};
@@ -483,7 +501,7 @@ Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const NvmlOptions& opti
         ErrorCode::kNotFound,
         fmt::format("cannot load libnvidia-ml.so.1 under driver root {} (is the NVIDIA "
                     "driver installed?){}",
-                    driver_root, tried));
+                    driver_root.empty() ? "/" : driver_root, tried));
   bool ok = nvml.load(nvml.init, "nvmlInit_v2") && nvml.load(nvml.shutdown, "nvmlShutdown") &&
             nvml.load(nvml.system_driver_version, "nvmlSystemGetDriverVersion") &&
             nvml.load(nvml.count, "nvmlDeviceGetCount_v2") &&
@@ -518,6 +536,7 @@ Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const NvmlOptions& opti
   nvml.load(nvml.destroy_ci, "nvmlComputeInstanceDestroy");
   nvml.load(nvml.destroy_gi, "nvmlGpuInstanceDestroy");
   nvml.load(nvml.fabric, "nvmlDeviceGetGpuFabricInfo");
+  nvml.load(nvml.addressing_mode, "nvmlDeviceGetAddressingMode");
   nvml.load(nvml.event_set_create, "nvmlEventSetCreate");
   nvml.load(nvml.register_events, "nvmlDeviceRegisterEvents");
   nvml.load(nvml.event_wait, "nvmlEventSetWait_v2");

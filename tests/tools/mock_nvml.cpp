@@ -83,8 +83,8 @@ nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t d, unsigned int* m) {
   *m = static_cast<unsigned int>(gpu_of(d)) + 4;  // minors differ from indexes on purpose
   return NVML_SUCCESS;
 }
-nvmlReturn_t nvmlDeviceGetBrand(nvmlDevice_t, int* b) {
-  *b = 2;  // Tesla
+nvmlReturn_t nvmlDeviceGetBrand(nvmlDevice_t d, int* b) {
+  *b = gpu_of(d) == 0 ? 14 : 2;  // NVML_BRAND_NVIDIA (what an H200 reports), NVML_BRAND_TESLA
   return NVML_SUCCESS;
 }
 nvmlReturn_t nvmlDeviceGetArchitecture(nvmlDevice_t, unsigned int* a) {
@@ -103,6 +103,13 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t, nvmlMemory_t* m) {
 nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, nvmlPciInfo_t* p) {
   std::memset(p, 0, sizeof *p);
   copy(p->busId, sizeof p->busId, gpu_of(d) == 0 ? "00000000:1A:00.0" : "00000000:3B:00.0");
+  return NVML_SUCCESS;
+}
+// GPU 0 answers with a version it knows, GPU 1 as a GPU without the feature.
+nvmlReturn_t nvmlDeviceGetAddressingMode(nvmlDevice_t d, nvmlDeviceAddressingMode_t* m) {
+  if (m->version != nvmlDeviceAddressingMode_v1) return 25;  // NVML_ERROR_ARGUMENT_VERSION_MISMATCH
+  if (gpu_of(d) != 0) return NVML_ERROR_NOT_SUPPORTED;
+  m->value = NVML_DEVICE_ADDRESSING_MODE_HMM;
   return NVML_SUCCESS;
 }
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned int* current, unsigned int* pending) {

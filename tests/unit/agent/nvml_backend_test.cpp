@@ -36,6 +36,9 @@ TEST(NvmlBackend, DiscoversGpusProfilesAndTheClique) {
   EXPECT_EQ(g.memory_bytes, 85520809984);
   EXPECT_TRUE(g.mig_capable);
   EXPECT_FALSE(g.mig_enabled);
+  EXPECT_EQ(node->gpus[0].brand, "Nvidia") << "14 follows the VGaming alias of 11";
+  EXPECT_EQ(node->gpus[0].addressing_mode, "HMM");
+  EXPECT_EQ(g.addressing_mode, "") << "NOT_SUPPORTED: no attribute, as NVIDIA does";
   ASSERT_EQ(g.mig_profiles.size(), 2u);
   EXPECT_EQ(g.mig_profiles[0].name, "1g.10gb");
   EXPECT_EQ(g.mig_profiles[0].gi_profile_id, 19);
