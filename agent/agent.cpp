@@ -130,26 +130,43 @@ awaitable<int> Agent::server_minor_version() {
   }
 }
 
-Status Agent::start() {
-  set_crash_marker_dir(opt_.root.empty() ? host(opt_.plugins_dir) : opt_.root);
-  if (opt_.device_backend == "sim") {
-    if (opt_.sim_node_config.empty())
+Result<std::unique_ptr<DeviceBackend>> make_device_backend(const AgentOptions& o) {
+  if (o.device_backend == "sim") {
+    if (o.sim_node_config.empty())
       return unexpected(ErrorCode::kInvalidArgument,
                         "--device-backend sim needs --sim-node-config");
-    auto b = SimBackend::load(opt_.sim_node_config, opt_.root);
+    auto b = SimBackend::load(o.sim_node_config, o.root);
     if (!b) return unexpected(b.error());
-    backend_ = std::move(*b);
-  } else if (opt_.device_backend == "nvml") {
-    auto b = make_nvml_backend(
-        NvmlOptions{host(opt_.driver_root == "/" ? "" : opt_.driver_root), opt_.gates.dynamic_mig,
-                    opt_.gates.crash_on_nvlink_fabric_errors, opt_.gates.nvml_device_health_check});
-    if (!b) return unexpected(b.error());
-    backend_ = std::move(*b);
-  } else {
-    return unexpected(
-        ErrorCode::kInvalidArgument,
-        fmt::format("unknown --device-backend \"{}\" (want nvml or sim)", opt_.device_backend));
+    return std::unique_ptr<DeviceBackend>(std::move(*b));
   }
+  if (o.device_backend == "nvml")
+    return make_nvml_backend(NvmlOptions{o.root + (o.driver_root == "/" ? "" : o.driver_root),
+                                         o.gates.dynamic_mig, o.gates.crash_on_nvlink_fabric_errors,
+                                         o.gates.nvml_device_health_check});
+  return unexpected(
+      ErrorCode::kInvalidArgument,
+      fmt::format("unknown --device-backend \"{}\" (want nvml or sim)", o.device_backend));
+}
+
+std::vector<std::string> node_resource_slices(const std::string& node,
+                                              const api::NodeDevices& devices,
+                                              const api::SliceLayout& layout) {
+  std::vector<std::string> out;
+  for (const auto& [driver, slices] :
+       {std::pair{api::kGpuDriver, api::gpu_slices(devices, layout)},
+        std::pair{api::kComputeDomainDriver, api::compute_domain_slices(devices)}}) {
+    for (const auto& content : slices)
+      out.push_back(api::resource_slice_json(driver, node, fmt::format("{}-{}-", node, driver),
+                                             true, 1, slices.size(), content, ""));
+  }
+  return out;
+}
+
+Status Agent::start() {
+  set_crash_marker_dir(opt_.root.empty() ? host(opt_.plugins_dir) : opt_.root);
+  auto backend = make_device_backend(opt_);
+  if (!backend) return unexpected(backend.error());
+  backend_ = std::move(*backend);
   auto devices = backend_->discover();
   if (!devices) return unexpected(devices.error().wrap("discovering GPUs"));
   NVDRA_INFO("discovered {} GPU(s), {} MIG device(s), driver {}, clique \"{}\"",

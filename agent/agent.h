@@ -35,6 +35,15 @@ struct AgentOptions {
   std::set<int> ignored_xids = {13, 31, 43, 45, 68, 109};
 };
 
+// The device backend the options name (nvml or sim), loaded; host paths under options.root.
+Result<std::unique_ptr<DeviceBackend>> make_device_backend(const AgentOptions& options);
+
+// Every ResourceSlice the agent publishes for `devices` (gpu.nvidia.com, then
+// compute-domain.nvidia.com), as whole objects without owner: what `nvdra-agent discover` prints.
+std::vector<std::string> node_resource_slices(const std::string& node,
+                                              const api::NodeDevices& devices,
+                                              const api::SliceLayout& layout);
+
 class Agent {
  public:
   Agent(net::io_context& io, std::shared_ptr<k8s::RestClient> client, AgentOptions options,

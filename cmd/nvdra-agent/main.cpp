@@ -3,6 +3,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <unistd.h>
+
+#include <array>
 #include <csignal>
 #include <cstdlib>
 #include <future>
@@ -29,6 +32,32 @@ std::string env_or(const char* name, std::string def) {
   return v && *v ? std::string(v) : def;
 }
 
+// The flags that choose and configure the device backend (kubelet-plugin and discover).
+void add_device_flags(po::options_description& d) {
+  d.add_options()("device-backend", po::value<std::string>()->default_value("nvml"), "nvml or sim")(
+      "root", po::value<std::string>()->default_value(""),
+      "prefix for every host path (kubelet folders, CDI root, /dev); for tests and the simulator")(
+      "sim-node-config", po::value<std::string>()->default_value(""),
+      "node description file for --device-backend sim")(
+      "nvidia-driver-root",
+      po::value<std::string>()->default_value(env_or("NVIDIA_DRIVER_ROOT", "/")),
+      "where the NVIDIA driver (libnvidia-ml.so.1, nvidia-smi) is installed")(
+      "feature-gates", po::value<std::string>()->default_value(env_or("FEATURE_GATES", "")),
+      "Name=true|false,… (NVIDIA's gate names)");
+}
+
+// Fills the backend's options from add_device_flags' flags; a message when one is bad.
+std::string read_device_flags(const po::variables_map& vm, agent::AgentOptions& o) {
+  auto gates = agent::FeatureGates::parse(vm["feature-gates"].as<std::string>());
+  if (!gates) return "--feature-gates: " + gates.error().message;
+  o.gates = *gates;
+  o.root = vm["root"].as<std::string>();
+  o.device_backend = vm["device-backend"].as<std::string>();
+  o.sim_node_config = vm["sim-node-config"].as<std::string>();
+  o.driver_root = vm["nvidia-driver-root"].as<std::string>();
+  return "";
+}
+
 int kubelet_plugin(int argc, char** argv) {
   po::options_description d("nvdra-agent kubelet-plugin options");
   d.add_options()("help,h", "show this help")(
@@ -36,11 +65,6 @@ int kubelet_plugin(int argc, char** argv) {
       "kubeconfig file (default: in-cluster configuration)")(
       "node-name", po::value<std::string>()->default_value(env_or("NODE_NAME", "")),
       "this node's name (required; env NODE_NAME)")(
-      "device-backend", po::value<std::string>()->default_value("nvml"), "nvml or sim")(
-      "root", po::value<std::string>()->default_value(""),
-      "prefix for every host path (kubelet folders, CDI root, /dev); for tests and the simulator")(
-      "sim-node-config", po::value<std::string>()->default_value(""),
-      "node description file for --device-backend sim")(
       "cdi-root", po::value<std::string>()->default_value(env_or("CDI_ROOT", "/var/run/cdi")),
       "where CDI claim specs are written")(
       "kubelet-registrar-directory-path",
@@ -48,18 +72,14 @@ int kubelet_plugin(int argc, char** argv) {
       "kubelet's plugin registration folder")(
       "kubelet-plugins-directory-path",
       po::value<std::string>()->default_value("/var/lib/kubelet/plugins"),
-      "kubelet's plugin data folder")(
-      "nvidia-driver-root",
-      po::value<std::string>()->default_value(env_or("NVIDIA_DRIVER_ROOT", "/")),
-      "where the NVIDIA driver (libnvidia-ml.so.1, nvidia-smi) is installed")(
-      "feature-gates", po::value<std::string>()->default_value(env_or("FEATURE_GATES", "")),
-      "Name=true|false,… (NVIDIA's gate names)")(
-      "additional-xids-to-ignore", po::value<std::string>()->default_value(""),
-      "comma-separated XIDs that only get a None-effect taint")(
+      "kubelet's plugin data folder")("additional-xids-to-ignore",
+                                      po::value<std::string>()->default_value(""),
+                                      "comma-separated XIDs that only get a None-effect taint")(
       "metrics-bind-address", po::value<std::string>()->default_value(""),
       "serve /metrics, /healthz and /readyz here (host:port; empty = off)")(
       "kube-api-qps", po::value<double>()->default_value(5), "API requests per second")(
       "kube-api-burst", po::value<int>()->default_value(10), "API request burst");
+  add_device_flags(d);
   po::variables_map vm;
   if (auto rc = cmd::parse_flags(argc, argv, d, "nvdra-agent kubelet-plugin", vm)) return *rc;
   agent::AgentOptions o;
@@ -68,19 +88,13 @@ int kubelet_plugin(int argc, char** argv) {
     std::cerr << "nvdra-agent kubelet-plugin: --node-name (or NODE_NAME) is required\n";
     return 2;
   }
-  auto gates = agent::FeatureGates::parse(vm["feature-gates"].as<std::string>());
-  if (!gates) {
-    std::cerr << "nvdra-agent kubelet-plugin: --feature-gates: " << gates.error().message << "\n";
+  if (auto why = read_device_flags(vm, o); !why.empty()) {
+    std::cerr << "nvdra-agent kubelet-plugin: " << why << "\n";
     return 2;
   }
-  o.gates = *gates;
-  o.root = vm["root"].as<std::string>();
-  o.device_backend = vm["device-backend"].as<std::string>();
-  o.sim_node_config = vm["sim-node-config"].as<std::string>();
   o.cdi_root = vm["cdi-root"].as<std::string>();
   o.registry_dir = vm["kubelet-registrar-directory-path"].as<std::string>();
   o.plugins_dir = vm["kubelet-plugins-directory-path"].as<std::string>();
-  o.driver_root = vm["nvidia-driver-root"].as<std::string>();
   {
     std::stringstream xids(vm["additional-xids-to-ignore"].as<std::string>());
     for (std::string x; std::getline(xids, x, ',');) {
@@ -145,6 +159,53 @@ int kubelet_plugin(int argc, char** argv) {
   threads.stop();
   NVDRA_INFO("nvdra-agent stopped");
   return rc;
+}
+
+// discover: what this node's GPUs look like to the driver, read-only: the ResourceSlices the
+// kubelet plugin would publish, as a List on stdout (no API server, no change to any GPU).
+int discover(int argc, char** argv) {
+  po::options_description d("nvdra-agent discover options");
+  d.add_options()("help,h", "show this help")(
+      "node-name", po::value<std::string>()->default_value(env_or("NODE_NAME", "")),
+      "the node the slices name (default: env NODE_NAME, else the host name)")(
+      "kubernetes-minor-version", po::value<int>()->default_value(35),
+      "lay the slices out for this API server (1.N; from 35 counter sets get a slice of their "
+      "own)");
+  add_device_flags(d);
+  po::variables_map vm;
+  if (auto rc = cmd::parse_flags(argc, argv, d, "nvdra-agent discover", vm)) return *rc;
+  agent::AgentOptions o;
+  if (auto why = read_device_flags(vm, o); !why.empty()) {
+    std::cerr << "nvdra-agent discover: " << why << "\n";
+    return 2;
+  }
+  o.node_name = vm["node-name"].as<std::string>();
+  if (o.node_name.empty()) {
+    std::array<char, 256> host{};
+    if (::gethostname(host.data(), host.size() - 1) == 0) o.node_name = host.data();
+  }
+  auto backend = agent::make_device_backend(o);
+  if (!backend) {
+    std::cerr << "nvdra-agent discover: " << backend.error().message << "\n";
+    return 1;
+  }
+  auto devices = (*backend)->discover();
+  if (!devices) {
+    std::cerr << "nvdra-agent discover: discovering GPUs: " << devices.error().message << "\n";
+    return 1;
+  }
+  api::SliceLayout layout;
+  layout.dynamic_mig = (*backend)->dynamic_mig();
+  layout.separate_counter_slice = vm["kubernetes-minor-version"].as<int>() >= 35;
+  std::string items;
+  for (const auto& slice : agent::node_resource_slices(o.node_name, *devices, layout))
+    items += (items.empty() ? "" : ",") + slice;
+  std::cout << R"({"apiVersion":"v1","kind":"List","items":[)" << items << "]}\n";
+  std::cerr << fmt::format(
+      "{} GPU(s), {} MIG device(s), driver {}, CUDA {}, clique \"{}\"\n", devices->gpus.size(),
+      devices->mig_devices.size(), devices->driver_version,
+      api::cuda_version_string(devices->cuda_driver_version), devices->clique_id());
+  return 0;
 }
 
 // compute-domain-daemon [check]: the IMEX daemon's keeper in a ComputeDomain's DaemonSet pod.
@@ -255,6 +316,7 @@ int main(int argc, char** argv) {
   const std::string usage =
       "usage: nvdra-agent kubelet-plugin --node-name NAME [--device-backend nvml|sim] [flags]\n"
       "       nvdra-agent compute-domain-daemon --compute-domain UID [--node-name NAME] [check]\n"
+      "       nvdra-agent discover [--device-backend nvml|sim] [flags]\n"
       "       nvdra-agent kubelet-plugin --help\n";
   if (argc < 2) {
     std::cerr << usage;
@@ -263,6 +325,7 @@ int main(int argc, char** argv) {
   const std::string sub = argv[1];
   if (sub == "kubelet-plugin") return kubelet_plugin(argc - 1, argv + 1);
   if (sub == "compute-domain-daemon") return compute_domain_daemon(argc - 1, argv + 1);
+  if (sub == "discover") return discover(argc - 1, argv + 1);
   if (sub == "--help" || sub == "-h") {
     std::cout << usage;
     return 0;

@@ -26,6 +26,26 @@ check "attributes" "architecture brand cudaComputeCapability cudaDriverVersion d
   "$(kubectl get resourceslices --field-selector spec.nodeName=dgx-h100-0,spec.driver=gpu.nvidia.com -o json | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["items"][0]["spec"]["devices"][0]["attributes"])))')"
 check "clique on the channel" "5c3a1d2e-8f4b-4e6a-9b7c-0d1e2f3a4b5c.1" \
   "$(kubectl get resourceslices --field-selector spec.driver=compute-domain.nvidia.com,spec.nodeName=nvl72-a-node-0 -o jsonpath='{.items[0].spec.devices[0].attributes.cliqueID.string}')"
+# `nvdra-agent discover` prints, with no API server, what the node's agent published.
+published_content() {  # DRIVER < a List of ResourceSlices: its devices and counter sets, sorted
+  python3 -c 'import json, sys
+items = [i["spec"] for i in json.load(sys.stdin)["items"] if i["spec"]["driver"] == sys.argv[1]]
+print(json.dumps(sorted((x for s in items for x in s.get("devices", []) + s.get("sharedCounters", [])),
+                        key=lambda x: x["name"]), sort_keys=True))' "$1"
+}
+for node in dgx-h100-0 a100-mig-0 nvl72-a-node-0; do
+  n="$work/nodes/$node"
+  discovered=$("$BIN/nvdra-agent" discover --device-backend sim --root "$n" --sim-node-config "$n/node.yaml" \
+    --node-name "$node" 2>/dev/null)
+  for driver in gpu.nvidia.com compute-domain.nvidia.com; do
+    check "discover prints what the agent published: $node $driver" \
+      "$(kubectl get resourceslices --field-selector "spec.nodeName=$node" -o json | published_content $driver)" \
+      "$(published_content $driver <<<"$discovered")"
+  done
+done
+check "discover: a clear error without a GPU driver" \
+  "nvdra-agent discover: cannot load libnvidia-ml.so.1 under driver root /nonexistent (is the NVIDIA driver installed?)" \
+  "$("$BIN/nvdra-agent" discover --nvidia-driver-root /nonexistent 2>&1 | grep -o '^.*installed?)' || true)"
 kubectl apply -f "$root/manifests/base/deviceclasses.yaml" >/dev/null
 
 for m in $quickstart_manifests; do
