@@ -1,14 +1,22 @@
 // The NVIDIA GPU models nvdra knows without hardware: what NVML would report (product name,
 // architecture, compute capability, memory) and their MIG geometry (profiles, GPU-instance
 // profile IDs, placements in memory slices). Used by the simulated device backend and by
-// nvdra-sim's topologies. Figures: ../shared/docs/anchors.md §4.3.
+// nvdra-sim's topologies. Figures: ../shared/docs/anchors.md §4.3; the H200's MIG profiles as
+// NVML 580.159.04 reported them on a real H200 (docs/hardware.md).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace nvdra::api {
+
+// A MIG profile's engines as NVML reports them (nvmlGpuInstanceProfileInfo_t).
+struct MigEngines {
+  int multiprocessors = 0, copy_engines = 0, decoders = 0, encoders = 0, jpeg_engines = 0,
+      ofa_engines = 0;
+};
 
 struct MigProfile {
   std::string name;        // "1g.10gb"
@@ -17,6 +25,8 @@ struct MigProfile {
   int memory_slices = 1;   // of 8
   int64_t memory_mib = 0;
   std::vector<int> placements;  // start memory slice of each possible placement
+  // Read off real hardware; without it the engines are derived from the compute slices.
+  std::optional<MigEngines> measured;
 };
 
 struct GpuModel {

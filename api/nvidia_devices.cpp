@@ -305,6 +305,15 @@ MigProfileInfo simulated_mig_profile(const GpuModel& model, const MigProfile& p)
   out.memory_slices = p.memory_slices;
   out.memory_mib = p.memory_mib;
   out.placements = p.placements;
+  if (p.measured) {
+    out.multiprocessors = p.measured->multiprocessors;
+    out.copy_engines = p.measured->copy_engines;
+    out.decoders = p.measured->decoders;
+    out.encoders = p.measured->encoders;
+    out.jpeg_engines = p.measured->jpeg_engines;
+    out.ofa_engines = p.measured->ofa_engines;
+    return out;
+  }
   // Engine counts scale with compute slices, as on A100/H100 (7g holds all of them).
   out.multiprocessors = model.multiprocessors * p.compute_slices / 7;
   out.copy_engines = p.compute_slices;

@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <set>
+#include <sstream>
 
+#include "agent/agent.h"
 #include "agent/cdi/cdi_spec.h"
 #include "agent/prepare/gpu_handler.h"
 #include "api/nvidia_devices.h"
@@ -130,6 +134,67 @@ TEST(GpuSlices, TaintsGoOnTheNamedDevices) {
   ASSERT_TRUE(devices[1].HasMember("taints"));
   EXPECT_STREQ(devices[1]["taints"][0]["key"].GetString(), "gpu.nvidia.com/xid");
   EXPECT_STREQ(devices[1]["taints"][0]["effect"].GetString(), "NoSchedule");
+}
+
+// Per gpu.nvidia.com device: its JSON without what differs between two hosts of the same model
+// (UUIDs, PCI address, driver and CUDA versions, addressing mode); the counter sets by name.
+std::map<std::string, std::string> comparable_devices(const json::Value& list) {
+  static const std::set<std::string> kHostSpecific = {"uuid",
+                                                      "resource.kubernetes.io/pciBusID",
+                                                      "resource.kubernetes.io/pcieRoot",
+                                                      "driverVersion",
+                                                      "cudaDriverVersion",
+                                                      "addressingMode",
+                                                      "parentUUID"};
+  std::map<std::string, std::string> out;
+  for (const auto& item : list["items"].GetArray()) {
+    const json::Value& spec = item["spec"];
+    if (std::string_view(spec["driver"].GetString()) != api::kGpuDriver) continue;
+    json::Document copy;
+    copy.CopyFrom(spec, copy.GetAllocator());
+    if (copy.HasMember("sharedCounters")) {
+      for (const auto& set : copy["sharedCounters"].GetArray())
+        out[std::string("counters/") + set["name"].GetString()] = agent::canonical_json(set);
+    }
+    if (!copy.HasMember("devices")) continue;
+    for (auto& d : copy["devices"].GetArray()) {
+      for (const auto& name : kHostSpecific)
+        d["attributes"].RemoveMember(name.c_str());
+      out[d["name"].GetString()] = agent::canonical_json(d);
+    }
+  }
+  return out;
+}
+
+// What `nvdra-agent discover --feature-gates DynamicMIG=true` printed on a real H200 (NVML
+// 580.159.04; docs/hardware.md) against the simulator's H200: the same devices, attributes,
+// capacities and counters, so a claim that fits one fits the other.
+TEST(GpuSlices, TheSimulatedH200PublishesWhatARealOneDoes) {
+  std::ifstream in(std::string(NVDRA_SOURCE_DIR) +
+                   "/tests/fixtures/hardware/h200-discover-dynamic-mig.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto real = json::parse(text.str());
+  ASSERT_TRUE(real) << "fixture unreadable";
+  api::SliceLayout layout;
+  layout.dynamic_mig = true;
+  layout.separate_counter_slice = true;
+  const auto sim = agent::node_resource_slices(
+      "h200", api::simulated_node_devices("h200", *api::find_gpu_model("H200-141GB"), 1, ""),
+      layout);
+  std::string items;
+  for (const auto& s : sim)
+    items += (items.empty() ? "" : ",") + s;
+  auto simulated = json::parse(R"({"items":[)" + items + "]}");
+  ASSERT_TRUE(simulated);
+  const auto want = comparable_devices(*real), got = comparable_devices(*simulated);
+  ASSERT_EQ(want.size(), 20u) << "1 GPU, 18 MIG placements, 1 counter set";
+  for (const auto& [name, device] : want) {
+    auto it = got.find(name);
+    ASSERT_NE(it, got.end()) << name << " is not simulated";
+    EXPECT_EQ(it->second, device) << name;
+  }
+  EXPECT_EQ(got.size(), want.size());
 }
 
 TEST(ComputeDomainSlices, ChannelAndDaemonWithTheClique) {
