@@ -215,7 +215,12 @@ void Cluster::step() {
 
 awaitable<void> Cluster::run(Cancellation& cancel, std::chrono::milliseconds tick) {
   while (!cancel.cancelled()) {
-    step();
+    // A controller's bug must not stop the whole simulated cluster without a word.
+    try {
+      step();
+    } catch (const std::exception& e) {
+      NVDRA_ERROR("cluster: a controller failed, going on: {}", e.what());
+    }
     co_await api_.store().wait_for_change(rv_, tick);
   }
 }

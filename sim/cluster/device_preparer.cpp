@@ -187,6 +187,8 @@ bool DevicePreparer::converge(
     return true;
   }
   Work& w = work_[pod_key];
+  const std::string pod_uid(uid_of(*pod));
+  if (w.pod_uid != pod_uid) w = Work{pod_uid};
   if (w.in_flight || Steady::now() < w.next_try) return false;
   w.in_flight = true;
   DraPluginRegistry* registry = registries_.at(node).get();
@@ -210,7 +212,9 @@ bool DevicePreparer::converge(
         if (it->second.drivers.empty()) prepared_.erase(it);
       }
       save_state();
-      Work& w = work_[pod_key];
+      auto it = work_.find(pod_key);
+      if (it == work_.end() || it->second.pod_uid != uid_of(*pod)) return;  // the pod is gone
+      Work& w = it->second;
       w.in_flight = false;
       if (errors.empty()) {
         w.failures = 0;

@@ -46,7 +46,10 @@ class DevicePreparer {
   void forget(const std::string& pod_key) { work_.erase(pod_key); }
 
  private:
+  // Keyed by the pod's namespace/name; `pod_uid` tells a pod from a later one of the same name,
+  // so that a call still in flight for a deleted pod cannot touch its successor's entry.
   struct Work {
+    std::string pod_uid;
     bool in_flight = false;
     int failures = 0;
     Steady::time_point next_try{};

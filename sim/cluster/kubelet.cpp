@@ -252,8 +252,11 @@ void Kubelets::finish_pod(const Doc& pod) {
 void Kubelets::sync_pod(const std::string& key, std::chrono::steady_clock::time_point now) {
   Doc pod = c_.cache().get(kPods, key);
   if (!pod) return;
-  const NodeSpec* node =
-      by_name_.at(std::string(json::string_or(*json::find(*pod, "spec"), "nodeName")));
+  // The key may now name another pod (deleted and created again), not bound or not bound here.
+  const Value* spec = json::find(*pod, "spec");
+  auto it = by_name_.find(std::string(spec ? json::string_or(*spec, "nodeName") : ""));
+  if (it == by_name_.end()) return;
+  const NodeSpec* node = it->second;
   if (terminating(*pod)) {
     // Real containers get SIGTERM and their grace period; the others stop at once. Then the
     // devices are released and the deletion confirmed.

@@ -166,6 +166,31 @@ TEST_F(KubeletPluginTest, ClaimsOfAPodDeletedWhilePreparingAreReleased) {
   }));
 }
 
+// A pod deleted while its prepare call is in flight, and a new pod of the same name that is not
+// scheduled yet (its claim template does not exist): the late answer for the old pod must not
+// touch the new one, whose kubelet work waits for a node (this stopped the simulated cluster).
+TEST_F(KubeletPluginTest, ALateAnswerForADeletedPodLeavesItsSuccessorAlone) {
+  TestDraPlugin plugin(kubelet_dir(), "gpu.nvidia.com", {"v1.DRAPlugin"});
+  plugin.hold_prepares(true);
+  claim_and_pod();
+  ASSERT_TRUE(eventually([&] { return !plugin.calls().empty(); }));
+  DeleteRequest now;
+  now.grace_period_seconds = 0;
+  ASSERT_TRUE(cluster_.api().remove(kPods, "default", "p", now));
+  create(kPods, R"({"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}],
+    "resourceClaims":[{"name":"gpu","resourceClaimTemplateName":"later"}]}})");
+  cluster_.step();
+  plugin.hold_prepares(false);  // the old pod's prepare answers now
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_NO_THROW(cluster_.step());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(phase("p"), "Pending");
+  create(kClaimTemplates, R"({"metadata":{"name":"later"},"spec":{"spec":{"devices":{"requests":[
+    {"name":"gpu","exactly":{"deviceClassName":"gpu.nvidia.com"}}]}}}})");
+  EXPECT_TRUE(eventually([&] { return phase("p") == "Running"; }));
+}
+
 TEST_F(KubeletPluginTest, PreparedClaimsSurviveASimulatorRestart) {
   store_.set_graceful_pod_deletion(true);
   TestDraPlugin plugin(kubelet_dir(), "gpu.nvidia.com", {"v1.DRAPlugin"});

@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -69,6 +70,14 @@ class TestDraPlugin {
     std::lock_guard lock(mu_);
     return registrations_;
   }
+  // While held, NodePrepareResources calls wait (each is recorded when it arrives).
+  void hold_prepares(bool hold) {
+    {
+      std::lock_guard lock(mu_);
+      hold_ = hold;
+    }
+    released_.notify_all();
+  }
   void fail_claim(const std::string& name, bool fail) {
     std::lock_guard lock(mu_);
     if (fail) {
@@ -110,9 +119,11 @@ class TestDraPlugin {
     grpc::Status NodePrepareResources(grpc::ServerContext*,
                                       const typename Api::NodePrepareResourcesRequest* req,
                                       typename Api::NodePrepareResourcesResponse* resp) override {
-      std::lock_guard lock(p_->mu_);
-      for (const auto& c : req->claims()) {
+      std::unique_lock lock(p_->mu_);
+      for (const auto& c : req->claims())
         p_->calls_.push_back(Call{"prepare", Api::kVersion, c.namespace_(), c.name(), c.uid()});
+      p_->released_.wait(lock, [this] { return !p_->hold_; });
+      for (const auto& c : req->claims()) {
         auto& r = (*resp->mutable_claims())[c.uid()];
         if (p_->fail_claims_.contains(c.name())) {
           r.set_error("injected failure for " + c.name());
@@ -176,6 +187,8 @@ class TestDraPlugin {
   std::vector<Call> calls_;
   std::vector<std::pair<bool, std::string>> registrations_;
   std::set<std::string> fail_claims_;
+  bool hold_ = false;
+  std::condition_variable released_;
 };
 
 }  // namespace nvdra::testing
