@@ -19,15 +19,17 @@ kubectl apply -f "$here/fixtures/mpijob-crd.yaml" >/dev/null
 sa_kubeconfig nvdra-controller "$work/controller.kubeconfig"
 check "every agent published its devices" "12" "$(wait_for_agents)"
 
-leftovers() {  # everything a deleted domain must not leave behind
-  echo "rct=$(kubectl get resourceclaimtemplates -A -l resource.nvidia.com/computeDomain -o name | wc -l)" \
+leftovers() {  # everything a deleted domain and its workload must not leave behind
+  echo "pods=$(kubectl get pods -n default -o name | wc -l)" \
+    "claims=$(kubectl get resourceclaims -A -o name | wc -l)" \
+    "rct=$(kubectl get resourceclaimtemplates -A -l resource.nvidia.com/computeDomain -o name | wc -l)" \
     "ds=$(kubectl get daemonsets -A -o name | wc -l)" \
     "daemons=$(kubectl get pods -n nvdra-system -o name | wc -l)" \
     "labels=$(kubectl get nodes -l resource.nvidia.com/computeDomain -o name | wc -l)" \
     "cdi=$(find "$work/nodes" -path '*/var/run/cdi/*.json' | wc -l)" \
     "channels=$(find "$work/nodes" -path '*/nvidia-caps-imex-channels/channel*' | wc -l)"
 }
-clean="rct=0 ds=0 daemons=0 labels=0 cdi=0 channels=0"
+clean="pods=0 claims=0 rct=0 ds=0 daemons=0 labels=0 cdi=0 channels=0"
 
 start_controller 1
 start_controller 2

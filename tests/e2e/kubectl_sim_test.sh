@@ -159,14 +159,14 @@ if [ -d "$compat" ]; then
   printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: gpu-test-vfiopci}\n' | kubectl apply -f - >/dev/null
   for f in "$compat"/gpu-test7.yaml "$compat"/gpu-test8.yaml "$compat"/v1/gpu-test[0-9].yaml \
            "$compat"/v1/gpu-test-mps.yaml "$compat"/v1/gpu-test-vfiopci.yaml "$compat"/v1/gpu-test-vfio-config.yaml; do
-    if out=$(kubectl apply -f "$f" 2>&1); then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL compat $f: $out"; fi
+    if out=$(kubectl apply -f "$f" 2>&1); then pass=$((pass + 1)); else failed "compat $f: $out"; fi
   done
   check "v1beta1 read as v1" "gpu.nvidia.com" \
     "$(kubectl get resourceclaimtemplates.v1.resource.k8s.io -n gpu-test7 single-gpu -o jsonpath='{.spec.spec.devices.requests[0].exactly.deviceClassName}')"
   check "v1beta1 read as v1beta1" "gpu.nvidia.com" \
     "$(kubectl get resourceclaimtemplates.v1beta1.resource.k8s.io -n gpu-test7 single-gpu -o jsonpath='{.spec.spec.devices.requests[0].deviceClassName}')"
 else
-  fail=$((fail + 1)); echo "FAIL compat corpus not found at $compat"
+  failed "compat corpus not found at $compat"
 fi
 
 # RBAC for a service account: a token from the TokenRequest API, then kubectl auth can-i and real
@@ -225,6 +225,6 @@ check "data-dir keeps objects" "7" "$(kubectl get widget kept -o jsonpath='{.spe
 kubectl label widget kept after=restart >/dev/null
 rv2=$(kubectl get widget kept -o jsonpath='{.metadata.resourceVersion}')
 check "resourceVersion keeps growing" "yes" "$([ "$rv2" -gt "$rv1" ] && echo yes || echo "no: $rv1 -> $rv2")"
-[ "$(stat -c %a "$work/data")" = "700" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL data dir mode"; }
+check "data dir mode" "700" "$(stat -c %a "$work/data")"
 
 summary

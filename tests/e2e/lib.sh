@@ -15,11 +15,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The cluster's state at the first failed check, for a failure seen only in CI: pods, claims,
+# domains, the newest events and the simulator's warnings.
+dump_state() {
+  [ -n "${dumped:-}" ] || [ ! -s "$work/kubeconfig" ] && return
+  dumped=1
+  echo "--- state at the first failure ---"
+  timeout 20 kubectl get pods,resourceclaims -A -o wide 2>&1 | head -40
+  timeout 20 kubectl get computedomains -A 2>/dev/null | head -10
+  timeout 20 kubectl get pods -A -o jsonpath='{range .items[?(@.status.phase!="Running")]}{.metadata.namespace}/{.metadata.name} {.metadata.uid} claims={.status.resourceClaimStatuses} conditions={.status.conditions}{"\n"}{end}' 2>&1 | head -10 | cut -c1-600
+  timeout 20 kubectl get events -A --sort-by=.lastTimestamp 2>&1 | tail -15
+  grep '^[WE]' "$work/err" 2>/dev/null | tail -10 | cut -c1-300
+  echo "now $(date -u +%H:%M:%S); node leases renewed at: $(timeout 10 kubectl get leases -n kube-node-lease -o jsonpath='{.items[*].spec.renewTime}' 2>&1 | tr ' ' '\n' | sort | tail -1)"
+  # NVDRA_E2E_STACKS=1: every thread's stack of the simulator, for a hang.
+  if [ -n "${NVDRA_E2E_STACKS:-}" ] && [ -n "$sim_pid" ]; then
+    gdb -p "$sim_pid" -batch -ex 'thread apply all bt' >"$work/sim-stacks.txt" 2>&1
+    echo "simulator stacks in $work/sim-stacks.txt"
+  fi
+  echo "---"
+}
+failed() { fail=$((fail + 1)); echo "FAIL $1"; dump_state; }
 check() {  # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: want [$2] got [$3]"; fi
+  if [ "$2" = "$3" ]; then pass=$((pass + 1)); else failed "$1: want [$2] got [$3]"; fi
 }
 contains() {  # contains NAME NEEDLE HAYSTACK
-  if [[ "$3" == *"$2"* ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: [$2] not in [$3]"; fi
+  if [[ "$3" == *"$2"* ]]; then pass=$((pass + 1)); else failed "$1: [$2] not in [$3]"; fi
 }
 summary() {
   echo "$pass passed, $fail failed"
