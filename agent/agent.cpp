@@ -70,7 +70,7 @@ DriverStats driver_metrics(metrics::Registry& reg, const std::string& driver,
   s.prepared_changed = [&, driver, node](const Checkpoint& c) {
     std::map<std::string, int> types;
     const std::vector<std::string> known =
-        driver == api::kGpuDriver ? std::vector<std::string>{"gpu", "mig", "unknown"}
+        driver == api::kGpuDriver ? std::vector<std::string>{"gpu", "mig", "vfio", "unknown"}
                                   : std::vector<std::string>{"channel", "daemon", "unknown"};
     for (const auto& t : known)
       types[t] = 0;
@@ -139,10 +139,14 @@ Result<std::unique_ptr<DeviceBackend>> make_device_backend(const AgentOptions& o
     if (!b) return unexpected(b.error());
     return std::unique_ptr<DeviceBackend>(std::move(*b));
   }
-  if (o.device_backend == "nvml")
-    return make_nvml_backend(NvmlOptions{o.root + (o.driver_root == "/" ? "" : o.driver_root),
-                                         o.gates.dynamic_mig, o.gates.crash_on_nvlink_fabric_errors,
-                                         o.gates.nvml_device_health_check});
+  if (o.device_backend == "nvml") {
+    NvmlOptions n{o.root + (o.driver_root == "/" ? "" : o.driver_root), o.gates.dynamic_mig,
+                  o.gates.crash_on_nvlink_fabric_errors, o.gates.nvml_device_health_check};
+    n.sys_root = o.root + "/sys";
+    n.proc_root = o.root + o.host_proc_root;
+    n.dev_root = o.root + o.dev_root;
+    return make_nvml_backend(n);
+  }
   return unexpected(
       ErrorCode::kInvalidArgument,
       fmt::format("unknown --device-backend \"{}\" (want nvml or sim)", o.device_backend));
@@ -173,6 +177,9 @@ Status Agent::start() {
              devices->gpus.size(), devices->mig_devices.size(), devices->driver_version,
              devices->clique_id());
 
+  // PassthroughSupport publishes each whole GPU twice (legacy layout only: the gates exclude
+  // DynamicMIG).
+  layout_.passthrough = opt_.gates.passthrough_support && !backend_->dynamic_mig();
   auto uid = net::co_spawn(io_, node_uid(), net::use_future);
   auto minor = net::co_spawn(io_, server_minor_version(), net::use_future);
   cluster_ = std::make_unique<RestClusterAccess>(io_.get_executor(), client_, opt_.node_name);
@@ -182,10 +189,16 @@ Status Agent::start() {
     auto d = std::make_unique<Driver>();
     const std::string driver(handler->driver());
     const std::string dir = host(opt_.plugins_dir) + "/" + driver;
+    DriverStats stats = driver_metrics(registry_, driver, opt_.node_name);
+    if (driver == api::kGpuDriver) {
+      stats.prepared_changed = [this, metrics = stats.prepared_changed](const Checkpoint& c) {
+        metrics(c);
+        hide_siblings_of(c);
+      };
+    }
     d->state = std::make_unique<DriverState>(
         DriverStateOptions{dir + "/nvdra-checkpoint.json", boot_id, opt_.node_name},
-        std::move(handler), *cluster_, CdiWriter(host(opt_.cdi_root)),
-        driver_metrics(registry_, driver, opt_.node_name));
+        std::move(handler), *cluster_, CdiWriter(host(opt_.cdi_root)), std::move(stats));
     if (auto s = d->state->start(); !s) return unexpected(s.error().wrap(driver));
     d->plugin = std::make_unique<KubeletPlugin>(*d->state, host(opt_.registry_dir), dir);
     return d;
@@ -223,6 +236,24 @@ Status Agent::start() {
   return ok();
 }
 
+void Agent::hide_siblings_of(const Checkpoint& c) {
+  std::set<std::string> hidden;
+  if (layout_.passthrough) {
+    for (const auto& [uid, claim] : c.claims) {
+      for (const auto& d : claim.devices) {
+        const auto minor = api::gpu_minor_of(d.device);
+        if (!minor) continue;
+        hidden.insert(d.type == "vfio" ? api::gpu_device_name(*minor)
+                                       : api::vfio_device_name(*minor));
+      }
+    }
+  }
+  std::lock_guard lock(hidden_mu_);
+  if (hidden == hidden_) return;
+  hidden_ = std::move(hidden);
+  hidden_changed_ = true;
+}
+
 void Agent::publish_gpu_slices() {
   auto devices = backend_->discover();
   if (!devices) {
@@ -230,6 +261,11 @@ void Agent::publish_gpu_slices() {
     return;
   }
   api::SliceLayout layout = layout_;
+  {
+    std::lock_guard lock(hidden_mu_);
+    layout.hidden = hidden_;
+    hidden_changed_ = false;
+  }
   auto& state_gauge = registry_.gauge("nvdra_agent_devices", "Published GPUs, by health");
   int healthy = 0, unhealthy = 0;
   for (const auto& g : devices->gpus) {
@@ -265,7 +301,12 @@ awaitable<void> Agent::health_loop() {
           .Set(static_cast<double>(d->publisher->published()));
     }
     const auto events = backend_->health_events();
-    if (events.empty()) continue;
+    bool republish = false;
+    {
+      std::lock_guard lock(hidden_mu_);
+      republish = hidden_changed_;
+    }
+    if (events.empty() && !republish) continue;
     for (const auto& e : events) {
       api::DeviceTaint t =
           e.lost ? api::DeviceTaint{"gpu.nvidia.com/gpu-lost", "", "NoSchedule"}

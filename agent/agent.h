@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@ struct AgentOptions {
   std::string cdi_root = "/var/run/cdi";
   std::string dev_root = "/dev";
   std::string proc_root = "/proc";
+  std::string host_proc_root = "/proc";  // the host's processes (passthrough: who holds a GPU)
   std::string boot_id_file = "/proc/sys/kernel/random/boot_id";
   std::string device_backend = "nvml";  // nvml | sim
   std::string sim_node_config;
@@ -60,6 +62,8 @@ class Agent {
   std::string host(const std::string& path) const { return opt_.root + path; }
   awaitable<void> health_loop();
   void publish_gpu_slices();
+  // Records which devices to leave out while their sibling (gpu-N / gpu-vfio-N) is prepared.
+  void hide_siblings_of(const Checkpoint& c);
   awaitable<Result<std::string>> node_uid();
   awaitable<int> server_minor_version();
 
@@ -72,6 +76,9 @@ class Agent {
   std::vector<std::unique_ptr<Driver>> drivers_;
   api::SliceLayout layout_;
   std::map<int, std::vector<api::DeviceTaint>> gpu_taints_;  // by GPU minor
+  std::mutex hidden_mu_;          // prepared_changed runs on kubelet's gRPC threads
+  std::set<std::string> hidden_;  // guarded by hidden_mu_
+  bool hidden_changed_ = false;   // guarded by hidden_mu_: the health loop republishes
   Cancellation cancel_;
 };
 

@@ -58,6 +58,17 @@ const std::vector<GpuModel>& models() {
     m.push_back(
         {"GB200", "NVIDIA GB200", "Blackwell", "Nvidia", "10.0", 189471, 152,
          geometry(189471, "1g.23gb", "1g.47gb", "2g.47gb", "3g.93gb", "4g.93gb", "7g.186gb")});
+    // PCI device IDs of the SXM parts (the H200's as read off one, docs/hardware.md).
+    const std::pair<const char*, int> kPciIds[] = {{"A100-40GB", 0x20b0},
+                                                   {"A100-80GB", 0x20b2},
+                                                   {"H100-80GB", 0x2330},
+                                                   {"H200-141GB", 0x2335},
+                                                   {"GB200", 0x2941}};
+    for (auto& model : m) {
+      for (const auto& [id, pci] : kPciIds) {
+        if (model.id == id) model.pci_device_id = pci;
+      }
+    }
     return m;
   }();
   return kModels;

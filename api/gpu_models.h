@@ -38,6 +38,7 @@ struct GpuModel {
   int64_t memory_mib = 0;
   int multiprocessors = 0;
   std::vector<MigProfile> mig_profiles;  // empty: no MIG
+  int pci_device_id = 0;                 // 0x2330 (vendor 0x10de)
 };
 
 // nullptr when unknown. Known: A100-40GB, A100-80GB, H100-80GB, H200-141GB, GB200.

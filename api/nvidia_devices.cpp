@@ -1,8 +1,10 @@
 #include "api/nvidia_devices.h"
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <set>
 
@@ -165,16 +167,47 @@ std::string mig_attributes(const NodeDevices& node, const GpuInfo& parent, std::
   return a;
 }
 
-// Devices of one GPU in the legacy layout: the GPU itself, or its existing MIG devices.
+// NVIDIA's VFIO attribute set: what the PCI bus tells of the GPU, none of NVML's.
+std::string vfio_attributes(const NodeDevices& node, const GpuInfo& g) {
+  std::string a;
+  str_attr(a, "type", "vfio");
+  str_attr(a, "uuid", vfio_uuid(g.pci_bus_id));
+  str_attr(a, "productName", g.product_name);
+  str_attr(a, "deviceID", fmt::format("0x{:04x}", g.pci_device_id));
+  str_attr(a, "vendorID", "0x10de");
+  int_attr(a, "numa", g.numa_node);
+  attr(a, "iommuFDEnabled", "bool", node.iommufd ? "true" : "false");
+  str_attr(a, "resource.kubernetes.io/pciBusID", g.pci_bus_id);
+  if (!g.pcie_root.empty()) str_attr(a, "resource.kubernetes.io/pcieRoot", g.pcie_root);
+  return a;
+}
+
+// Devices of one GPU in the legacy layout: the GPU itself (and, with passthrough, its VFIO
+// twin), or its existing MIG devices.
 std::vector<NamedDevice> legacy_devices(const NodeDevices& node, const GpuInfo& g,
                                         const SliceLayout& layout) {
   std::vector<NamedDevice> out;
+  auto hidden = [&](const std::string& name) {
+    return layout.passthrough && layout.hidden.contains(name);
+  };
+  const std::string cap = g.memory_bytes > 0 ? fmt::format(R"("memory":{{"value":"{}"}})",
+                                                           bytes_quantity(g.memory_bytes))
+                                             : std::string();
+  if (layout.passthrough && g.iommu_group >= 0 && (!g.mig_enabled || g.vfio_bound)) {
+    const std::string name = vfio_device_name(g.minor);
+    const std::string vfio_cap =
+        g.memory_bytes > 0
+            ? fmt::format(R"("addressableMemory":{{"value":"{}"}})", bytes_quantity(g.memory_bytes))
+            : std::string();
+    if (!hidden(name))
+      out.push_back({name, device_json(name, vfio_attributes(node, g), vfio_cap, {}, layout)});
+  }
+  if (g.vfio_bound) return out;  // the nvidia driver does not have it
   if (!g.mig_enabled) {
     const std::string name = gpu_device_name(g.minor);
-    const std::string cap = g.memory_bytes > 0 ? fmt::format(R"("memory":{{"value":"{}"}})",
-                                                             bytes_quantity(g.memory_bytes))
-                                               : std::string();
-    out.push_back({name, device_json(name, full_gpu_attributes(node, g, layout), cap, {}, layout)});
+    if (!hidden(name))
+      out.push_back(
+          {name, device_json(name, full_gpu_attributes(node, g, layout), cap, {}, layout)});
     return out;
   }
   for (const auto& m : node.mig_devices) {
@@ -230,6 +263,42 @@ std::string NodeDevices::clique_id() const {
 
 std::string gpu_device_name(int minor) {
   return fmt::format("gpu-{}", minor);
+}
+
+std::string vfio_device_name(int minor) {
+  return fmt::format("gpu-vfio-{}", minor);
+}
+
+std::optional<int> gpu_minor_of(std::string_view name) {
+  for (std::string_view prefix : {"gpu-vfio-", "gpu-"}) {
+    if (!name.starts_with(prefix)) continue;
+    const std::string_view digits = name.substr(prefix.size());
+    int minor = -1;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), minor);
+    if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty() || minor < 0)
+      return std::nullopt;
+    return minor;
+  }
+  return std::nullopt;
+}
+
+std::string vfio_uuid(std::string_view pci_bus_id) {
+  // RFC 4122 §4.3 with the DNS namespace 6ba7b810-9dad-11d1-80b4-00c04fd430c8.
+  static constexpr std::array<unsigned char, 16> kDns = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad,
+                                                         0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0,
+                                                         0x4f, 0xd4, 0x30, 0xc8};
+  std::string data(kDns.begin(), kDns.end());
+  data.append(pci_bus_id);
+  std::array<unsigned char, EVP_MAX_MD_SIZE> h{};
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), h.data(), &n, EVP_sha1(), nullptr);
+  h[6] = static_cast<unsigned char>((h[6] & 0x0f) | 0x50);
+  h[8] = static_cast<unsigned char>((h[8] & 0x3f) | 0x80);
+  return fmt::format(
+      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:"
+      "02x}{:02x}",
+      h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
+      h[15]);
 }
 
 std::string mig_device_name(int parent_minor, std::string_view profile, int gi_profile_id,
@@ -342,6 +411,9 @@ NodeDevices simulated_node_devices(std::string_view node, const GpuModel& model,
     g.pcie_root = fmt::format("pci0000:{:02x}", i / 4 * 0x40);
     g.memory_bytes = model.memory_mib << 20;
     g.multiprocessors = model.multiprocessors;
+    g.pci_device_id = model.pci_device_id;
+    g.numa_node = i / 4;
+    g.iommu_group = 32 + i;
     g.mig_capable = !model.mig_profiles.empty();
     for (const auto& p : model.mig_profiles)
       g.mig_profiles.push_back(simulated_mig_profile(model, p));
@@ -470,6 +542,7 @@ std::string resource_slice_json(std::string_view driver, std::string_view node,
 
 std::string_view device_type_of(std::string_view name) {
   if (parse_mig_device_name(name)) return "mig";
+  if (name.starts_with("gpu-vfio-")) return "vfio";
   if (name.starts_with("gpu-")) return "gpu";
   if (name.starts_with("channel-")) return "channel";
   if (name.starts_with("daemon-")) return "daemon";

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,11 @@ struct GpuInfo {
   bool mig_enabled = false;
   std::vector<MigProfileInfo> mig_profiles;
   std::string clique_id;  // "<clusterUUID>.<cliqueId>" or "" (no NVLink fabric)
+  // Passthrough (PassthroughSupport): what the PCI bus says of the GPU.
+  int pci_device_id = 0;    // 0x2330; 0 when unknown
+  int numa_node = -1;       // -1 when the platform has none
+  int iommu_group = -1;     // -1: no IOMMU group, so no passthrough
+  bool vfio_bound = false;  // handed to a passthrough claim: bound to vfio-pci, not to nvidia
 };
 
 // A MIG device that exists on the GPU (static MIG, or created for a claim).
@@ -62,6 +68,7 @@ struct NodeDevices {
   int cuda_driver_version = 0;  // as NVML reports it: 12080
   std::vector<GpuInfo> gpus;
   std::vector<MigDeviceInfo> mig_devices;
+  bool iommufd = false;  // the host offers /dev/iommu (VFIO's IOMMUFD backend)
 
   const GpuInfo* gpu_by_minor(int minor) const;
   // The node's clique: every GPU's clique ID when they agree, else "".
@@ -78,6 +85,12 @@ struct MigDeviceName {
   int gi_profile_id = 0, placement_start = 0;
 };
 std::optional<MigDeviceName> parse_mig_device_name(std::string_view name);
+// "gpu-vfio-<minor>": the GPU handed whole to a VM (PassthroughSupport).
+std::string vfio_device_name(int minor);
+// The minor of a "gpu-<minor>" or "gpu-vfio-<minor>" name; nullopt for other names.
+std::optional<int> gpu_minor_of(std::string_view name);
+// A VFIO device's uuid attribute: UUIDv5 (SHA-1, DNS namespace) of its PCI address.
+std::string vfio_uuid(std::string_view pci_bus_id);
 // "570.158.01" → "570.158.1" (a semantic version without leading zeros).
 std::string semver_driver_version(std::string_view nvml_version);
 // 12080 → "12.8.0".
@@ -104,6 +117,11 @@ struct SliceLayout {
   // Publish `index` and `minor` on full GPUs (older NVIDIA releases did; NVIDIA's gpu-test6
   // demo selects on `index`). See docs/compatibility.md.
   bool index_attributes = true;
+  // PassthroughSupport: each whole GPU with an IOMMU group is published twice, as gpu-<minor>
+  // and as gpu-vfio-<minor>. `hidden` names the siblings of prepared devices, left out until
+  // those are unprepared (a GPU serves one or the other).
+  bool passthrough = false;
+  std::set<std::string> hidden;
   std::map<std::string, std::vector<DeviceTaint>> taints;  // by device name
   size_t max_devices_per_slice = 128;                      // 64 with counters or taints
 };
@@ -126,7 +144,8 @@ std::string resource_slice_json(std::string_view driver, std::string_view node,
                                 size_t slice_count, const SliceContent& content,
                                 std::string_view owner_node_uid);
 
-// Device type of a published device name: "gpu", "mig", "channel", "daemon" or "unknown".
+// Device type of a published device name: "gpu", "mig", "vfio", "channel", "daemon" or
+// "unknown".
 std::string_view device_type_of(std::string_view device_name);
 
 }  // namespace nvdra::api

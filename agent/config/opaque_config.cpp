@@ -433,6 +433,10 @@ GpuConfig default_gpu_config(const FeatureGates& gates) {
   return c;
 }
 
+VfioDeviceConfig default_vfio_config() {
+  return VfioDeviceConfig{"LegacyOnly", false};
+}
+
 MigDeviceConfig default_mig_config(const FeatureGates& gates) {
   MigDeviceConfig c;
   if (gates.time_slicing_settings) c.sharing = Sharing{"TimeSlicing", std::nullopt, std::nullopt};

@@ -93,5 +93,6 @@ Result<std::map<std::string, std::string>> mps_pinned_limits(const MpsConfig& mp
 // The defaults NVIDIA prepends before class and claim configs.
 GpuConfig default_gpu_config(const FeatureGates& gates);
 MigDeviceConfig default_mig_config(const FeatureGates& gates);
+VfioDeviceConfig default_vfio_config();  // LegacyOnly, no API device
 
 }  // namespace nvdra::agent

@@ -3,6 +3,7 @@
 // prepare pipeline changes on a GPU goes through here or through the backend's executor.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,12 @@ struct HealthEvent {
   bool lost = false;
 };
 
+// A GPU handed to vfio-pci for passthrough.
+struct VfioBinding {
+  int iommu_group = -1;  // /dev/vfio/<group>
+  std::string cdev;      // "vfio3" of /dev/vfio/devices (IOMMUFD); "" when the kernel has none
+};
+
 class DeviceBackend {
  public:
   virtual ~DeviceBackend() = default;
@@ -33,6 +40,10 @@ class DeviceBackend {
                                                        int placement_start) = 0;
   // Absent devices are fine (idempotent).
   virtual Status destroy_mig_device(const api::MigDeviceInfo& device) = 0;
+  // PassthroughSupport: unbinds an idle GPU from nvidia and binds it to vfio-pci, and back.
+  // Both are idempotent; discover() lists a bound GPU with vfio_bound set.
+  virtual Result<VfioBinding> bind_vfio(const api::GpuInfo& gpu) = 0;
+  virtual Status unbind_vfio(const std::string& pci_bus_id) = 0;
   // Health events since the last call.
   virtual std::vector<HealthEvent> health_events() = 0;
   virtual Executor& executor() = 0;
@@ -43,6 +54,11 @@ struct NvmlOptions {
   bool dynamic_mig = false;
   bool strict_fabric = true;   // NVIDIA's CrashOnNVLinkFabricErrors: a fabric not ready is an error
   bool health_events = false;  // NVIDIA's NVMLDeviceHealthCheck: report XID events
+  // Where the kernel's views are (tests point them at fake trees): PCI devices, IOMMU groups
+  // and driver binding under sys_root, processes under proc_root, device nodes under dev_root.
+  std::string sys_root = "/sys", proc_root = "/proc", dev_root = "/dev";
+  // How long a GPU may stay open elsewhere before binding it to vfio-pci gives up.
+  std::chrono::milliseconds idle_wait{10000};
 };
 
 // The installed NVML, or a clear error.

@@ -48,6 +48,7 @@ struct nvmlDeviceAddressingMode_t {
 constexpr unsigned int nvmlDeviceAddressingMode_v1 = sizeof(nvmlDeviceAddressingMode_t) | 1u << 24;
 constexpr unsigned int NVML_DEVICE_ADDRESSING_MODE_HMM = 1;
 constexpr unsigned int NVML_DEVICE_ADDRESSING_MODE_ATS = 2;
+constexpr unsigned int NVML_FEATURE_DISABLED = 0, NVML_FEATURE_ENABLED = 1;
 using nvmlEventSet_t = struct nvmlEventSet_st*;
 struct nvmlEventData_t {
   nvmlDevice_t device;

@@ -4,18 +4,23 @@
 // compute-instance calls. Optional entry points missing from an old library turn the feature
 // off (or answer an error naming it) instead of failing the start.
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "agent/device/backend.h"
 #include "agent/device/nvml_api.h"
+#include "base/atomic_file.h"
 #include "base/log.h"
 
 namespace nvdra::agent {
@@ -88,6 +93,8 @@ struct Nvml {
   nvmlReturn_t (*destroy_gi)(nvmlGpuInstance_t) = nullptr;
   nvmlReturn_t (*fabric)(nvmlDevice_t, nvmlGpuFabricInfo_t*) = nullptr;
   nvmlReturn_t (*addressing_mode)(nvmlDevice_t, nvmlDeviceAddressingMode_t*) = nullptr;
+  nvmlReturn_t (*set_persistence)(nvmlDevice_t, unsigned int) = nullptr;
+  nvmlReturn_t (*handle_by_pci)(const char*, nvmlDevice_t*) = nullptr;
   nvmlReturn_t (*event_set_create)(nvmlEventSet_t*) = nullptr;
   nvmlReturn_t (*register_events)(nvmlDevice_t, unsigned long long, nvmlEventSet_t) = nullptr;
   nvmlReturn_t (*event_wait)(nvmlEventSet_t, nvmlEventData_t*, unsigned int) = nullptr;
@@ -170,6 +177,70 @@ std::string uuid_string(const unsigned char (&b)[16]) {
       b[15]);
 }
 
+namespace fs = std::filesystem;
+
+// The kernel driver a PCI device is bound to ("nvidia", "vfio-pci"), "" when none.
+std::string bound_driver(const fs::path& device) {
+  std::error_code ec;
+  const auto link = fs::read_symlink(device / "driver", ec);
+  return ec ? std::string() : link.filename().string();
+}
+
+// The IOMMU group of a PCI device (its iommu_group link), -1 without an IOMMU.
+int iommu_group_of(const fs::path& device) {
+  std::error_code ec;
+  const auto link = fs::read_symlink(device / "iommu_group", ec);
+  if (ec) return -1;
+  try {
+    return std::stoi(link.filename().string());
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+int int_file(const fs::path& file, int fallback) {
+  auto text = read_file(file.string());
+  if (!text) return fallback;
+  try {
+    return std::stoi(*text, nullptr, 0);
+  } catch (const std::exception&) {
+    return fallback;
+  }
+}
+
+// sysfs takes one write per attribute file; its error is the kernel's answer.
+Status write_sysfs(const fs::path& file, std::string_view value) {
+  std::ofstream out(file);
+  out << value;
+  out.flush();
+  if (!out)
+    return unexpected(ErrorCode::kIo,
+                      fmt::format("writing \"{}\" to {} failed", value, file.string()));
+  return ok();
+}
+
+// PIDs other than ours with `node` open (what fuser reports).
+std::vector<int> holders(const fs::path& proc_root, const std::string& node) {
+  std::vector<int> out;
+  std::error_code ec;
+  const int self = static_cast<int>(::getpid());
+  for (const auto& p : fs::directory_iterator(proc_root, ec)) {
+    const std::string name = p.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    const int pid = std::stoi(name);
+    if (pid == self) continue;
+    std::error_code fd_ec;
+    for (const auto& fd : fs::directory_iterator(p.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      if (fs::read_symlink(fd.path(), link_ec) == node) {
+        out.push_back(pid);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 class NvmlBackend final : public DeviceBackend {
  public:
   NvmlBackend(Nvml nvml, NvmlOptions options) : nvml_(nvml), opt_(std::move(options)) {}
@@ -219,11 +290,8 @@ class NvmlBackend final : public DeviceBackend {
         // NVML pads the domain to 8 digits; the attribute uses the kernel's 4-digit form.
         if (bus.size() == 16 && bus.starts_with("0000")) bus = bus.substr(4);
         g.pci_bus_id = bus;
-        std::error_code ec;
-        const auto link = std::filesystem::read_symlink("/sys/bus/pci/devices/" + bus, ec);
-        for (const auto& part : link) {
-          if (part.string().starts_with("pci")) g.pcie_root = part.string();
-        }
+        g.pci_device_id = static_cast<int>(pci.pciDeviceId >> 16);
+        describe_pci(g);
       }
       unsigned int current = 0, pending = 0;
       const auto mig =
@@ -240,8 +308,84 @@ class NvmlBackend final : public DeviceBackend {
       handles_[g.minor] = d;
       out.gpus.push_back(std::move(g));
     }
+    // GPUs this backend bound to vfio-pci are gone from NVML; they are still the node's.
+    for (const auto& [bus, g] : vfio_bound_) {
+      const bool listed = std::any_of(out.gpus.begin(), out.gpus.end(),
+                                      [&](const auto& x) { return x.pci_bus_id == bus; });
+      if (!listed && bound_driver(pci_device(bus)) == "vfio-pci") out.gpus.push_back(g);
+    }
+    out.iommufd = fs::exists(fs::path(opt_.dev_root) / "iommu");
     gpus_ = out.gpus;
     return out;
+  }
+
+  Result<VfioBinding> bind_vfio(const api::GpuInfo& gpu) override {
+    std::lock_guard lock(mu_);
+    const fs::path dev = pci_device(gpu.pci_bus_id);
+    if (!fs::exists(dev))
+      return unexpected(ErrorCode::kNotFound,
+                        fmt::format("no PCI device {} under {}", gpu.pci_bus_id, opt_.sys_root));
+    const int group = iommu_group_of(dev);
+    if (group < 0)
+      return unexpected(ErrorCode::kInvalidArgument,
+                        fmt::format("GPU {} ({}) has no IOMMU group: passthrough needs the IOMMU "
+                                    "on (intel_iommu=on or amd_iommu=on)",
+                                    gpu.minor, gpu.pci_bus_id));
+    if (bound_driver(dev) != "vfio-pci") {
+      if (int vfs = int_file(dev / "sriov_numvfs", 0); vfs > 0)
+        return unexpected(ErrorCode::kInvalidArgument,
+                          fmt::format("GPU {} has {} SR-IOV virtual functions: passthrough needs 0",
+                                      gpu.pci_bus_id, vfs));
+      // As fuser would: nothing but us may hold the GPU when it leaves the nvidia driver.
+      const std::string node = fmt::format("/dev/nvidia{}", gpu.minor);
+      std::vector<int> busy = holders(opt_.proc_root, node);
+      const auto give_up = std::chrono::steady_clock::now() + opt_.idle_wait;
+      while (!busy.empty() && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        busy = holders(opt_.proc_root, node);
+      }
+      if (!busy.empty())
+        return unexpected(ErrorCode::kIo, fmt::format("GPU {} is in use: process {} holds {}",
+                                                      gpu.minor, busy.front(), node));
+      if (auto d = handle(gpu.minor); d && nvml_.set_persistence)
+        nvml_.set_persistence(*d, NVML_FEATURE_DISABLED);
+      release_nvml();  // our own handles must not pin the device
+      Status bound = write_sysfs(dev / "driver_override", "vfio-pci");
+      if (bound && !bound_driver(dev).empty())
+        bound = write_sysfs(dev / "driver" / "unbind", gpu.pci_bus_id);
+      if (bound)
+        bound = write_sysfs(fs::path(opt_.sys_root) / "bus/pci/drivers_probe", gpu.pci_bus_id);
+      if (bound) bound = wait_for_driver(dev, "vfio-pci");
+      if (auto r = nvml_.init(0); r != NVML_SUCCESS)
+        NVDRA_WARN("nvmlInit after binding {} to vfio-pci: {}", gpu.pci_bus_id, nvml_.error(r));
+      if (!bound)
+        return unexpected(bound.error().wrap("binding GPU " + gpu.pci_bus_id + " to vfio-pci"));
+    }
+    api::GpuInfo g = gpu;
+    g.vfio_bound = true;
+    vfio_bound_[gpu.pci_bus_id] = g;
+    VfioBinding out{group, ""};
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dev / "vfio-dev", ec))
+      out.cdev = e.path().filename().string();
+    return out;
+  }
+
+  Status unbind_vfio(const std::string& pci_bus_id) override {
+    std::lock_guard lock(mu_);
+    const fs::path dev = pci_device(pci_bus_id);
+    vfio_bound_.erase(pci_bus_id);
+    if (!fs::exists(dev) || bound_driver(dev) != "vfio-pci") return ok();
+    Status s = write_sysfs(dev / "driver_override", "\n");
+    if (s) s = write_sysfs(dev / "driver" / "unbind", pci_bus_id);
+    if (s) s = write_sysfs(fs::path(opt_.sys_root) / "bus/pci/drivers_probe", pci_bus_id);
+    if (s) s = wait_for_driver(dev, "nvidia");
+    if (!s) return unexpected(s.error().wrap("giving GPU " + pci_bus_id + " back to nvidia"));
+    nvmlDevice_t d = nullptr;
+    if (nvml_.handle_by_pci && nvml_.set_persistence &&
+        nvml_.handle_by_pci(pci_bus_id.c_str(), &d) == NVML_SUCCESS)
+      nvml_.set_persistence(d, NVML_FEATURE_ENABLED);
+    return ok();
   }
 
   bool dynamic_mig() const override { return opt_.dynamic_mig; }
@@ -336,6 +480,7 @@ class NvmlBackend final : public DeviceBackend {
         !nvml_.event_wait)
       return out;
     if (!events_) {
+      if (handles_.empty()) return out;  // NVML released (passthrough): after the next discover
       if (nvml_.event_set_create(&events_) != NVML_SUCCESS) {
         events_ = nullptr;
         return out;
@@ -368,6 +513,42 @@ class NvmlBackend final : public DeviceBackend {
   static Status unsupported(std::string_view what) {
     return unexpected(ErrorCode::kInternal,
                       fmt::format("{} is not available in this NVML (libnvidia-ml.so.1)", what));
+  }
+
+  fs::path pci_device(const std::string& bus) const {
+    return fs::path(opt_.sys_root) / "bus/pci/devices" / bus;
+  }
+
+  // What sysfs tells of the GPU: PCIe root, NUMA node, IOMMU group.
+  void describe_pci(api::GpuInfo& g) const {
+    const fs::path dev = pci_device(g.pci_bus_id);
+    std::error_code ec;
+    for (const auto& part : fs::read_symlink(dev, ec)) {
+      if (part.string().starts_with("pci")) g.pcie_root = part.string();
+    }
+    g.numa_node = int_file(dev / "numa_node", -1);
+    g.iommu_group = iommu_group_of(dev);
+    g.vfio_bound = bound_driver(dev) == "vfio-pci";
+  }
+
+  // The kernel binds asynchronously to drivers_probe: a short wait for the new driver.
+  Status wait_for_driver(const fs::path& dev, std::string_view driver) const {
+    for (int i = 0; i < 50; ++i) {
+      if (bound_driver(dev) == driver) return ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return unexpected(ErrorCode::kTimeout,
+                      fmt::format("{} did not take the device within 5 s (it has \"{}\")", driver,
+                                  bound_driver(dev)));
+  }
+
+  // Shuts NVML down (its open device files would keep a GPU from leaving the nvidia driver);
+  // handles and the event set are gone until the next discover().
+  void release_nvml() {
+    if (events_ && nvml_.event_set_free) nvml_.event_set_free(events_);
+    events_ = nullptr;
+    handles_.clear();
+    if (nvml_.shutdown) nvml_.shutdown();
   }
 
   Result<nvmlDevice_t> handle(int minor) {
@@ -472,9 +653,10 @@ class NvmlBackend final : public DeviceBackend {
   Nvml nvml_;
   NvmlOptions opt_;
   std::mutex mu_;
-  nvmlEventSet_t events_ = nullptr;      // XID events of every GPU; guarded by mu_
-  std::map<int, nvmlDevice_t> handles_;  // by minor; guarded by mu_
-  std::vector<api::GpuInfo> gpus_;       // guarded by mu_
+  nvmlEventSet_t events_ = nullptr;                 // XID events of every GPU; guarded by mu_
+  std::map<int, nvmlDevice_t> handles_;             // by minor; guarded by mu_
+  std::map<std::string, api::GpuInfo> vfio_bound_;  // GPUs we bound to vfio-pci, by bus ID; mu_
+  std::vector<api::GpuInfo> gpus_;                  // guarded by mu_
   ProcessExecutor executor_;
 };
 
@@ -537,6 +719,8 @@ Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const NvmlOptions& opti
   nvml.load(nvml.destroy_gi, "nvmlGpuInstanceDestroy");
   nvml.load(nvml.fabric, "nvmlDeviceGetGpuFabricInfo");
   nvml.load(nvml.addressing_mode, "nvmlDeviceGetAddressingMode");
+  nvml.load(nvml.set_persistence, "nvmlDeviceSetPersistenceMode");
+  nvml.load(nvml.handle_by_pci, "nvmlDeviceGetHandleByPciBusId_v2");
   nvml.load(nvml.event_set_create, "nvmlEventSetCreate");
   nvml.load(nvml.register_events, "nvmlDeviceRegisterEvents");
   nvml.load(nvml.event_wait, "nvmlEventSetWait_v2");

@@ -131,6 +131,11 @@ Status SimBackend::load_state() {
       if (m.IsInt()) mig_enabled_.insert(m.GetInt());
     }
   }
+  if (const auto* e = json::find(*doc, "vfioBound"); e && e->IsArray()) {
+    for (const auto& m : e->GetArray()) {
+      if (m.IsInt()) vfio_bound_.insert(m.GetInt());
+    }
+  }
   if (const auto* d = json::find(*doc, "migDevices"); d && d->IsArray()) {
     for (const auto& m : d->GetArray()) {
       api::MigDeviceInfo info;
@@ -153,14 +158,15 @@ Status SimBackend::load_state() {
 }
 
 Status SimBackend::save_state() {
-  std::string out = R"({"migEnabled":[)";
+  auto ints = [](const std::set<int>& v) {
+    std::string out;
+    for (int m : v)
+      out += fmt::format("{}{}", out.empty() ? "" : ",", m);
+    return out;
+  };
+  std::string out = fmt::format(R"({{"migEnabled":[{}],"vfioBound":[{}],"migDevices":[)",
+                                ints(mig_enabled_), ints(vfio_bound_));
   bool first = true;
-  for (int m : mig_enabled_) {
-    out += fmt::format("{}{}", first ? "" : ",", m);
-    first = false;
-  }
-  out += R"(],"migDevices":[)";
-  first = true;
   for (const auto& d : mig_devices_) {
     out += fmt::format(R"({}{{"uuid":{},"parentMinor":{},"profile":{},"placement":{},"gi":{}}})",
                        first ? "" : ",", json::quote(d.uuid), d.parent_minor,
@@ -177,8 +183,10 @@ Status SimBackend::save_state() {
 Result<api::NodeDevices> SimBackend::discover() {
   std::lock_guard lock(mu_);
   api::NodeDevices out = base_;
-  for (auto& g : out.gpus)
+  for (auto& g : out.gpus) {
     g.mig_enabled = mig_enabled_.contains(g.minor);
+    g.vfio_bound = vfio_bound_.contains(g.minor);
+  }
   out.mig_devices = mig_devices_;
   return out;
 }
@@ -247,6 +255,46 @@ Status SimBackend::destroy_mig_device(const api::MigDeviceInfo& device) {
   });
   if (before == mig_devices_.size()) return ok();
   return save_state();
+}
+
+Result<VfioBinding> SimBackend::bind_vfio(const api::GpuInfo& gpu) {
+  std::lock_guard lock(mu_);
+  const api::GpuInfo* g = base_.gpu_by_minor(gpu.minor);
+  if (!g || g->iommu_group < 0)
+    return unexpected(
+        ErrorCode::kNotFound,
+        fmt::format("GPU {} has no IOMMU group: it cannot be passed through", gpu.minor));
+  if (!vfio_bound_.contains(g->minor)) {
+    if (fs::exists(fs::path(root_) / fmt::format("faults/gpu-busy-{}", g->minor)))
+      return unexpected(ErrorCode::kIo,
+                        fmt::format("GPU {} ({}) is in use: a process holds /dev/nvidia{}",
+                                    g->minor, g->pci_bus_id, g->minor));
+    if (mig_enabled_.contains(g->minor))
+      return unexpected(ErrorCode::kInvalidArgument,
+                        fmt::format("GPU {} is in MIG mode", g->minor));
+    vfio_bound_.insert(g->minor);
+    if (auto s = save_state(); !s) {
+      vfio_bound_.erase(g->minor);
+      return unexpected(s.error());
+    }
+  }
+  const fs::path dev = fs::path(root_) / "dev/vfio" / std::to_string(g->iommu_group);
+  std::error_code ec;
+  fs::create_directories(dev.parent_path(), ec);
+  std::ofstream(dev.string(), std::ios::app).flush();
+  return VfioBinding{g->iommu_group, ""};
+}
+
+Status SimBackend::unbind_vfio(const std::string& pci_bus_id) {
+  std::lock_guard lock(mu_);
+  for (const auto& g : base_.gpus) {
+    if (g.pci_bus_id != pci_bus_id || !vfio_bound_.contains(g.minor)) continue;
+    vfio_bound_.erase(g.minor);
+    std::error_code ec;
+    fs::remove(fs::path(root_) / "dev/vfio" / std::to_string(g.iommu_group), ec);
+    return save_state();
+  }
+  return ok();
 }
 
 std::vector<HealthEvent> SimBackend::health_events() {

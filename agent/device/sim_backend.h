@@ -12,6 +12,9 @@
 //   xid-<minor>          contains an XID number: that GPU reports it (once per file change)
 //   lost-<minor>         the GPU fell off the bus
 //   mig-create-fails     every MIG creation fails with "Insufficient Resources"
+//   gpu-busy-<minor>     a process holds that GPU: binding it to vfio-pci fails
+// GPUs bound to vfio-pci (passthrough) are kept in the same state file; binding one creates
+// <root>/dev/vfio/<iommu group>.
 // Tools run by the sim executor are logged to <root>/var/log/nvdra-sim-tools.log; MPS control
 // daemons are emulated (pipe folder with a control file).
 #pragma once
@@ -45,6 +48,8 @@ class SimBackend final : public DeviceBackend {
   Result<api::MigDeviceInfo> create_mig_device(int minor, const api::MigProfileInfo& profile,
                                                int placement_start) override;
   Status destroy_mig_device(const api::MigDeviceInfo& device) override;
+  Result<VfioBinding> bind_vfio(const api::GpuInfo& gpu) override;
+  Status unbind_vfio(const std::string& pci_bus_id) override;
   std::vector<HealthEvent> health_events() override;
   Executor& executor() override { return executor_; }
 
@@ -61,6 +66,7 @@ class SimBackend final : public DeviceBackend {
   std::mutex mu_;
   std::set<int> mig_enabled_;                       // guarded by mu_
   std::vector<api::MigDeviceInfo> mig_devices_;     // guarded by mu_
+  std::set<int> vfio_bound_;                        // minors; guarded by mu_
   std::map<std::string, std::string> seen_faults_;  // fault file → content already reported
 };
 

@@ -18,6 +18,7 @@ Error invalid(std::string m) {
 bool kind_fits(const OpaqueConfig& c, std::string_view type) {
   if (type == "gpu") return std::holds_alternative<GpuConfig>(c);
   if (type == "mig") return std::holds_alternative<MigDeviceConfig>(c);
+  if (type == "vfio") return std::holds_alternative<VfioDeviceConfig>(c);
   if (type == "channel") return std::holds_alternative<ComputeDomainChannelConfig>(c);
   if (type == "daemon") return std::holds_alternative<ComputeDomainDaemonConfig>(c);
   return false;

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -171,9 +172,12 @@ PreparedResult DriverState::prepare(const std::string& ns, const std::string& na
   auto claim = parse_claim(*json, handler_->driver(), uid);
   if (!claim) return fail("claim_invalid", claim.error().message);
 
-  std::vector<std::string> keys;
-  for (const auto& d : claim->devices)
+  std::vector<std::string> keys;  // the claim's devices and their aliases
+  for (const auto& d : claim->devices) {
     keys.push_back(device_key(d));
+    for (const auto& a : handler_->aliases(d.device))
+      keys.push_back(d.pool + "/" + a);
+  }
   PreparedClaim entry;
   std::optional<PreparedClaim> stale;
   {
@@ -192,10 +196,13 @@ PreparedResult DriverState::prepare(const std::string& ns, const std::string& na
     }
     for (const auto& d : claim->devices) {
       if (d.admin_access) continue;
+      auto same_hardware = handler_->aliases(d.device);
+      same_hardware.push_back(d.device);
       for (const auto& [other_uid, other] : checkpoint_.claims) {
         if (other_uid == uid || other.state != ClaimState::kPrepareCompleted) continue;
         for (const auto& pd : other.devices) {
-          if (pd.pool == d.pool && pd.device == d.device) {
+          if (pd.pool == d.pool && std::find(same_hardware.begin(), same_hardware.end(),
+                                             pd.device) != same_hardware.end()) {
             lock.unlock();
             return fail(
                 "device_in_use",

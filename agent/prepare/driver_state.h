@@ -68,6 +68,9 @@ class DeviceHandler {
   virtual void recover(const std::string& uid, PreparedClaim& entry) = 0;
   // Whether a half-done entry can be prepared again as it is (no rollback first).
   virtual bool resumable(const PreparedClaim&) const { return false; }
+  // Other published names of the same hardware (gpu-0 and gpu-vfio-0): one prepared claim at a
+  // time may hold any of them.
+  virtual std::vector<std::string> aliases(std::string_view /*device*/) const { return {}; }
 };
 
 struct DriverStateOptions {

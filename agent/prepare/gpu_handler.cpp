@@ -35,11 +35,29 @@ bool toggles_mig_without_reset(const api::GpuInfo& g) {
 // A device of the claim, resolved against the node.
 struct Resolved {
   const AllocatedDevice* allocated;
-  std::string type;  // gpu | mig
+  std::string type;  // gpu | mig | vfio
   int minor = 0;     // the (parent) GPU
   std::string uuid;
   int gi = -1, ci = -1;  // MIG: the GPU and compute instance
+  VfioBinding vfio;      // vfio: where the GPU is now
 };
+
+// The container edits of a GPU passed through to a VM (NVIDIA's VFIO CDI): its VFIO group (or
+// IOMMUFD character device), no NVIDIA driver devices, and the IOMMU API device on request.
+CdiEdits vfio_edits(const VfioBinding& b, const VfioDeviceConfig& cfg, bool host_iommufd,
+                    const std::string& dev_root) {
+  const bool iommufd = cfg.backend_policy == "PreferIommuFD" && host_iommufd && !b.cdev.empty();
+  CdiEdits e;
+  e.env.push_back("NVIDIA_VISIBLE_DEVICES=void");
+  const std::string node =
+      iommufd ? "/dev/vfio/devices/" + b.cdev : fmt::format("/dev/vfio/{}", b.iommu_group);
+  e.device_nodes.push_back({node, dev_root + node.substr(4), "c", -1, -1, "rw"});
+  if (cfg.enable_api_device) {
+    const std::string api = iommufd ? "/dev/iommu" : "/dev/vfio/vfio";
+    e.device_nodes.push_back({api, dev_root + api.substr(4), "c", -1, -1, "rw"});
+  }
+  return e;
+}
 
 }  // namespace
 
@@ -198,21 +216,27 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
                            const std::function<Status()>& save) {
   auto node = backend_.discover();
   if (!node) return unexpected(node.error());
-  const std::vector<OpaqueConfig> defaults = {default_gpu_config(opt_.gates),
-                                              default_mig_config(opt_.gates)};
+  std::vector<OpaqueConfig> defaults = {default_gpu_config(opt_.gates),
+                                        default_mig_config(opt_.gates)};
+  if (opt_.gates.passthrough_support) defaults.push_back(default_vfio_config());
   // Resolve every device first, then create MIG devices, then apply configs per group.
   std::vector<Resolved> devices;
   for (const auto& d : claim.devices) {
     Resolved r{&d};
     const std::string_view type = api::device_type_of(d.device);
-    if (type == "gpu") {
-      int minor = -1;
-      try {
-        minor = std::stoi(d.device.substr(4));
-      } catch (const std::exception&) {
-      }
-      const api::GpuInfo* g = node->gpu_by_minor(minor);
-      if (!g || (g->mig_enabled && !backend_.dynamic_mig()))
+    if (type == "vfio") {
+      const api::GpuInfo* g = opt_.gates.passthrough_support
+                                  ? node->gpu_by_minor(api::gpu_minor_of(d.device).value_or(-1))
+                                  : nullptr;
+      if (!g || g->iommu_group < 0 || (g->mig_enabled && !g->vfio_bound))
+        return unexpected(ErrorCode::kNotFound,
+                          fmt::format("requested device is not allocatable: {}", d.device));
+      r.type = "vfio";
+      r.minor = g->minor;
+      r.uuid = api::vfio_uuid(g->pci_bus_id);
+    } else if (type == "gpu") {
+      const api::GpuInfo* g = node->gpu_by_minor(api::gpu_minor_of(d.device).value_or(-1));
+      if (!g || g->vfio_bound || (g->mig_enabled && !backend_.dynamic_mig()))
         return unexpected(ErrorCode::kNotFound,
                           fmt::format("requested device is not allocatable: {}", d.device));
       r.type = "gpu";
@@ -250,13 +274,16 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
   // Configs (validated before anything on the host changes).
   std::map<int, std::vector<size_t>> groups;  // config index → devices
   std::map<int, OpaqueConfig> configs;
+  std::vector<int> group_of(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
     auto chosen =
         choose_config(claim, *devices[i].allocated, devices[i].type, defaults, opt_.gates);
     if (!chosen) return unexpected(chosen.error());
     // Defaults are per type: key them below the claim's configs.
-    const int key = chosen->index >= 0 ? chosen->index : (devices[i].type == "gpu" ? -1 : -2);
+    const std::string& t = devices[i].type;
+    const int key = chosen->index >= 0 ? chosen->index : (t == "gpu" ? -1 : t == "mig" ? -2 : -3);
     groups[key].push_back(i);
+    group_of[i] = key;
     configs.emplace(key, std::move(chosen->config));
   }
   for (size_t i = 0; i < devices.size(); ++i) {
@@ -267,6 +294,19 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
     pd.device = r.allocated->device;
     pd.type = r.type;
     pd.uuid = r.uuid;
+    if (r.type == "vfio") {
+      // Recorded before the GPU leaves the nvidia driver, so that a crash gives it back.
+      const api::GpuInfo& g = *node->gpu_by_minor(r.minor);
+      pd.pci_bus_id = g.pci_bus_id;
+      entry.devices.push_back(pd);
+      if (auto s = save(); !s) return s;
+      auto bound = backend_.bind_vfio(g);
+      if (!bound)
+        return unexpected(
+            bound.error().wrap("error preparing '" + pd.device + "' for passthrough"));
+      r.vfio = *bound;
+      continue;
+    }
     if (r.type == "mig" && backend_.dynamic_mig()) {
       auto fresh = backend_.discover();
       if (!fresh) return unexpected(fresh.error());
@@ -350,10 +390,19 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
       group_edits[i].append(*edits);
   }
   // CDI: one device per allocated device, the shared control nodes in the common edits.
+  bool driver_devices = false;  // the NVIDIA driver's control nodes, for all but passthrough
   for (size_t i = 0; i < devices.size(); ++i) {
     auto& pd = entry.devices[i];
     CdiDevice cd;
     cd.name = claim.uid + "-" + pd.device;
+    pd.cdi_ids = {cdi_device_id(spec.kind, cd.name)};
+    if (devices[i].type == "vfio") {
+      cd.edits = vfio_edits(devices[i].vfio, std::get<VfioDeviceConfig>(configs.at(group_of[i])),
+                            node->iommufd, opt_.dev_root);
+      spec.devices.push_back(std::move(cd));
+      continue;
+    }
+    driver_devices = true;
     const std::string node_path = fmt::format("/dev/nvidia{}", devices[i].minor);
     cd.edits.device_nodes.push_back({node_path, opt_.dev_root + node_path.substr(4), "c",
                                      kNvidiaMajor, devices[i].minor, "rw"});
@@ -362,10 +411,10 @@ Status GpuHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec
       cd.edits.device_nodes.insert(cd.edits.device_nodes.end(), caps.begin(), caps.end());
     }
     cd.edits.append(group_edits[i]);
-    pd.cdi_ids = {cdi_device_id(spec.kind, cd.name)};
     spec.devices.push_back(std::move(cd));
   }
   for (const char* ctl : {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}) {
+    if (!driver_devices) break;
     spec.common.device_nodes.push_back(
         {fmt::format("/dev/{}", ctl), fmt::format("{}/{}", opt_.dev_root, ctl), "c", -1, -1, "rw"});
   }
@@ -391,6 +440,7 @@ Status GpuHandler::unprepare(const std::string& /*uid*/, const PreparedClaim& en
   }
   for (const auto& d : entry.devices) {
     if (d.created_mig) keep(destroy_created_mig(*d.created_mig));
+    if (d.type == "vfio" && !d.pci_bus_id.empty()) keep(backend_.unbind_vfio(d.pci_bus_id));
   }
   return first;
 }
@@ -399,9 +449,13 @@ void GpuHandler::recover(const std::string& uid, PreparedClaim& entry) {
   auto node = backend_.discover();
   if (!node) return;
   for (auto& d : entry.devices) {
-    if (d.type == "gpu") {
-      const api::GpuInfo* g = node->gpu_by_minor(std::atoi(d.device.c_str() + 4));
-      if (g) d.uuid = g->uuid;
+    if (d.type == "gpu" || d.type == "vfio") {
+      const api::GpuInfo* g = node->gpu_by_minor(api::gpu_minor_of(d.device).value_or(-1));
+      if (g && d.type == "gpu") d.uuid = g->uuid;
+      if (g && d.type == "vfio" && g->vfio_bound) {
+        d.uuid = api::vfio_uuid(g->pci_bus_id);
+        d.pci_bus_id = g->pci_bus_id;
+      }
       continue;
     }
     for (const auto& m : node->mig_devices) {
@@ -421,12 +475,28 @@ void GpuHandler::recover(const std::string& uid, PreparedClaim& entry) {
   }
 }
 
+std::vector<std::string> GpuHandler::aliases(std::string_view device) const {
+  const auto minor = api::gpu_minor_of(device);
+  if (!minor || !opt_.gates.passthrough_support) return {};
+  return {device.starts_with("gpu-vfio-") ? api::gpu_device_name(*minor)
+                                          : api::vfio_device_name(*minor)};
+}
+
 void GpuHandler::sweep_orphans(const Checkpoint& checkpoint) {
-  std::set<std::string> mps, migs;
+  std::set<std::string> mps, migs, passed_through;
   for (const auto& [uid, c] : checkpoint.claims) {
     if (!c.mps_id.empty()) mps.insert(c.mps_id);
     for (const auto& d : c.devices) {
       if (d.created_mig) migs.insert(d.created_mig->uuid);
+      if (d.type == "vfio") passed_through.insert(d.pci_bus_id);
+    }
+  }
+  if (auto node = backend_.discover()) {
+    for (const auto& g : node->gpus) {
+      if (!g.vfio_bound || passed_through.contains(g.pci_bus_id)) continue;
+      NVDRA_INFO("gpu.nvidia.com: giving GPU {} ({}) back to nvidia: no claim passes it through",
+                 g.minor, g.pci_bus_id);
+      if (auto s = backend_.unbind_vfio(g.pci_bus_id); !s) NVDRA_WARN("{}", s.error().message);
     }
   }
   std::error_code ec;

@@ -1,5 +1,6 @@
 // gpu.nvidia.com: full GPUs, MIG devices (created on demand with dynamic MIG), time-slicing and
-// MPS sharing, and the CDI edits that hand them to containers (anchor-nvidia.md §3.3–§3.8).
+// MPS sharing, GPUs passed through to VMs (vfio-pci), and the CDI edits that hand them to
+// containers (anchor-nvidia.md §2.2, §3.3–§3.8).
 #pragma once
 
 #include <string>
@@ -36,6 +37,8 @@ class GpuHandler final : public DeviceHandler {
   Status unprepare(const std::string& uid, const PreparedClaim& entry) override;
   void sweep_orphans(const Checkpoint& checkpoint) override;
   void recover(const std::string& uid, PreparedClaim& entry) override;
+  // With PassthroughSupport gpu-<minor> and gpu-vfio-<minor> are one GPU.
+  std::vector<std::string> aliases(std::string_view device) const override;
 
  private:
   Status run(std::vector<std::string> argv, std::vector<std::string> env = {},

@@ -51,6 +51,7 @@ std::string encode_checkpoint(const Checkpoint& c) {
           R"({}{{"requests":{},"pool":{},"device":{},"cdiDeviceIDs":{},"type":{},"uuid":{})",
           i ? "," : "", json::quote_array(d.requests), json::quote(d.pool), json::quote(d.device),
           json::quote_array(d.cdi_ids), json::quote(d.type), json::quote(d.uuid));
+      if (!d.pci_bus_id.empty()) p += fmt::format(R"(,"pciBusID":{})", json::quote(d.pci_bus_id));
       if (d.created_mig) {
         const auto& m = *d.created_mig;
         p += fmt::format(
@@ -129,6 +130,7 @@ Result<Checkpoint> decode_checkpoint(std::string_view text) {
         d.device = std::string(json::string_or(dv, "device"));
         d.type = std::string(json::string_or(dv, "type"));
         d.uuid = std::string(json::string_or(dv, "uuid"));
+        d.pci_bus_id = std::string(json::string_or(dv, "pciBusID"));
         if (const Value* m = json::find(dv, "createdMig"); m && m->IsObject()) {
           CreatedMig cm;
           cm.parent_minor = static_cast<int>(json::get_int(*m, "parentMinor").value_or(0));

@@ -30,9 +30,10 @@ struct PreparedDevice {
   std::vector<std::string> requests;
   std::string pool, device;
   std::vector<std::string> cdi_ids;
-  std::string type;  // gpu | mig | channel | daemon
+  std::string type;  // gpu | mig | vfio | channel | daemon
   std::string uuid;  // GPU or MIG UUID ("" for channel/daemon)
   std::optional<CreatedMig> created_mig;
+  std::string pci_bus_id;  // vfio: the GPU bound to vfio-pci, given back to nvidia on unprepare
   bool operator==(const PreparedDevice&) const = default;
 };
 

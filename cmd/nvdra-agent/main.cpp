@@ -43,7 +43,9 @@ void add_device_flags(po::options_description& d) {
       po::value<std::string>()->default_value(env_or("NVIDIA_DRIVER_ROOT", "/")),
       "where the NVIDIA driver (libnvidia-ml.so.1, nvidia-smi) is installed")(
       "feature-gates", po::value<std::string>()->default_value(env_or("FEATURE_GATES", "")),
-      "Name=true|false,… (NVIDIA's gate names)");
+      "Name=true|false,… (NVIDIA's gate names)")(
+      "host-proc-root", po::value<std::string>()->default_value(env_or("HOST_PROC_ROOT", "/proc")),
+      "the host's /proc, to see which processes hold a GPU before it is passed through");
 }
 
 // Fills the backend's options from add_device_flags' flags; a message when one is bad.
@@ -55,6 +57,7 @@ std::string read_device_flags(const po::variables_map& vm, agent::AgentOptions& 
   o.device_backend = vm["device-backend"].as<std::string>();
   o.sim_node_config = vm["sim-node-config"].as<std::string>();
   o.driver_root = vm["nvidia-driver-root"].as<std::string>();
+  o.host_proc_root = vm["host-proc-root"].as<std::string>();
   return "";
 }
 
@@ -196,6 +199,7 @@ int discover(int argc, char** argv) {
   }
   api::SliceLayout layout;
   layout.dynamic_mig = (*backend)->dynamic_mig();
+  layout.passthrough = o.gates.passthrough_support && !layout.dynamic_mig;
   layout.separate_counter_slice = vm["kubernetes-minor-version"].as<int>() >= 35;
   std::string items;
   for (const auto& slice : agent::node_resource_slices(o.node_name, *devices, layout))

@@ -83,6 +83,12 @@ pid_t AgentSupervisor::spawn(const std::string& node) {
                                    dir + "/node.yaml",
                                    "--metrics-bind-address",
                                    "127.0.0.1:0"};
+  for (const auto& n : nodes_) {
+    if (n.name == node && !n.feature_gates.empty()) {
+      args.push_back("--feature-gates");
+      args.push_back(n.feature_gates);
+    }
+  }
   // Output to the node's log; an argv vector, no shell.
   auto pid = spawn_process(ChildSpec{args, {}, dir + "/agent.log", ""});
   if (!pid) {

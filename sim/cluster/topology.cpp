@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "agent/config/opaque_config.h"
 #include "sim/yaml_json.h"
 
 namespace nvdra::sim::cluster {
@@ -42,6 +43,11 @@ Status common(const Value& v, std::string_view where, NodeSpec& n) {
   if (mig != "none" && mig != "dynamic")
     return bad(fmt::format("{}: mig must be none or dynamic", where));
   n.dynamic_mig = mig == "dynamic";
+  n.feature_gates = std::string(json::string_or(v, "featureGates"));
+  auto gates = agent::FeatureGates::parse(n.feature_gates);
+  if (gates && n.dynamic_mig) gates->dynamic_mig = true;  // what the agent runs with there
+  Status valid = gates ? gates->validate() : unexpected(gates.error());
+  if (!valid) return bad(fmt::format("{}: featureGates: {}", where, valid.error().message));
   if (const Value* labels = json::find(v, "labels")) {
     if (!labels->IsObject()) return bad(fmt::format("{}: labels must be a map", where));
     for (auto m = labels->MemberBegin(); m != labels->MemberEnd(); ++m) {

@@ -32,6 +32,7 @@ struct NodeSpec {
   std::string clique_id;  // "<clusterUUID>.<cliqueID>" for rack members, else ""
   std::map<std::string, std::string> labels;
   std::vector<NodeTaint> taints;
+  std::string feature_gates;  // the node agent's --feature-gates ("" = its defaults)
 };
 
 struct Topology {

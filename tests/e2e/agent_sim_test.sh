@@ -35,8 +35,9 @@ print(json.dumps(sorted((x for s in items for x in s.get("devices", []) + s.get(
 }
 for node in dgx-h100-0 a100-mig-0 nvl72-a-node-0; do
   n="$work/nodes/$node"
+  gates=""; [[ $node == dgx-h100-* ]] && gates=PassthroughSupport=true  # as the topology says
   discovered=$("$BIN/nvdra-agent" discover --device-backend sim --root "$n" --sim-node-config "$n/node.yaml" \
-    --node-name "$node" 2>/dev/null)
+    --node-name "$node" --feature-gates "$gates" 2>/dev/null)
   for driver in gpu.nvidia.com compute-domain.nvidia.com; do
     check "discover prints what the agent published: $node $driver" \
       "$(kubectl get resourceslices --field-selector "spec.nodeName=$node" -o json | published_content $driver)" \
@@ -64,6 +65,43 @@ for m in $quickstart_manifests; do
   check "$m: MPS daemons stopped" "0" "$(until_equal 0 mps_daemons)"
 done
 check "time slices reset" "yes" "$(grep -q -- '--set-timeslice 0' "$work"/nodes/*/var/log/nvdra-sim-tools.log && echo yes)"
+
+# Passthrough: the dgx-h100 nodes run with PassthroughSupport (demo topology), so each whole GPU
+# is also published as gpu-vfio-<n>; NVIDIA's VFIO demo manifests.
+published() {  # NODE: the node's gpu.nvidia.com device names
+  kubectl get resourceslices --field-selector "spec.nodeName=$1,spec.driver=gpu.nvidia.com" \
+    -o jsonpath='{.items[*].spec.devices[*].name}' | tr ' ' '\n' | sort
+}
+vfio_count() { published "$1" | grep -c '^gpu-vfio-' || true; }
+check "passthrough node: a VFIO device per GPU" "8" "$(until_equal 8 vfio_count dgx-h100-0)"
+check "other nodes: none" "0" "$(vfio_count a100-mig-0)"
+vfio_state() { grep -o '"vfioBound":\[[0-9,]*\]' "$work/nodes/$1/var/lib/nvdra-sim-gpu/state.json"; }
+ns=$(apply_manifest "$compat/v1/gpu-test-vfiopci.yaml")
+check "gpu-test-vfiopci: pod Running" "yes" "$(all_running "$ns")"
+device=$(kubectl get resourceclaims -n "$ns" -o jsonpath='{.items[0].status.allocation.devices.results[0].device}')
+node=$(kubectl get pod pod1 -n "$ns" -o jsonpath='{.spec.nodeName}')
+minor=${device#gpu-vfio-}
+check "gpu-test-vfiopci: a VFIO device" "gpu-vfio-$minor" "$device"
+check "gpu-test-vfiopci: the GPU is bound to vfio-pci" "\"vfioBound\":[$minor]" "$(vfio_state "$node")"
+sibling() { published "$node" | grep -c "^gpu-$minor\$" || true; }
+check "gpu-test-vfiopci: its gpu-$minor twin is withdrawn" "0" "$(until_equal 0 sibling)"
+spec=$(cat "$work/nodes/$node"/var/run/cdi/*.json)
+contains "gpu-test-vfiopci: CDI passes the VFIO group" "\"path\":\"/dev/vfio/$((32 + minor))\"" "$spec"
+contains "gpu-test-vfiopci: and hides the NVIDIA devices" "NVIDIA_VISIBLE_DEVICES=void" "$spec"
+kubectl delete namespace "$ns" --wait=true --timeout=30s >/dev/null
+check "gpu-test-vfiopci: the GPU is back on nvidia" '"vfioBound":[]' "$(until_equal '"vfioBound":[]' vfio_state "$node")"
+check "gpu-test-vfiopci: gpu-$minor published again" "1" "$(until_equal 1 sibling)"
+check "gpu-test-vfiopci: CDI specs removed" "0" "$(until_equal 0 cdi_specs)"
+# Upstream's gpu-test-vfio-config puts its pod in a namespace nothing creates: applied unchanged,
+# the pod is refused as on any cluster. Its claim template (LegacyOnly, enableAPIDevice) is then
+# used by the same pod in the template's namespace.
+out=$(kubectl apply -f "$compat/v1/gpu-test-vfio-config.yaml" 2>&1 || true)
+contains "gpu-test-vfio-config: the pod's namespace is missing" 'namespaces "gpu-test-vfiopci" not found' "$out"
+sed 's/namespace: gpu-test-vfiopci/namespace: gpu-test-vfio/' "$compat/v1/gpu-test-vfio-config.yaml" | kubectl apply -f - >/dev/null
+check "gpu-test-vfio-config: pod Running" "yes" "$(all_running gpu-test-vfio)"
+contains "gpu-test-vfio-config: the IOMMU API device" '"path":"/dev/vfio/vfio"' "$(cat "$work"/nodes/*/var/run/cdi/*.json)"
+kubectl delete namespace gpu-test-vfio --wait=true --timeout=30s >/dev/null
+check "gpu-test-vfio-config: CDI specs removed" "0" "$(until_equal 0 cdi_specs)"
 
 # A deleted slice comes back (kubelet wipes slices on restart), with a new pool generation.
 slice=$(kubectl get resourceslices --field-selector spec.nodeName=dgx-h100-1,spec.driver=gpu.nvidia.com -o jsonpath='{.items[0].metadata.name}')

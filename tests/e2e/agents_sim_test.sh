@@ -14,8 +14,12 @@ for _ in $(seq 100); do [ "$(ls "$work"/nodes/*/fake-agent.args 2>/dev/null | wc
 check "one agent per node" "12" "$(ls "$work"/nodes/*/fake-agent.args | wc -l)"
 n="$work/nodes/dgx-h100-0"
 check "agent arguments" \
-  "start kubelet-plugin --kubeconfig $work/kubeconfig --node-name dgx-h100-0 --device-backend sim --root $n --sim-node-config $n/node.yaml --metrics-bind-address 127.0.0.1:0" \
+  "start kubelet-plugin --kubeconfig $work/kubeconfig --node-name dgx-h100-0 --device-backend sim --root $n --sim-node-config $n/node.yaml --metrics-bind-address 127.0.0.1:0 --feature-gates PassthroughSupport=true" \
   "$(head -1 "$n/fake-agent.args")"
+a="$work/nodes/a100-mig-0"
+check "no --feature-gates where the topology names none" \
+  "start kubelet-plugin --kubeconfig $work/kubeconfig --node-name a100-mig-0 --device-backend sim --root $a --sim-node-config $a/node.yaml --metrics-bind-address 127.0.0.1:0" \
+  "$(head -1 "$a/fake-agent.args")"
 check "node description" "gpu: H100-80GB gpus: 8 mig: none" "$(grep -E '^(gpu|gpus|mig):' "$n/node.yaml" | tr '\n' ' ' | sed 's/ $//')"
 check "clique in description" 'cliqueID: "5c3a1d2e-8f4b-4e6a-9b7c-0d1e2f3a4b5c.1"' "$(grep cliqueID "$work/nodes/nvl72-a-node-0/node.yaml")"
 check "kubelet plugin folders" "yes" "$([ -d "$n/var/lib/kubelet/plugins_registry" ] && echo yes)"

@@ -364,9 +364,8 @@ TEST_F(CdDriverTest, NvidiaErrorsForBadChannelClaims) {
   // Not yet: the label stays, so that the domain's IMEX daemon can start on this node.
   EXPECT_EQ(cluster.labels["resource.nvidia.com/computeDomain"], "cd1");
   // Kubelet retries once the node is Ready in the domain's status: no rollback in between.
-  cluster.domains["cd1"] =
-      R"({"metadata":{"namespace":"ns","name":"dom","uid":"cd1"},)"
-      R"("status":{"nodes":[{"name":"node-a","status":"Ready"}]}})";
+  cluster.domains["cd1"] = R"({"metadata":{"namespace":"ns","name":"dom","uid":"cd1"},)"
+                           R"("status":{"nodes":[{"name":"node-a","status":"Ready"}]}})";
   EXPECT_EQ(state->prepare("ns", "c", "u3").error, "");
   EXPECT_EQ(cluster.labels["resource.nvidia.com/computeDomain"], "cd1");
   EXPECT_EQ(state->unprepare("u3"), "");
@@ -388,6 +387,121 @@ TEST_F(CdDriverTest, DaemonClaimGetsTheDomainFolderAndIdentity) {
   EXPECT_NE(spec.find("\"containerPath\":\"/imexd\""), std::string::npos);
   EXPECT_EQ(state->unprepare("u1"), "");
   EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+// PassthroughSupport on an H100 node: gpu-<n> and gpu-vfio-<n> are one GPU.
+class VfioDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root = testing::temp_root("vfio");
+    node_yaml = testing::write_node(root, "nodeName: node-a\ngpu: H100-80GB\ngpus: 2\n");
+    backend = std::move(*SimBackend::load(node_yaml, root));
+    FeatureGates gates;
+    gates.passthrough_support = true;
+    GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", gates};
+    state = std::make_unique<DriverState>(
+        DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
+                           "node-a"},
+        std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
+    ASSERT_TRUE(state->start());
+  }
+  void TearDown() override { std::filesystem::remove_all(root); }
+  bool bound(int minor) { return backend->discover()->gpu_by_minor(minor)->vfio_bound; }
+  std::string spec(const std::string& uid) {
+    return read_text(root + "/cdi/k8s.gpu.nvidia.com-claim_" + uid + ".json");
+  }
+
+  std::string root, node_yaml;
+  testing::FakeCluster cluster;
+  std::unique_ptr<SimBackend> backend;
+  std::unique_ptr<DriverState> state;
+};
+
+TEST_F(VfioDriverTest, BindsTheGpuToVfioPciAndGivesItBackOnUnprepare) {
+  cluster.claims["ns/v"] = claim_json("u1", "v", {{"gpu", "gpu-vfio-1"}});
+  auto r = state->prepare("ns", "v", "u1");
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.devices[0].cdi_ids,
+            std::vector<std::string>{"k8s.gpu.nvidia.com/claim=u1-gpu-vfio-1"});
+  EXPECT_TRUE(bound(1));
+  EXPECT_FALSE(bound(0));
+  const std::string cdi = spec("u1");
+  // The VFIO group (the simulated H100's GPU 1 is in IOMMU group 33), no NVIDIA device nodes,
+  // no IOMMU API device unless asked for.
+  EXPECT_NE(cdi.find(R"("path":"/dev/vfio/33")"), std::string::npos) << cdi;
+  EXPECT_NE(cdi.find("NVIDIA_VISIBLE_DEVICES=void"), std::string::npos) << cdi;
+  EXPECT_EQ(cdi.find("nvidiactl"), std::string::npos) << cdi;
+  EXPECT_EQ(cdi.find("/dev/vfio/vfio"), std::string::npos) << cdi;
+  EXPECT_TRUE(std::filesystem::exists(root + "/dev/vfio/33"));
+  const auto snap = state->snapshot();
+  EXPECT_EQ(snap.claims.at("u1").devices[0].pci_bus_id, "0000:20:00.0");
+  EXPECT_EQ(snap.claims.at("u1").devices[0].type, "vfio");
+
+  ASSERT_EQ(state->unprepare("u1"), "");
+  EXPECT_FALSE(bound(1));
+  EXPECT_FALSE(std::filesystem::exists(root + "/dev/vfio/33"));
+}
+
+TEST_F(VfioDriverTest, TheApiDeviceComesWithEnableAPIDevice) {
+  cluster.claims["ns/v"] = claim_json(
+      "u1", "v", {{"gpu", "gpu-vfio-0"}},
+      {R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"VfioDeviceConfig","iommu":{"backendPolicy":"LegacyOnly","enableAPIDevice":true}})"});
+  ASSERT_EQ(state->prepare("ns", "v", "u1").error, "");
+  EXPECT_NE(spec("u1").find(R"("path":"/dev/vfio/vfio")"), std::string::npos) << spec("u1");
+  cluster.claims["ns/bad"] = claim_json(
+      "u2", "bad", {{"gpu", "gpu-vfio-1"}},
+      {R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"VfioDeviceConfig","iommu":{"backendPolicy":"Sometimes"}})"});
+  EXPECT_NE(state->prepare("ns", "bad", "u2").error.find("unknown IOMMU backend policy: Sometimes"),
+            std::string::npos);
+  EXPECT_FALSE(bound(1)) << "a refused config changes nothing";
+}
+
+TEST_F(VfioDriverTest, OneGpuServesOneClaimUnderEitherName) {
+  cluster.claims["ns/g"] = claim_json("u1", "g", {{"gpu", "gpu-0"}});
+  cluster.claims["ns/v"] = claim_json("u2", "v", {{"gpu", "gpu-vfio-0"}});
+  ASSERT_EQ(state->prepare("ns", "g", "u1").error, "");
+  EXPECT_EQ(state->prepare("ns", "v", "u2").error,
+            "requested device gpu-vfio-0 is already allocated to different claim u1");
+  EXPECT_FALSE(bound(0));
+  ASSERT_EQ(state->unprepare("u1"), "");
+  ASSERT_EQ(state->prepare("ns", "v", "u2").error, "");
+  cluster.claims["ns/g2"] = claim_json("u3", "g2", {{"gpu", "gpu-0"}});
+  EXPECT_EQ(state->prepare("ns", "g2", "u3").error,
+            "requested device gpu-0 is already allocated to different claim u2");
+}
+
+TEST_F(VfioDriverTest, ABusyGpuIsRefusedAndAnOrphanedBindingIsUndoneOnRestart) {
+  std::filesystem::create_directories(root + "/faults");
+  std::ofstream(root + "/faults/gpu-busy-1") << "1";
+  cluster.claims["ns/v"] = claim_json("u1", "v", {{"gpu", "gpu-vfio-1"}});
+  EXPECT_NE(state->prepare("ns", "v", "u1").error.find("GPU 1 (0000:20:00.0) is in use"),
+            std::string::npos);
+  EXPECT_FALSE(bound(1));
+  EXPECT_TRUE(state->snapshot().claims.empty());
+  std::filesystem::remove(root + "/faults/gpu-busy-1");
+  // A binding no checkpoint knows (the checkpoint was lost): the restarted driver undoes it.
+  ASSERT_TRUE(backend->bind_vfio(*backend->discover()->gpu_by_minor(0)));
+  state.reset();
+  GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}};
+  o.gates.passthrough_support = true;
+  state = std::make_unique<DriverState>(
+      DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
+                         "node-a"},
+      std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
+  ASSERT_TRUE(state->start());
+  EXPECT_FALSE(bound(0));
+}
+
+TEST_F(VfioDriverTest, WithoutTheGateAVfioDeviceIsNotAllocatable) {
+  GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}};
+  state = std::make_unique<DriverState>(
+      DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
+                         "node-a"},
+      std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
+  ASSERT_TRUE(state->start());
+  cluster.claims["ns/v"] = claim_json("u1", "v", {{"gpu", "gpu-vfio-0"}});
+  EXPECT_EQ(state->prepare("ns", "v", "u1").error,
+            "error preparing devices: requested device is not allocatable: gpu-vfio-0");
 }
 
 }  // namespace

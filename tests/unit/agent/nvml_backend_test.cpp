@@ -2,6 +2,11 @@
 // fake driver root: loading, discovery, fabric cliques and the MIG device lifecycle.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
 #include "agent/device/backend.h"
 
 namespace nvdra::agent {
@@ -88,6 +93,120 @@ TEST(NvmlBackend, ReportsXidEventsAsHealthEvents) {
   EXPECT_FALSE(events[0].lost);
   EXPECT_TRUE((*b)->health_events().empty());
   ::unsetenv("NVDRA_MOCK_NVML_XID");
+}
+
+// A fake sysfs with the mock's GPU 0 (0000:1a:00.0) on the nvidia driver, in IOMMU group 17, and
+// a stand-in kernel that binds the device to whatever driver_override names once drivers_probe
+// is written.
+class FakeSysfs {
+ public:
+  explicit FakeSysfs(const std::string& root) : root_(root) {
+    namespace fs = std::filesystem;
+    fs::remove_all(root_);
+    for (const char* d : {"bus/pci/drivers/nvidia", "bus/pci/drivers/vfio-pci",
+                          "kernel/iommu_groups/17", "bus/pci/devices/0000:1a:00.0"})
+      fs::create_directories(root_ + "/sys/" + d);
+    fs::create_directories(root_ + "/proc");
+    fs::create_directories(root_ + "/dev");
+    const std::string dev = device();
+    fs::create_symlink(root_ + "/sys/kernel/iommu_groups/17", dev + "/iommu_group");
+    fs::create_symlink(root_ + "/sys/bus/pci/drivers/nvidia", dev + "/driver");
+    std::ofstream(dev + "/numa_node") << "1\n";
+    std::ofstream(dev + "/driver_override") << "(null)\n";
+    std::ofstream(dev + "/sriov_numvfs") << "0\n";
+    std::ofstream(root_ + "/sys/bus/pci/drivers_probe");
+    kernel_ = std::thread([this] {
+      while (!stop_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::ifstream probe(root_ + "/sys/bus/pci/drivers_probe");
+        std::string bus;
+        probe >> bus;
+        if (bus.empty()) continue;
+        std::ofstream(root_ + "/sys/bus/pci/drivers_probe", std::ios::trunc);
+        std::ifstream o(device() + "/driver_override");
+        std::string want;
+        o >> want;
+        std::filesystem::remove(device() + "/driver");
+        std::filesystem::create_symlink(
+            root_ + "/sys/bus/pci/drivers/" + (want == "vfio-pci" ? want : "nvidia"),
+            device() + "/driver");
+      }
+    });
+  }
+  ~FakeSysfs() {
+    stop_ = true;
+    kernel_.join();
+    std::filesystem::remove_all(root_);
+  }
+  std::string device() const { return root_ + "/sys/bus/pci/devices/0000:1a:00.0"; }
+  std::string read(const std::string& path) const {
+    std::ifstream in(path);
+    std::string s;
+    std::getline(in, s);
+    return s;
+  }
+  NvmlOptions options() const {
+    NvmlOptions o{NVDRA_MOCK_DRIVER_ROOT};
+    o.sys_root = root_ + "/sys";
+    o.proc_root = root_ + "/proc";
+    o.dev_root = root_ + "/dev";
+    o.idle_wait = std::chrono::milliseconds(0);
+    return o;
+  }
+  std::string root_;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread kernel_;
+};
+
+TEST(NvmlBackend, PassesAGpuThroughWithSysfsAndGivesItBack) {
+  FakeSysfs sys("/tmp/nvdra-fake-sysfs-" + std::to_string(::getpid()));
+  auto b = make_nvml_backend(sys.options());
+  ASSERT_TRUE(b) << b.error().message;
+  auto node = (*b)->discover();
+  ASSERT_TRUE(node);
+  const api::GpuInfo gpu = node->gpus[0];
+  EXPECT_EQ(gpu.pci_bus_id, "0000:1a:00.0");
+  EXPECT_EQ(gpu.iommu_group, 17);
+  EXPECT_EQ(gpu.numa_node, 1);
+  EXPECT_FALSE(gpu.vfio_bound);
+  EXPECT_FALSE(node->iommufd);
+  EXPECT_EQ(node->gpus[1].iommu_group, -1) << "no sysfs entry: no passthrough";
+
+  auto bound = (*b)->bind_vfio(gpu);
+  ASSERT_TRUE(bound) << bound.error().message;
+  EXPECT_EQ(bound->iommu_group, 17);
+  EXPECT_EQ(sys.read(sys.device() + "/driver_override"), "vfio-pci");
+  EXPECT_EQ(sys.read(sys.root_ + "/sys/bus/pci/drivers/nvidia/unbind"), "0000:1a:00.0");
+  EXPECT_TRUE((*b)->discover()->gpus[0].vfio_bound);
+  EXPECT_TRUE((*b)->bind_vfio(gpu)) << "idempotent";
+
+  ASSERT_TRUE((*b)->unbind_vfio("0000:1a:00.0"));
+  EXPECT_EQ(sys.read(sys.root_ + "/sys/bus/pci/drivers/vfio-pci/unbind"), "0000:1a:00.0");
+  EXPECT_EQ(sys.read(sys.device() + "/driver_override"), "");
+  EXPECT_FALSE((*b)->discover()->gpus[0].vfio_bound);
+  EXPECT_TRUE((*b)->unbind_vfio("0000:1a:00.0")) << "idempotent";
+}
+
+TEST(NvmlBackend, AGpuInUseOrWithVirtualFunctionsIsNotPassedThrough) {
+  FakeSysfs sys("/tmp/nvdra-fake-sysfs-busy-" + std::to_string(::getpid()));
+  auto b = make_nvml_backend(sys.options());
+  ASSERT_TRUE(b) << b.error().message;
+  const api::GpuInfo gpu = (*b)->discover()->gpus[0];
+  // A process (not us) with /dev/nvidia4 open, as /proc shows it.
+  std::filesystem::create_directories(sys.root_ + "/proc/4242/fd");
+  std::filesystem::create_symlink("/dev/nvidia4", sys.root_ + "/proc/4242/fd/7");
+  auto busy = (*b)->bind_vfio(gpu);
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().message, "GPU 4 is in use: process 4242 holds /dev/nvidia4");
+  std::filesystem::remove_all(sys.root_ + "/proc/4242");
+  std::ofstream(sys.device() + "/sriov_numvfs") << "2\n";
+  auto vfs = (*b)->bind_vfio(gpu);
+  ASSERT_FALSE(vfs);
+  EXPECT_EQ(vfs.error().message,
+            "GPU 0000:1a:00.0 has 2 SR-IOV virtual functions: passthrough needs 0");
+  EXPECT_EQ(sys.read(sys.device() + "/driver_override"), "(null)") << "nothing was changed";
 }
 
 }  // namespace

@@ -197,6 +197,50 @@ TEST(GpuSlices, TheSimulatedH200PublishesWhatARealOneDoes) {
   EXPECT_EQ(got.size(), want.size());
 }
 
+TEST(GpuSlices, PassthroughPublishesEachWholeGpuTwice) {
+  api::SliceLayout layout;
+  layout.passthrough = true;
+  auto node = h100_node(2);
+  node.gpus[1].mig_enabled = true;  // a GPU in MIG mode is not passed through
+  auto slices = api::gpu_slices(node, layout);
+  ASSERT_EQ(slices.size(), 1u);
+  EXPECT_EQ(slices[0].device_names, (std::vector<std::string>{"gpu-0", "gpu-vfio-0"}));
+  auto devices = parse_devices(slices[0]);
+  const json::Value& vfio = devices[1];
+  EXPECT_EQ(attribute_names(vfio),
+            (std::set<std::string>{"type", "uuid", "productName", "deviceID", "vendorID", "numa",
+                                   "iommuFDEnabled", "resource.kubernetes.io/pciBusID",
+                                   "resource.kubernetes.io/pcieRoot"}));
+  EXPECT_EQ(std::string(vfio["attributes"]["type"]["string"].GetString()), "vfio");
+  EXPECT_EQ(std::string(vfio["attributes"]["deviceID"]["string"].GetString()), "0x2330");
+  EXPECT_EQ(std::string(vfio["attributes"]["uuid"]["string"].GetString()),
+            "f65ec820-3536-50aa-833a-70a3039b4742");  // uuid5(DNS, "0000:10:00.0")
+  EXPECT_EQ(std::string(vfio["capacity"]["addressableMemory"]["value"].GetString()), "81559Mi");
+
+  // A prepared device hides its sibling; a GPU bound to vfio-pci is only its VFIO device.
+  layout.hidden = {"gpu-vfio-0"};
+  EXPECT_EQ(api::gpu_slices(node, layout)[0].device_names, std::vector<std::string>{"gpu-0"});
+  layout.hidden = {"gpu-0"};
+  node.gpus[0].vfio_bound = true;
+  EXPECT_EQ(api::gpu_slices(node, layout)[0].device_names, std::vector<std::string>{"gpu-vfio-0"});
+  layout.passthrough = false;
+  node.gpus[0].vfio_bound = false;
+  EXPECT_EQ(api::gpu_slices(node, layout)[0].device_names, std::vector<std::string>{"gpu-0"})
+      << "without the gate nothing is hidden or doubled";
+}
+
+TEST(DeviceNames, VfioNamesUuidsAndMinors) {
+  EXPECT_EQ(api::vfio_device_name(3), "gpu-vfio-3");
+  EXPECT_EQ(api::device_type_of("gpu-vfio-3"), "vfio");
+  EXPECT_EQ(api::gpu_minor_of("gpu-vfio-3"), 3);
+  EXPECT_EQ(api::gpu_minor_of("gpu-12"), 12);
+  EXPECT_EQ(api::gpu_minor_of("gpu-1-mig-1g10gb-19-0"), std::nullopt);
+  EXPECT_EQ(api::gpu_minor_of("gpu-"), std::nullopt);
+  EXPECT_EQ(api::gpu_minor_of("channel-0"), std::nullopt);
+  // RFC 4122 name-based (SHA-1) UUID in the DNS namespace, as Go's uuid.NewSHA1 gives.
+  EXPECT_EQ(api::vfio_uuid("0000:00:06.0"), "0bb95950-133a-5a45-b03a-84e93e2908fd");
+}
+
 TEST(ComputeDomainSlices, ChannelAndDaemonWithTheClique) {
   auto node = api::simulated_node_devices("n", *api::find_gpu_model("GB200"), 4, "c0ffee.3");
   auto s = api::compute_domain_slices(node);

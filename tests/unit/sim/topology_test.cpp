@@ -37,7 +37,7 @@ racks:
 - {name: a, nodes: 2, gpusPerNode: 4, gpu: GB200}
 - {name: b, nodes: 1, gpu: GB200, cliqueId: 7}
 nodeGroups:
-- {name: g, count: 1, gpus: 8, gpu: H200-141GB, labels: {pool: x}, taints: [{key: k, value: v, effect: NoExecute}]}
+- {name: g, count: 1, gpus: 8, gpu: H200-141GB, labels: {pool: x}, taints: [{key: k, value: v, effect: NoExecute}], featureGates: PassthroughSupport=true}
 )");
   ASSERT_TRUE(t) << t.error().message;
   ASSERT_EQ(t->nodes.size(), 5u);  // with the control-plane node
@@ -50,6 +50,8 @@ nodeGroups:
   EXPECT_EQ(t->nodes[3].labels.at("nvidia.com/gpu.product"), "NVIDIA-H200");
   ASSERT_EQ(t->nodes[3].taints.size(), 1u);
   EXPECT_EQ(t->nodes[3].taints[0].effect, "NoExecute");
+  EXPECT_EQ(t->nodes[3].feature_gates, "PassthroughSupport=true");
+  EXPECT_EQ(t->nodes[0].feature_gates, "");
   EXPECT_TRUE(t->nodes[3].clique_id.empty());
   EXPECT_EQ(t->nodes[4].name, "control-plane");
   EXPECT_EQ(t->nodes[4].gpus, 0);
@@ -70,6 +72,12 @@ TEST(Topology, BadInputIsACleanErrorNamingTheProblem) {
                 .find("taint effect Sometimes"),
             std::string::npos);
   EXPECT_NE(error_of("nodeGroups: [{name: g, mig: static}]").find("mig must be none or dynamic"),
+            std::string::npos);
+  EXPECT_NE(error_of("nodeGroups: [{name: g, featureGates: Warp=true}]")
+                .find("g: featureGates: unrecognized feature gate: Warp"),
+            std::string::npos);
+  EXPECT_NE(error_of("nodeGroups: [{name: g, mig: dynamic, featureGates: PassthroughSupport=true}]")
+                .find("DynamicMIG is currently mutually exclusive with PassthroughSupport"),
             std::string::npos);
   EXPECT_NE(error_of("name: empty").find("no racks or nodeGroups"), std::string::npos);
   EXPECT_NE(error_of("[1, 2]").find("must be a map"), std::string::npos);
