@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Read-only check of nvdra on a host with NVIDIA GPUs (docs/hardware.md): NVIDIA's view of the
-# GPUs, `nvdra-agent discover` (plain and DynamicMIG), then nvdra-sim with one node whose agent
-# uses the real NVML backend, a pod claiming one GPU, its CDI spec, and its release. Changes no
-# GPU setting: MIG mode is left alone and TimeSlicingSettings is off, so prepare runs no nvidia-smi.
+# GPUs, `nvdra-agent discover` (plain, DynamicMIG, PassthroughSupport), then nvdra-sim with one
+# node whose agent uses the real NVML backend, a pod claiming one GPU, its CDI spec, and its
+# release. Changes no GPU setting: MIG mode is left alone, TimeSlicingSettings is off (prepare
+# runs no nvidia-smi) and passthrough is off in the agent (no GPU leaves the nvidia driver).
 # Usage: gpu-host-check.sh BIN_DIR OUT_DIR
 #   BIN_DIR: nvdra-agent and nvdra-sim; kubectl from PATH (or $KUBECTL).
 #   NVDRA_EXEC: a prefix to run nvdra's binaries with (e.g. a dynamic loader and --library-path
@@ -23,8 +24,13 @@ trap cleanup EXIT
 
 { nvidia-smi -L; nvidia-smi --query-gpu=index,uuid,name,pci.bus_id,memory.total,mig.mode.current,compute_cap,driver_version --format=csv; } >"$OUT/nvidia-smi.txt" 2>&1
 nvidia-smi -q >"$OUT/nvidia-smi-q.txt" 2>&1
-for mode in plain dynamic-mig; do
-  gates=""; [ $mode = dynamic-mig ] && gates="DynamicMIG=true"
+# passthrough only reads what binding would need (IOMMU group, NUMA node); it binds nothing.
+for mode in plain dynamic-mig passthrough; do
+  case $mode in
+    plain) gates="" ;;
+    dynamic-mig) gates="DynamicMIG=true" ;;
+    passthrough) gates="PassthroughSupport=true" ;;
+  esac
   timeout 60 "${exec_prefix[@]}" "$BIN/nvdra-agent" discover --node-name gpu-host --feature-gates "$gates" \
     >"$OUT/discover-$mode.json" 2>>"$OUT/discover.log"
   echo "discover $mode: exit $?" >>"$OUT/discover.log"
