@@ -18,6 +18,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -272,12 +273,21 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
   std::cout << "  export KUBECONFIG=" << kc_path << "\n  kubectl get "
             << (topology ? "nodes" : "namespaces") << std::endl;
   NVDRA_INFO("serving on {}", url);
+  // The agents stop while the API server still answers (it runs on this thread): an agent that
+  // finishes a request on SIGTERM (a prepare reading its claim) must not wait for a server that
+  // waits for it — it would be killed after 5 s instead.
+  std::thread stopper;
   cmd::run_until_signal(io, [&] {
-    if (agents) agents->stop();
-    stop_cluster.cancel();
-    server.stop();
-    io.stop();
+    stopper = std::thread([&] {
+      if (agents) agents->stop();
+      net::post(io, [&] {
+        stop_cluster.cancel();
+        server.stop();
+        io.stop();
+      });
+    });
   });
+  if (stopper.joinable()) stopper.join();
   return 0;
 }
 

@@ -200,4 +200,10 @@ check "after restart: nothing left" "$clean" "$(until_equal "$clean" leftovers)"
 
 check "every component had the permissions it needed (manifests/base RBAC)" "0" "$(rbac_denials)"
 
+# The simulator stops: every agent ends on SIGTERM, none is killed after 5 s.
+kill "$sim_pid"
+wait "$sim_pid" 2>/dev/null || true
+sim_pid=""
+check "every agent stopped on SIGTERM" "0" "$(grep -c 'ignored SIGTERM' "$work/err" || true)"
+
 summary
