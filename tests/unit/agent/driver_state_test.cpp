@@ -396,16 +396,20 @@ class VfioDriverTest : public ::testing::Test {
     root = testing::temp_root("vfio");
     node_yaml = testing::write_node(root, "nodeName: node-a\ngpu: H100-80GB\ngpus: 2\n");
     backend = std::move(*SimBackend::load(node_yaml, root));
-    FeatureGates gates;
-    gates.passthrough_support = true;
-    GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", gates};
+    start_driver(true);
+  }
+  void TearDown() override { std::filesystem::remove_all(root); }
+  // A (new) GPU driver pipeline on the node's folder, as a (re)started agent has it.
+  void start_driver(bool passthrough) {
+    state.reset();
+    GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}};
+    o.gates.passthrough_support = passthrough;
     state = std::make_unique<DriverState>(
         DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
                            "node-a"},
         std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
     ASSERT_TRUE(state->start());
   }
-  void TearDown() override { std::filesystem::remove_all(root); }
   bool bound(int minor) { return backend->discover()->gpu_by_minor(minor)->vfio_bound; }
   std::string spec(const std::string& uid) {
     return read_text(root + "/cdi/k8s.gpu.nvidia.com-claim_" + uid + ".json");
@@ -481,24 +485,12 @@ TEST_F(VfioDriverTest, ABusyGpuIsRefusedAndAnOrphanedBindingIsUndoneOnRestart) {
   std::filesystem::remove(root + "/faults/gpu-busy-1");
   // A binding no checkpoint knows (the checkpoint was lost): the restarted driver undoes it.
   ASSERT_TRUE(backend->bind_vfio(*backend->discover()->gpu_by_minor(0)));
-  state.reset();
-  GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}};
-  o.gates.passthrough_support = true;
-  state = std::make_unique<DriverState>(
-      DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
-                         "node-a"},
-      std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
-  ASSERT_TRUE(state->start());
+  start_driver(true);
   EXPECT_FALSE(bound(0));
 }
 
 TEST_F(VfioDriverTest, WithoutTheGateAVfioDeviceIsNotAllocatable) {
-  GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}};
-  state = std::make_unique<DriverState>(
-      DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
-                         "node-a"},
-      std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
-  ASSERT_TRUE(state->start());
+  start_driver(false);
   cluster.claims["ns/v"] = claim_json("u1", "v", {{"gpu", "gpu-vfio-0"}});
   EXPECT_EQ(state->prepare("ns", "v", "u1").error,
             "error preparing devices: requested device is not allocatable: gpu-vfio-0");
