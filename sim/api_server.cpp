@@ -335,6 +335,7 @@ Result<Faults> parse_faults(std::string_view text, const Faults& base) {
   for (auto it = doc->MemberBegin(); it != doc->MemberEnd(); ++it) {
     std::string_view k(it->name.GetString());
     const Value& v = it->value;
+    if (k == "injected") continue;  // read-only (a GET's answer may be PUT back)
     if (k == "spareAdmin") {
       if (!v.IsBool())
         return unexpected(ErrorCode::kInvalidArgument, "faults.spareAdmin: must be a boolean");
@@ -366,9 +367,9 @@ Result<Faults> parse_faults(std::string_view text, const Faults& base) {
 
 std::string faults_json(const Faults& f) {
   return fmt::format(
-      R"({{"watchCloseSeconds":{},"errorRate":{},"errorCode":{},"latencyMs":{},"clientQPS":{},"goneOnResume":{},"spareAdmin":{}}})",
+      R"({{"watchCloseSeconds":{},"errorRate":{},"errorCode":{},"latencyMs":{},"clientQPS":{},"goneOnResume":{},"spareAdmin":{},"injected":{}}})",
       f.watch_close_seconds, f.error_rate, f.error_code, f.latency_ms, f.client_qps,
-      f.gone_on_resume, f.spare_admin);
+      f.gone_on_resume, f.spare_admin, f.injected);
 }
 
 void ApiServer::set_faults(const Faults& f) {
@@ -382,6 +383,7 @@ Faults ApiServer::faults() const {
   std::lock_guard lock(faults_mu_);
   Faults f = faults_;
   f.gone_on_resume = force_gone_.load();
+  f.injected = injected_;
   return f;
 }
 
@@ -394,6 +396,7 @@ std::optional<Reply> ApiServer::injected_fault(const httpd::Request& req, bool a
       bucket = std::make_unique<TokenBucket>(faults_.client_qps,
                                              std::max(1, static_cast<int>(faults_.client_qps)));
     if (!bucket->try_take(std::chrono::steady_clock::now())) {
+      ++injected_;
       Error e = api_error(429, "TooManyRequests", "Too many requests, please try again later.");
       e.retry_after = std::chrono::seconds(1);
       Reply r = error_reply(e);
@@ -403,6 +406,7 @@ std::optional<Reply> ApiServer::injected_fault(const httpd::Request& req, bool a
   }
   if (faults_.error_rate > 0 &&
       std::uniform_real_distribution<double>(0, 1)(rng_) < faults_.error_rate) {
+    ++injected_;
     if (faults_.error_code == 429) {
       Error e = api_error(429, "TooManyRequests", "injected fault: too many requests");
       e.retry_after = std::chrono::seconds(1);
@@ -513,8 +517,8 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
         reply = error_reply(400, "BadRequest", f.error().message);
       } else {
         set_faults(*f);
-        NVDRA_INFO("faults now {}", faults_json(*f));
-        reply = json_reply(200, faults_json(*f));
+        NVDRA_INFO("faults now {}", faults_json(faults()));
+        reply = json_reply(200, faults_json(faults()));
       }
     } else {
       reply = json_reply(200, faults_json(faults()));

@@ -36,6 +36,8 @@ struct Faults {
   // Errors and 429s spare the admin (the operator's kubectl driving a test), so that only the
   // components under test see them.
   bool spare_admin = false;
+  // Read-only: requests answered with an injected error or 429 since the server started.
+  int64_t injected = 0;
 };
 Result<Faults> parse_faults(std::string_view json, const Faults& base);
 std::string faults_json(const Faults& f);
@@ -108,6 +110,7 @@ class ApiServer {
   Faults faults_;                                                   // guarded by faults_mu_
   std::map<std::string, std::unique_ptr<TokenBucket>> client_qps_;  // guarded by faults_mu_
   std::minstd_rand rng_{12345};                                     // guarded by faults_mu_
+  int64_t injected_ = 0;                                            // guarded by faults_mu_
 };
 
 // Status JSON for an error (with details and causes).

@@ -275,11 +275,14 @@ TEST(SimFaults, ErrorRateAndClientQpsAnswerLikeTheRealServer) {
     }
   }
   EXPECT_GE(throttled, 3);
+  // Every injected answer is counted, so a test can tell the faults reached its components.
+  EXPECT_GE(sim.api->faults().injected, throttled);
   // Through the admin endpoint, as tests and operators change them at run time.
   std::string body = R"({"errorRate":0,"clientQPS":0,"latencyMs":1})";
   std::string ct = "application/json";
   auto put = sim.io.run(client->raw("PUT", "/nvdra-sim/faults", body, ct));
   ASSERT_TRUE(put) << put.error().message;
+  EXPECT_NE(put->body.find(R"("injected":)"), std::string::npos) << put->body;
   EXPECT_EQ(sim.api->faults().latency_ms, 1);
   EXPECT_TRUE(k8s::is_not_found(sim.io.run(client->get(configmaps("x"))).error()));
   std::string bad = R"({"errorRate":7})";
