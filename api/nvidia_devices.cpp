@@ -294,11 +294,15 @@ std::string vfio_uuid(std::string_view pci_bus_id) {
   EVP_Digest(data.data(), data.size(), h.data(), &n, EVP_sha1(), nullptr);
   h[6] = static_cast<unsigned char>((h[6] & 0x0f) | 0x50);
   h[8] = static_cast<unsigned char>((h[8] & 0x3f) | 0x80);
+  return uuid_text(std::span<const unsigned char, 16>(h.data(), 16));
+}
+
+std::string uuid_text(std::span<const unsigned char, 16> b) {
   return fmt::format(
       "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:"
       "02x}{:02x}",
-      h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[14],
-      h[15]);
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+      b[15]);
 }
 
 std::string mig_device_name(int parent_minor, std::string_view profile, int gi_profile_id,

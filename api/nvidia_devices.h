@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,6 +90,8 @@ std::optional<MigDeviceName> parse_mig_device_name(std::string_view name);
 std::string vfio_device_name(int minor);
 // The minor of a "gpu-<minor>" or "gpu-vfio-<minor>" name; nullopt for other names.
 std::optional<int> gpu_minor_of(std::string_view name);
+// 16 bytes as a UUID's text (8-4-4-4-12, lowercase hex).
+std::string uuid_text(std::span<const unsigned char, 16> bytes);
 // A VFIO device's uuid attribute: UUIDv5 (SHA-1, DNS namespace) of its PCI address.
 std::string vfio_uuid(std::string_view pci_bus_id);
 // "570.158.01" → "570.158.1" (a semantic version without leading zeros).

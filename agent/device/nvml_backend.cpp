@@ -169,14 +169,6 @@ std::string mig_profile_name(unsigned int slices, unsigned long long memory_mb,
   return fmt::format("{}g.{}gb", slices, static_cast<long long>(std::llround(fraction * total_gb)));
 }
 
-std::string uuid_string(const unsigned char (&b)[16]) {
-  return fmt::format(
-      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:"
-      "02x}{:02x}",
-      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-      b[15]);
-}
-
 namespace fs = std::filesystem;
 
 // The kernel driver a PCI device is bound to ("nvidia", "vfio-pci"), "" when none.
@@ -633,7 +625,7 @@ class NvmlBackend final : public DeviceBackend {
                                   [](unsigned char c) { return c == 0; });
     if (r == NVML_SUCCESS && f.state == NVML_GPU_FABRIC_STATE_COMPLETED &&
         f.status == NVML_SUCCESS && !zero)
-      return fmt::format("{}.{}", uuid_string(f.clusterUuid), f.cliqueId);
+      return fmt::format("{}.{}", api::uuid_text(f.clusterUuid), f.cliqueId);
     if (r == NVML_SUCCESS && zero) return std::string();
     if (!opt_.strict_fabric) return std::string();
     if (r != NVML_SUCCESS)
