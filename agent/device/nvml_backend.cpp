@@ -342,12 +342,7 @@ class NvmlBackend final : public DeviceBackend {
       if (auto d = handle(gpu.minor); d && nvml_.set_persistence)
         nvml_.set_persistence(*d, NVML_FEATURE_DISABLED);
       release_nvml();  // our own handles must not pin the device
-      Status bound = write_sysfs(dev / "driver_override", "vfio-pci");
-      if (bound && !bound_driver(dev).empty())
-        bound = write_sysfs(dev / "driver" / "unbind", gpu.pci_bus_id);
-      if (bound)
-        bound = write_sysfs(fs::path(opt_.sys_root) / "bus/pci/drivers_probe", gpu.pci_bus_id);
-      if (bound) bound = wait_for_driver(dev, "vfio-pci");
+      Status bound = rebind(gpu.pci_bus_id, "vfio-pci", "vfio-pci");
       if (auto r = nvml_.init(0); r != NVML_SUCCESS)
         NVDRA_WARN("nvmlInit after binding {} to vfio-pci: {}", gpu.pci_bus_id, nvml_.error(r));
       if (!bound)
@@ -368,11 +363,9 @@ class NvmlBackend final : public DeviceBackend {
     const fs::path dev = pci_device(pci_bus_id);
     vfio_bound_.erase(pci_bus_id);
     if (!fs::exists(dev) || bound_driver(dev) != "vfio-pci") return ok();
-    Status s = write_sysfs(dev / "driver_override", "\n");
-    if (s) s = write_sysfs(dev / "driver" / "unbind", pci_bus_id);
-    if (s) s = write_sysfs(fs::path(opt_.sys_root) / "bus/pci/drivers_probe", pci_bus_id);
-    if (s) s = wait_for_driver(dev, "nvidia");
-    if (!s) return unexpected(s.error().wrap("giving GPU " + pci_bus_id + " back to nvidia"));
+    // An empty override lets the kernel match the device's own driver again.
+    if (auto s = rebind(pci_bus_id, "\n", "nvidia"); !s)
+      return unexpected(s.error().wrap("giving GPU " + pci_bus_id + " back to nvidia"));
     nvmlDevice_t d = nullptr;
     if (nvml_.handle_by_pci && nvml_.set_persistence &&
         nvml_.handle_by_pci(pci_bus_id.c_str(), &d) == NVML_SUCCESS)
@@ -523,8 +516,15 @@ class NvmlBackend final : public DeviceBackend {
     g.vfio_bound = bound_driver(dev) == "vfio-pci";
   }
 
-  // The kernel binds asynchronously to drivers_probe: a short wait for the new driver.
-  Status wait_for_driver(const fs::path& dev, std::string_view driver) const {
+  // Moves a PCI device to another driver the way the kernel expects it: the override, unbind
+  // from the current driver, a probe; then a short wait, as the kernel binds asynchronously.
+  Status rebind(const std::string& bus, std::string_view driver_override,
+                std::string_view driver) const {
+    const fs::path dev = pci_device(bus);
+    Status s = write_sysfs(dev / "driver_override", driver_override);
+    if (s && !bound_driver(dev).empty()) s = write_sysfs(dev / "driver" / "unbind", bus);
+    if (s) s = write_sysfs(fs::path(opt_.sys_root) / "bus/pci/drivers_probe", bus);
+    if (!s) return s;
     for (int i = 0; i < 50; ++i) {
       if (bound_driver(dev) == driver) return ok();
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
