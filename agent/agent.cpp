@@ -152,6 +152,13 @@ Result<std::unique_ptr<DeviceBackend>> make_device_backend(const AgentOptions& o
       fmt::format("unknown --device-backend \"{}\" (want nvml or sim)", o.device_backend));
 }
 
+api::SliceLayout device_layout(const DeviceBackend& backend, const FeatureGates& gates) {
+  api::SliceLayout layout;
+  layout.dynamic_mig = backend.dynamic_mig();
+  layout.passthrough = gates.passthrough_support && !layout.dynamic_mig;
+  return layout;
+}
+
 std::vector<std::string> node_resource_slices(const std::string& node,
                                               const api::NodeDevices& devices,
                                               const api::SliceLayout& layout) {
@@ -177,9 +184,8 @@ Status Agent::start() {
              devices->gpus.size(), devices->mig_devices.size(), devices->driver_version,
              devices->clique_id());
 
-  // PassthroughSupport publishes each whole GPU twice (legacy layout only: the gates exclude
-  // DynamicMIG).
-  layout_.passthrough = opt_.gates.passthrough_support && !backend_->dynamic_mig();
+  // Before the drivers start: their checkpoints decide which passthrough twins are withdrawn.
+  layout_ = device_layout(*backend_, opt_.gates);
   auto uid = net::co_spawn(io_, node_uid(), net::use_future);
   auto minor = net::co_spawn(io_, server_minor_version(), net::use_future);
   cluster_ = std::make_unique<RestClusterAccess>(io_.get_executor(), client_, opt_.node_name);
@@ -223,7 +229,6 @@ Status Agent::start() {
 
   auto node_uid_result = uid.get();
   if (!node_uid_result) return unexpected(node_uid_result.error());
-  layout_.dynamic_mig = backend_->dynamic_mig();
   layout_.separate_counter_slice = minor.get() >= 35;
   for (auto& d : drivers_) {
     d->publisher = std::make_unique<SlicePublisher>(client_, std::string(d->state->driver()),

@@ -40,6 +40,11 @@ struct AgentOptions {
 // The device backend the options name (nvml or sim), loaded; host paths under options.root.
 Result<std::unique_ptr<DeviceBackend>> make_device_backend(const AgentOptions& options);
 
+// What the backend and the gates decide of the GPU slices' layout: dynamic MIG, and passthrough
+// twins where the gate is on and the layout is the legacy one. The agent and `discover` both
+// start from it, so discover prints what the agent publishes.
+api::SliceLayout device_layout(const DeviceBackend& backend, const FeatureGates& gates);
+
 // Every ResourceSlice the agent publishes for `devices` (gpu.nvidia.com, then
 // compute-domain.nvidia.com), as whole objects without owner: what `nvdra-agent discover` prints.
 std::vector<std::string> node_resource_slices(const std::string& node,

@@ -197,9 +197,7 @@ int discover(int argc, char** argv) {
     std::cerr << "nvdra-agent discover: discovering GPUs: " << devices.error().message << "\n";
     return 1;
   }
-  api::SliceLayout layout;
-  layout.dynamic_mig = (*backend)->dynamic_mig();
-  layout.passthrough = o.gates.passthrough_support && !layout.dynamic_mig;
+  api::SliceLayout layout = agent::device_layout(**backend, o.gates);
   layout.separate_counter_slice = vm["kubernetes-minor-version"].as<int>() >= 35;
   std::string items;
   for (const auto& slice : agent::node_resource_slices(o.node_name, *devices, layout))
