@@ -517,8 +517,9 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
         reply = error_reply(400, "BadRequest", f.error().message);
       } else {
         set_faults(*f);
-        NVDRA_INFO("faults now {}", faults_json(faults()));
-        reply = json_reply(200, faults_json(faults()));
+        const std::string now = faults_json(faults());  // with the injected count
+        NVDRA_INFO("faults now {}", now);
+        reply = json_reply(200, now);
       }
     } else {
       reply = json_reply(200, faults_json(faults()));
