@@ -5,8 +5,11 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
+K8S := $(BUILD)/k8s
+K8S_NODES ?= 2
 
-.PHONY: help deps configure build test test-unit test-asan fuzz fuzz-smoke bench demo format clean
+.PHONY: help deps configure build test test-unit test-asan fuzz fuzz-smoke bench demo format clean \
+	k8s-build k8s-images cluster
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -22,7 +25,7 @@ configure: deps $(BUILD)/build.ninja
 build: configure ## Build everything into build/ (binaries in build/bin)
 	ninja -C $(BUILD) -j $(JOBS)
 
-test: build ## Install, build and run every test through ctest
+test: build k8s-images ## Install, build and run every test through ctest (the real cluster too)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-unit: build ## Run only the unit tests
@@ -53,6 +56,16 @@ bench: build ## Run the benchmarks (figures go to docs/performance.md by hand)
 
 demo: build ## Build, start a simulated GPU cluster with nvdra and run GPU, MIG, MPS and ComputeDomain samples
 	@scripts/demo.sh $(BUILD)
+
+k8s-build: deps ## Build the real test cluster from tests/k8s/go.mod (Kubernetes, etcd, containerd, runc, CNI)
+	@tests/k8s/build.sh $(K8S)/bin
+
+k8s-images: k8s-build ## Build the real cluster's images (pause, test image) without a container engine
+	@tests/k8s/images/build.sh $(K8S)/bin $(K8S)/images
+
+cluster: k8s-images ## Start the real cluster (K8S_NODES nodes); prints the kubeconfig path, runs until Ctrl-C
+	@$(K8S)/bin/nvdra-k8s up --state $(K8S)/state --nodes $(K8S_NODES) \
+	  --image $(K8S)/images/pause.tar --image $(K8S)/images/test.tar
 
 format: ## clang-format every C++ file
 	@git ls-files '*.h' '*.cpp' | xargs clang-format -i

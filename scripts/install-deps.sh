@@ -4,6 +4,7 @@
 #   install-deps.sh            everything (make deps: build, tests, demo)
 #   install-deps.sh --build    only what building the programs needs (the image's build stage)
 #   install-deps.sh --runtime  only the shared libraries the programs load (the image itself)
+#   install-deps.sh --cluster  only what the real test cluster needs besides Go (make k8s-build)
 set -euo pipefail
 mode=${1:-all}
 
@@ -26,11 +27,17 @@ dev=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus openssl curl
 )
+cluster=(
+  # the real test cluster: runc's seccomp support, kube-proxy's nftables mode, namespaces,
+  # and the image builder (Debian packages unpacked into root filesystems)
+  libseccomp-dev nftables iproute2 util-linux dpkg apt
+)
 case "$mode" in
-  all) packages=("${build[@]}" "${dev[@]}") ;;
+  all) packages=("${build[@]}" "${dev[@]}" "${cluster[@]}") ;;
+  --cluster) packages=("${cluster[@]}") ;;
   --build) packages=("${build[@]}") ;;
   --runtime) packages=("${runtime[@]}") ;;
-  *) echo "usage: $0 [--build|--runtime]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--build|--runtime|--cluster]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -49,9 +56,10 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-echo "install-deps: installing ${missing[*]}"
+echo "install-deps: installing ${missing[*]}" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# apt's output goes to stderr: 'make cluster' prints the kubeconfig path alone on its first line.
+$SUDO apt-get update -qq >&2
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
