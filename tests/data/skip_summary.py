@@ -17,7 +17,7 @@ total = 0
 reasons = collections.Counter()
 for case in cases:
     total += 1
-    if case.get("status") != "skipped":
+    if case.find("skipped") is None:  # ctest marks a skipped test <skipped message="..."/>
         continue
     out = case.findtext("system-out") or ""
     found = re.search(r"test data missing: .*", out)
@@ -26,7 +26,6 @@ skipped = sum(reasons.values())
 if not skipped:
     print(f"ctest: {total} tests, none skipped")
     sys.exit(0)
-print(f"ctest: {total} tests, {skipped} skipped for want of data kept outside the repository "
-      "(README, 'Test data'):")
+print(f"ctest: {total} tests, {skipped} skipped; why (README, 'Test data', says where the data is):")
 for reason, n in reasons.most_common():
     print(f"  {n} x {reason}")
