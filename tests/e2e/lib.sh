@@ -1,7 +1,7 @@
 # Shared by the end-to-end tests (sourced): a work folder and the simulator stopped and removed on
-# exit, check/contains counters, a summary that sets the exit status, run_sim, all_running, and
-# data_dir, NVIDIA's quickstart manifests with apply_manifest, install_base, start_controller, crash,
-# holder, cd_field and rbac_denials, and (from scripts/cluster-lib.sh) sa_kubeconfig and
+# exit, check/contains counters, a summary that sets the exit status, run_sim, all_running,
+# data_dir, NVIDIA's quickstart manifests with apply_manifest, install_base, start_controller,
+# crash, holder, cd_field and rbac_denials, and (from scripts/cluster-lib.sh) sa_kubeconfig and
 # wait_for_agents.
 work=$(mktemp -d /tmp/nv.XXXXXX)  # short: unix socket paths below it must fit 107 bytes
 sim_pid=""
@@ -77,8 +77,8 @@ all_running() {
 
 # data_dir SETTING (NVDRA_COMPAT_DIR, NVDRA_FIXTURES_DIR): the folder of data kept outside the
 # repository, resolved by nvdra-test-data as the C++ tests resolve it (tests/data/test_data.h).
-# Use it as `compat=$(data_dir NVDRA_COMPAT_DIR)` before starting anything: without the data the
-# script then ends with 77, which ctest reports as skipped, or 1 under NVDRA_REQUIRE_DATA=1.
+# Use it as `compat=$(data_dir NVDRA_COMPAT_DIR) || exit` before starting anything: without the
+# data the script ends with 77, which ctest reports as skipped, or 1 under NVDRA_REQUIRE_DATA=1.
 data_dir() { "$BIN/nvdra-test-data" "$1"; }
 
 # NVIDIA's quickstart manifests that run on GPU nodes (relative to the compat quickstart folder).
