@@ -66,10 +66,11 @@ if [ -x "$bin/bench_watch_decode" ]; then
   expect "bench required: failure" 1 "NVDRA_FIXTURES_DIR" "${required[@]}" "$bin/bench_watch_decode"
 fi
 
-# make test's last lines, from ctest's JUnit results: how many were skipped, each reason once.
+# make test's last lines, from ctest's JUnit results: how many were skipped, each reason once,
+# and the failures for missing data.
 cat >"$work/junit.xml" <<'XML'
 <?xml version="1.0" encoding="UTF-8"?>
-<testsuite name="Linux-c++" tests="4" failures="0" disabled="0" skipped="3">
+<testsuite name="Linux-c++" tests="6" failures="2" disabled="0" skipped="3">
   <testcase name="a" status="run"><system-out>ok</system-out></testcase>
   <testcase name="b" status="notrun"><skipped message="SKIP_REGULAR_EXPRESSION_MATCHED"/>
     <system-out>x.cpp:1: Skipped
@@ -78,12 +79,16 @@ test data missing: NVIDIA's demo specs not at /x (from NVDRA_COMPAT_DIR; ...)
   <testcase name="c" status="notrun"><skipped message="SKIP_RETURN_CODE=77"/>
     <system-out>test data missing: NVIDIA's demo specs not at /x (from NVDRA_COMPAT_DIR; ...)</system-out></testcase>
   <testcase name="d" status="notrun"><skipped message="SKIP_RETURN_CODE=77"/><system-out>no GPU</system-out></testcase>
+  <testcase name="e" status="fail"><failure message=""/><system-out>test data missing: fixtures [NVDRA_REQUIRE_DATA=1]</system-out></testcase>
+  <testcase name="f" status="fail"><failure message=""/><system-out>Expected equality</system-out></testcase>
 </testsuite>
 XML
 summary=$(python3 "$root/tests/data/skip_summary.py" "$work/junit.xml")
-want="ctest: 4 tests, 3 skipped; why (README, 'Test data', says where the data is):
+want="ctest: 6 tests, 3 skipped; why (README, 'Test data', says where the data is):
   2 x test data missing: NVIDIA's demo specs not at /x (from NVDRA_COMPAT_DIR; ...)
-  1 x other (see the test's output)"
+  1 x other (see the test's output)
+ctest: 1 failed for missing data (NVDRA_REQUIRE_DATA=1):
+  1 x test data missing: fixtures [NVDRA_REQUIRE_DATA=1]"
 [ "$summary" = "$want" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL summary: $summary"; }
 
 echo "$pass passed, $fail failed"
