@@ -25,17 +25,23 @@ configure: deps $(BUILD)/build.ninja
 build: configure ## Build everything into build/ (binaries in build/bin)
 	ninja -C $(BUILD) -j $(JOBS)
 
+# ctest_run DIR,ARGS,ENV: ctest in DIR, then how many tests were skipped and why; ctest's status.
+define ctest_run
+cd $(1) && rc=0 && $(3) ctest --output-on-failure -j $(JOBS) --output-junit ctest-junit.xml $(2) \
+  || rc=$$?; python3 $(CURDIR)/tests/data/skip_summary.py ctest-junit.xml; exit $$rc
+endef
+
 test: build k8s-images ## Install, build and run every test through ctest (the real cluster too)
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@$(call ctest_run,$(BUILD))
 
 test-unit: build ## Run only the unit tests
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+	@$(call ctest_run,$(BUILD),-L unit)
 
 test-asan: deps ## Build and run the unit tests under ASan+UBSan
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DNVDRA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	ninja -C $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -L unit
+	@$(call ctest_run,$(ASAN_BUILD),-L unit,ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 
 fuzz: deps ## Build the libFuzzer targets with clang into build-fuzz/
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DNVDRA_FUZZ=ON -DBUILD_TESTING=OFF \

@@ -4,6 +4,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,6 +13,7 @@
 #include <string>
 
 #include "base/json.h"
+#include "tests/data/test_data.h"
 
 namespace nvdra::bench {
 
@@ -21,9 +24,23 @@ inline std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// The folder of the serialized API objects (NVDRA_FIXTURES_DIR). Without them a benchmark cannot
+// measure anything: it says why and exits 77 (skipped), or 1 under NVDRA_REQUIRE_DATA=1.
+inline const std::filesystem::path& fixtures_dir() {
+  static const std::filesystem::path dir = [] {
+    const testdata::Resolved r = testdata::resolve(testdata::kFixtures);
+    if (!r.found) {
+      std::fprintf(stderr, "%s\n", r.message.c_str());
+      std::exit(r.required ? 1 : 77);
+    }
+    return r.dir;
+  }();
+  return dir;
+}
+
 // A fixture re-serialized compactly, as the API server sends it.
 inline std::string compact_fixture(const std::string& name) {
-  auto doc = json::parse(read_file(std::filesystem::path(NVDRA_FIXTURES_DIR) / name));
+  auto doc = json::parse(read_file(fixtures_dir() / name));
   return doc ? json::write(*doc) : std::string();
 }
 

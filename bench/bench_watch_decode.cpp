@@ -79,6 +79,7 @@ BENCHMARK(BM_WatchDecoder)->Arg(4096)->Arg(65536)->Unit(benchmark::kMillisecond)
 }  // namespace
 
 int main(int argc, char** argv) {
+  nvdra::bench::fixtures_dir();  // before any output: without the fixtures there is nothing to run
   benchmark::Initialize(&argc, argv);
   nvdra::bench::KeepingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);

@@ -7,8 +7,8 @@ set -euo pipefail
 BIN=${1:?usage: $0 BIN_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-compat="$root/../shared/compat/nvidia-demo-specs/quickstart"
 source "$here/lib.sh"
+compat="$(data_dir NVDRA_COMPAT_DIR)/quickstart" || exit
 
 cdi_specs() { find "$work/nodes" -path '*/var/run/cdi/*.json' | wc -l; }
 mig_devices() { cat "$work"/nodes/*/var/lib/nvdra-sim-gpu/state.json 2>/dev/null | grep -o '"uuid"' | wc -l; }

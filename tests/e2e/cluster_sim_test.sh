@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# kubectl against `nvdra-sim up --no-agents`: NVIDIA's demo manifests scheduled with DRA onto
-# simulated GPU nodes, workloads, unschedulable claims, graceful deletion and device release.
+# kubectl against `nvdra-sim up --no-agents`: simulated GPU nodes and their slices, workloads,
+# unschedulable claims, graceful deletion and device release (NVIDIA's demo manifests scheduled
+# onto such nodes: nvidia_specs_sim_test.sh).
 # Usage: cluster_sim_test.sh BIN_DIR
 set -euo pipefail
 BIN=${1:?usage: $0 BIN_DIR}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-compat="$root/../shared/compat/nvidia-demo-specs/quickstart"
 source "$(dirname "$0")/lib.sh"
 
 run_sim up --topology "$root/examples/topologies/demo.yaml" --no-agents
@@ -19,23 +19,6 @@ check "gpu slices" "8" "$(kubectl get resourceslices --field-selector spec.nodeN
 check "compute-domain slice" "channel-0 daemon-0" \
   "$(kubectl get resourceslices --field-selector spec.driver=compute-domain.nvidia.com,spec.nodeName=nvl72-a-node-0 -o jsonpath='{.items[0].spec.devices[*].name}')"
 kubectl apply -f "$root/manifests/base/deviceclasses.yaml" >/dev/null
-
-# NVIDIA's quickstart manifests, unchanged, one at a time: every pod runs, deleting releases all.
-for m in $quickstart_manifests; do
-  ns=$(apply_manifest "$compat/$m.yaml")
-  check "$m runs" "yes" "$(all_running "$ns")"
-  kubectl delete namespace "$ns" --wait=true --timeout=30s >/dev/null
-  check "$m released" "" "$(kubectl get resourceclaims -A -o name | grep -v '^$' || true)"
-done
-
-# The claims of gpu-test4 land on one parent GPU (matchAttribute parentUUID) as four MIG devices.
-kubectl apply -f "$compat/v1/gpu-test4.yaml" >/dev/null
-all_running gpu-test4 >/dev/null
-claim=$(kubectl get resourceclaims -n gpu-test4 -o jsonpath='{.items[0].metadata.name}')
-devices=$(kubectl get resourceclaim -n gpu-test4 "$claim" -o jsonpath='{.status.allocation.devices.results[*].device}')
-check "mig devices" "4" "$(wc -w <<<"$devices")"
-check "one parent" "1" "$(tr ' ' '\n' <<<"$devices" | sed 's/-mig-.*//' | sort -u | wc -l)"
-kubectl delete namespace gpu-test4 --wait=true --timeout=30s >/dev/null
 
 # A claim nothing can satisfy: the pod stays Pending and says why.
 kubectl create namespace e2e >/dev/null 2>&1 || kubectl apply -f - >/dev/null <<'YAML'

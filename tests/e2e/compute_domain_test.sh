@@ -9,8 +9,9 @@ set -euo pipefail
 BIN=${1:?usage: $0 BIN_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-imex="$root/../shared/compat/nvidia-demo-specs/imex"
 source "$here/lib.sh"
+compat=$(data_dir NVDRA_COMPAT_DIR) || exit
+imex="$compat/imex"
 
 run_sim up --topology "$root/examples/topologies/demo.yaml" --root "$work/nodes" \
   --agent-service-account nvdra-system/nvdra-kubelet-plugin
@@ -112,7 +113,7 @@ check "nvbandwidth: nothing left" "$clean" "$(until_equal "$clean" leftovers)"
 
 
 # --- imex-test1 asks for NVIDIA's retired imex.nvidia.com class: reported, not run ---
-kubectl apply -f "$root/../shared/compat/nvidia-demo-specs/quickstart/v1/imex-test1.yaml" >/dev/null
+kubectl apply -f "$compat/quickstart/v1/imex-test1.yaml" >/dev/null
 unschedulable() { kubectl get events -n imex-test1 --field-selector reason=FailedScheduling -o jsonpath='{.items[*].message}' | grep -o 'imex.nvidia.com' | head -1 || true; }
 check "imex-test1: unknown class reported" "imex.nvidia.com" "$(until_equal imex.nvidia.com unschedulable)"
 kubectl delete namespace imex-test1 --wait=true --wait=false >/dev/null

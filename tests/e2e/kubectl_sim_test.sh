@@ -150,25 +150,6 @@ check "printer columns" "NAME SIZE PHASE" "$(kubectl get widgets | head -1 | tr 
 check "printer column value" "w1 3" "$(kubectl get widgets --no-headers | tr -s ' ' | cut -d' ' -f1,2)"
 check "wide columns" "NAME SIZE PHASE COLOR" "$(kubectl get widgets -o wide | head -1 | tr -s ' ')"
 
-# NVIDIA's demo manifests (those not needing the ComputeDomain CRD) are accepted unchanged, and a
-# v1beta1 claim template reads back as v1.
-compat="$(dirname "$0")/../../../shared/compat/nvidia-demo-specs/quickstart"
-if [ -d "$compat" ]; then
-  # gpu-test-vfio-config.yaml puts its pod in namespace gpu-test-vfiopci, which no manifest
-  # creates (a real cluster refuses it too): create it first.
-  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: gpu-test-vfiopci}\n' | kubectl apply -f - >/dev/null
-  for f in "$compat"/gpu-test7.yaml "$compat"/gpu-test8.yaml "$compat"/v1/gpu-test[0-9].yaml \
-           "$compat"/v1/gpu-test-mps.yaml "$compat"/v1/gpu-test-vfiopci.yaml "$compat"/v1/gpu-test-vfio-config.yaml; do
-    if out=$(kubectl apply -f "$f" 2>&1); then pass=$((pass + 1)); else failed "compat $f: $out"; fi
-  done
-  check "v1beta1 read as v1" "gpu.nvidia.com" \
-    "$(kubectl get resourceclaimtemplates.v1.resource.k8s.io -n gpu-test7 single-gpu -o jsonpath='{.spec.spec.devices.requests[0].exactly.deviceClassName}')"
-  check "v1beta1 read as v1beta1" "gpu.nvidia.com" \
-    "$(kubectl get resourceclaimtemplates.v1beta1.resource.k8s.io -n gpu-test7 single-gpu -o jsonpath='{.spec.spec.devices.requests[0].deviceClassName}')"
-else
-  failed "compat corpus not found at $compat"
-fi
-
 # RBAC for a service account: a token from the TokenRequest API, then kubectl auth can-i and real
 # requests with it.
 cat <<'YAML' | kubectl apply -f - >/dev/null

@@ -1,7 +1,7 @@
 # Shared by the end-to-end tests (sourced): a work folder and the simulator stopped and removed on
-# exit, check/contains counters, a summary that sets the exit status, run_sim, all_running, and
-# NVIDIA's quickstart manifests with apply_manifest, install_base, start_controller, crash,
-# holder, cd_field and rbac_denials, and (from scripts/cluster-lib.sh) sa_kubeconfig and
+# exit, check/contains counters, a summary that sets the exit status, run_sim, all_running,
+# data_dir, NVIDIA's quickstart manifests with apply_manifest, install_base, start_controller,
+# crash, holder, cd_field and rbac_denials, and (from scripts/cluster-lib.sh) sa_kubeconfig and
 # wait_for_agents.
 work=$(mktemp -d /tmp/nv.XXXXXX)  # short: unix socket paths below it must fit 107 bytes
 sim_pid=""
@@ -74,6 +74,12 @@ all_running() {
   done
   echo "no: $(kubectl get pods -n "$1" -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}:{.status.conditions[0].message} {end}')"
 }
+
+# data_dir SETTING (NVDRA_COMPAT_DIR, NVDRA_FIXTURES_DIR): the folder of data kept outside the
+# repository, resolved by nvdra-test-data as the C++ tests resolve it (tests/data/test_data.h).
+# Use it as `compat=$(data_dir NVDRA_COMPAT_DIR) || exit` before starting anything: without the
+# data the script ends with 77, which ctest reports as skipped, or 1 under NVDRA_REQUIRE_DATA=1.
+data_dir() { "$BIN/nvdra-test-data" "$1"; }
 
 # NVIDIA's quickstart manifests that run on GPU nodes (relative to the compat quickstart folder).
 quickstart_manifests="v1/gpu-test1 v1/gpu-test2 v1/gpu-test3 v1/gpu-test4 v1/gpu-test5 v1/gpu-test6 v1/gpu-test-mps gpu-test7 gpu-test8"

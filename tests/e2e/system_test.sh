@@ -13,8 +13,8 @@ set -euo pipefail
 BIN=${1:?usage: $0 BIN_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-compat="$root/../shared/compat/nvidia-demo-specs"
 source "$here/lib.sh"
+compat=$(data_dir NVDRA_COMPAT_DIR) || exit
 WAIT_S=60  # generous for busy CI machines; every wait ends as soon as its state is reached
 
 # --- the deployable manifests ---

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "sim/yaml_json.h"
+#include "tests/data/test_data.h"
 
 namespace nvdra::cel {
 namespace {
@@ -282,7 +283,8 @@ std::vector<std::string> expressions_in(const std::filesystem::path& root) {
 }
 
 TEST(Cel, CompatCorpusSelectors) {
-  auto exprs = expressions_in(NVDRA_COMPAT_DIR);
+  NVDRA_DATA_DIR(compat, testdata::kCompat);
+  auto exprs = expressions_in(compat);
   ASSERT_GE(exprs.size(), 5u);
   int matched_mig = 0, matched_a100 = 0;
   for (const auto& e : exprs) {

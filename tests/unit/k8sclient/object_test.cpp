@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/data/test_data.h"
+
 namespace nvdra::k8s {
 namespace {
 
@@ -16,9 +18,10 @@ std::string read(const std::filesystem::path& p) {
   return ss.str();
 }
 
-std::vector<std::filesystem::path> fixtures() {
+// The serialized API objects of NVDRA_FIXTURES_DIR (tests/data): every field of every kind set.
+std::vector<std::filesystem::path> fixtures(const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> out;
-  for (const auto& e : std::filesystem::directory_iterator(NVDRA_FIXTURES_DIR)) {
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.path().extension() == ".json") out.push_back(e.path());
   }
   std::sort(out.begin(), out.end());
@@ -26,12 +29,14 @@ std::vector<std::filesystem::path> fixtures() {
 }
 
 TEST(ObjectCodec, FixturesAreFound) {
-  EXPECT_GE(fixtures().size(), 20u);
+  NVDRA_DATA_DIR(dir, testdata::kFixtures);
+  EXPECT_GE(fixtures(dir).size(), 20u);
 }
 
 // Decode then encode keeps every field, including ones no typed view models.
 TEST(ObjectCodec, RoundTripKeepsEveryFieldOfEveryFixture) {
-  for (const auto& path : fixtures()) {
+  NVDRA_DATA_DIR(dir, testdata::kFixtures);
+  for (const auto& path : fixtures(dir)) {
     SCOPED_TRACE(path.filename().string());
     const std::string text = read(path);
     auto obj = Object::parse(text, DecodeOptions{.strip_managed_fields = false});
@@ -61,7 +66,8 @@ TEST(ObjectCodec, RoundTripKeepsEveryFieldOfEveryFixture) {
 
 // Stripping managedFields removes exactly that member and nothing else.
 TEST(ObjectCodec, StripManagedFieldsRemovesOnlyThatMember) {
-  for (const auto& path : fixtures()) {
+  NVDRA_DATA_DIR(dir, testdata::kFixtures);
+  for (const auto& path : fixtures(dir)) {
     SCOPED_TRACE(path.filename().string());
     const std::string text = read(path);
     auto obj = Object::parse(text);

@@ -9,6 +9,7 @@
 
 #include "sim/conversion.h"
 #include "sim/yaml_json.h"
+#include "tests/data/test_data.h"
 
 namespace nvdra::sim::dra {
 namespace {
@@ -319,6 +320,7 @@ TEST_F(AllocatorTest, OnlyTheNewestGenerationOfAPoolCountsAndDuplicatesInvalidat
 // Every claim shape in NVIDIA's demo manifests allocates on a node that has such devices (or, for
 // the retired imex.nvidia.com class, is refused with a reason).
 TEST_F(AllocatorTest, CompatCorpusClaims) {
+  NVDRA_DATA_DIR(compat, testdata::kCompat);
   // A node with everything the corpus asks for: 8 A100s (above), VFIO GPUs, MIG devices on node-b.
   std::vector<std::string> vfio;
   for (int i = 0; i < 2; ++i)
@@ -329,7 +331,7 @@ TEST_F(AllocatorTest, CompatCorpusClaims) {
   vfio_slice.replace(vfio_slice.find(pool), pool.size(), R"("pool":{"name":"node-a-vfio")");
   add(vfio_slice);
   int allocated = 0, refused = 0;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(NVDRA_COMPAT_DIR)) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(compat)) {
     if (entry.path().extension() != ".yaml") continue;
     auto docs = parse_yaml_documents(read(entry.path()));
     ASSERT_TRUE(docs) << entry.path();
