@@ -284,22 +284,29 @@ std::vector<std::string> expressions_in(const std::filesystem::path& root) {
 
 TEST(Cel, CompatCorpusSelectors) {
   NVDRA_DATA_DIR(compat, testdata::kCompat);
-  auto exprs = expressions_in(compat);
-  ASSERT_GE(exprs.size(), 5u);
-  int matched_mig = 0, matched_a100 = 0;
-  for (const auto& e : exprs) {
-    auto p = Program::compile(e, {"device"});
-    ASSERT_TRUE(p) << e << ": " << p.error().message;
-    for (const auto& d :
-         {a100(0), a100(2), a100(1), mig("1g.5gb"), mig("2g.10gb"), mig("3g.20gb")}) {
-      auto r = p->evaluate_bool({{"device", d}});
-      // MIG devices have no productName: a GPU selector on them is the error the real
-      // scheduler reports too, so only GPU/MIG-consistent outcomes are counted.
-      if (r && *r) (e.find("profile") != std::string::npos ? matched_mig : matched_a100)++;
+  auto all = expressions_in(compat);
+  ASSERT_GE(all.size(), 5u);
+  for (const auto& e : all)
+    ASSERT_TRUE(Program::compile(e, {"device"})) << e;
+  // The quickstart manifests come in both resource.k8s.io versions; each set picks the same.
+  for (const char* version : {"v1", "v1beta1"}) {
+    int matched_mig = 0, matched_a100 = 0;
+    for (const auto& e : expressions_in(compat / "quickstart" / version)) {
+      auto p = Program::compile(e, {"device"});
+      ASSERT_TRUE(p) << e << ": " << p.error().message;
+      for (const auto& d :
+           {a100(0), a100(2), a100(1), mig("1g.5gb"), mig("2g.10gb"), mig("3g.20gb")}) {
+        auto r = p->evaluate_bool({{"device", d}});
+        // MIG devices have no productName: a GPU selector on them is the error the real
+        // scheduler reports too, so only GPU/MIG-consistent outcomes are counted.
+        if (r && *r) (e.find("profile") != std::string::npos ? matched_mig : matched_a100)++;
+      }
     }
+    // gpu-test4: 1g.5gb twice, 2g.10gb, 3g.20gb, each matching its own device.
+    EXPECT_EQ(matched_mig, 4) << version;
+    // gpu-test6: even indices 0 and 2 of the A100s offered.
+    EXPECT_EQ(matched_a100, 2) << version;
   }
-  EXPECT_EQ(matched_mig, 4);   // 1g.5gb twice, 2g.10gb, 3g.20gb, each matching its own device
-  EXPECT_EQ(matched_a100, 2);  // gpu-test6: even indices 0 and 2 of the A100s offered
 }
 
 TEST(Cel, OurDeviceClassSelectors) {

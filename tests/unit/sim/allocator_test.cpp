@@ -321,11 +321,13 @@ TEST_F(AllocatorTest, OnlyTheNewestGenerationOfAPoolCountsAndDuplicatesInvalidat
 // the retired imex.nvidia.com class, is refused with a reason).
 TEST_F(AllocatorTest, CompatCorpusClaims) {
   NVDRA_DATA_DIR(compat, testdata::kCompat);
-  // A node with everything the corpus asks for: 8 A100s (above), VFIO GPUs, MIG devices on node-b.
+  // A node with everything the corpus asks for: 8 A100s (above), VFIO GPUs in one size-2 Fabric
+  // Manager partition (fabric-manager-partitioning/), MIG devices on node-b.
   std::vector<std::string> vfio;
   for (int i = 0; i < 2; ++i)
-    vfio.push_back(
-        fmt::format(R"({{"name":"gpu-vfio-{0}","attributes":{{"type":{{"string":"vfio"}}}}}})", i));
+    vfio.push_back(fmt::format(
+        R"({{"name":"gpu-vfio-{0}","attributes":{{"type":{{"string":"vfio"}},"partition2":{{"int":1}}}}}})",
+        i));
   std::string vfio_slice = slice("node-a-vfio", "gpu.nvidia.com", "node-a", vfio);
   const std::string pool = R"("pool":{"name":"node-a")";
   vfio_slice.replace(vfio_slice.find(pool), pool.size(), R"("pool":{"name":"node-a-vfio")");
@@ -359,7 +361,7 @@ TEST_F(AllocatorTest, CompatCorpusClaims) {
     }
   }
   EXPECT_GE(allocated, 12);
-  EXPECT_EQ(refused, 4);  // imex-test1's four claims of the retired class
+  EXPECT_EQ(refused, 8);  // imex-test1's four claims of the retired class, in v1 and v1beta1
 }
 
 }  // namespace
