@@ -123,6 +123,9 @@ func up(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.Lock(); err != nil {
+		return err // another orchestrator owns the folder: nothing of it is touched
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	_ = os.Remove(c.L.Ready())
@@ -154,13 +157,22 @@ func upDetached(state string, args []string) error {
 			childArgs = append(childArgs, a)
 		}
 	}
-	layout := cluster.Layout{State: state}
+	abs, err := filepath.Abs(state)
+	if err != nil {
+		return err
+	}
+	layout := cluster.Layout{State: abs}
+	if pid := cluster.RunningOrchestrator(layout); pid > 0 {
+		return fmt.Errorf("a cluster is already running in %s (pid %d); stop it with 'nvdra-k8s down --state %s'",
+			abs, pid, abs)
+	}
 	if err := os.MkdirAll(layout.Logs(), 0o755); err != nil {
 		return err
 	}
 	_ = os.Remove(layout.Ready())
 	logPath := layout.Log("nvdra-k8s")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	// Appended to: a killed run's processes may still hold the file open.
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -174,17 +186,27 @@ func upDetached(state string, args []string) error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	report := func() (bool, error) {
+		data, err := os.ReadFile(layout.Ready())
+		if err != nil || !strings.HasSuffix(string(data), "\n") {
+			return false, nil
+		}
+		text := strings.TrimSpace(string(data))
+		if strings.HasPrefix(text, "failed: ") {
+			return true, fmt.Errorf("%s (log: %s)", strings.TrimPrefix(text, "failed: "), logPath)
+		}
+		fmt.Println(text)
+		return true, nil
+	}
 	for {
-		if data, err := os.ReadFile(layout.Ready()); err == nil && strings.HasSuffix(string(data), "\n") {
-			text := strings.TrimSpace(string(data))
-			if strings.HasPrefix(text, "failed: ") {
-				return fmt.Errorf("%s (log: %s)", strings.TrimPrefix(text, "failed: "), logPath)
-			}
-			fmt.Println(text)
-			return nil
+		if done, err := report(); done {
+			return err
 		}
 		select {
 		case err := <-exited:
+			if done, reportErr := report(); done {
+				return reportErr
+			}
 			return fmt.Errorf("the cluster exited while starting (%v); log: %s", err, logPath)
 		case <-time.After(200 * time.Millisecond):
 		}
@@ -201,7 +223,7 @@ func down(args []string) error {
 	if err != nil {
 		return err
 	}
-	layout := cluster.Layout{State: abs}
+	layout, ran := cluster.ReadLayout(abs)
 	if pid := cluster.RunningOrchestrator(layout); pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		deadline := time.Now().Add(2 * time.Minute)
@@ -212,10 +234,13 @@ func down(args []string) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	if err := cluster.CleanLeftovers(abs, os.Stderr); err != nil {
+	if !ran {
+		return nil // no cluster ever started in this folder
+	}
+	if err := cluster.CleanLeftovers(layout, os.Stderr); err != nil {
 		return err
 	}
-	if left := cluster.Leftovers(abs); len(left) > 0 {
+	if left := cluster.Leftovers(layout); len(left) > 0 {
 		return fmt.Errorf("left behind:\n  %s", strings.Join(left, "\n  "))
 	}
 	return nil
@@ -229,7 +254,11 @@ func leftovers(args []string) error {
 	if err != nil {
 		return err
 	}
-	if left := cluster.Leftovers(abs); len(left) > 0 {
+	layout, ran := cluster.ReadLayout(abs)
+	if !ran {
+		return fmt.Errorf("no cluster ever started in %s", abs)
+	}
+	if left := cluster.Leftovers(layout); len(left) > 0 {
 		return fmt.Errorf("left behind:\n  %s", strings.Join(left, "\n  "))
 	}
 	fmt.Println("nothing left behind")
@@ -278,9 +307,12 @@ func execInNode(args []string) error {
 	if err != nil {
 		return err
 	}
-	l := cluster.Layout{State: abs}
+	l, ran := cluster.ReadLayout(abs)
+	if !ran {
+		return fmt.Errorf("no cluster ever started in %s", abs)
+	}
 	node := rest[0]
-	argv := append([]string{"nsenter", "--mount=" + l.MountNamespace(node), "--net=/run/netns/" + cluster.NetnsPrefix + node,
+	argv := append([]string{"nsenter", "--mount=" + l.MountNamespace(node), "--net=/run/netns/" + l.N.NetnsPrefix() + node,
 		"--"}, rest[2:]...)
 	path, err := exec.LookPath("nsenter")
 	if err != nil {

@@ -218,13 +218,13 @@ func RemoveCgroup(path string, timeout time.Duration) error {
 	return nil
 }
 
-// LeftoverCgroups lists the cluster's cgroups that still exist, in any hierarchy.
-func LeftoverCgroups() []string {
+// LeftoverCgroups lists root's cgroups that still exist, in any hierarchy.
+func LeftoverCgroups(root string) []string {
 	mounts, _ := cgroupHierarchies()
 	var left []string
 	for _, mount := range mounts {
-		if _, err := os.Stat(filepath.Join(mount, CgroupRoot)); err == nil {
-			left = append(left, filepath.Join(mount, CgroupRoot))
+		if _, err := os.Stat(filepath.Join(mount, root)); err == nil {
+			left = append(left, filepath.Join(mount, root))
 		}
 	}
 	return left

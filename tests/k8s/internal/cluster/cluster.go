@@ -37,6 +37,7 @@ type Cluster struct {
 	controlPlane []*Process // in start order
 	nodeProcs    map[string]map[string]*Process
 	lockFile     *os.File
+	haveIndex    bool // the machine-wide names are this cluster's (chooseIndex ran)
 	client       *kubernetes.Clientset
 }
 
@@ -110,25 +111,19 @@ func lookPath(name string) (string, error) {
 	return "", fmt.Errorf("%s not found", name)
 }
 
-// Up starts the whole cluster and returns once every node is Ready.
+// Up starts the whole cluster and returns once every node is Ready; the caller holds the state
+// folder's lock (Lock).
 func (c *Cluster) Up(ctx context.Context) error {
 	if err := c.checkPrerequisites(); err != nil {
 		return err
 	}
-	if err := c.lock(); err != nil {
+	if err := c.chooseIndex(); err != nil {
 		return err
 	}
-	// The machine-wide names (bridge, namespaces, cgroups) allow one cluster per machine.
-	if other := recordedState(); other != "" && other != c.L.State {
-		if pid := RunningOrchestrator(Layout{State: other}); pid > 0 {
-			return fmt.Errorf("a cluster from %s is running on this machine (pid %d); stop it with 'nvdra-k8s down --state %s'",
-				other, pid, other)
-		}
-	}
-	if err := CleanLeftovers(c.L.State, c.Log); err != nil {
+	if err := CleanLeftovers(c.L, c.Log); err != nil {
 		return fmt.Errorf("removing what an earlier run left: %w", err)
 	}
-	if err := os.WriteFile(RecordPath, []byte(c.L.State), 0o644); err != nil {
+	if err := os.WriteFile(c.L.N.Record(), []byte(c.L.State), 0o644); err != nil {
 		return err
 	}
 	if err := c.wipe(); err != nil {
@@ -142,11 +137,12 @@ func (c *Cluster) Up(ctx context.Context) error {
 	if err := c.writeFiles(); err != nil {
 		return err
 	}
-	c.logf("network: bridge %s %s/24", Bridge, hostIP)
-	if err := SetupBridge(); err != nil {
+	c.logf("cluster %d: bridge %s %s/24, pod CIDRs from %s", c.L.N.Index, c.L.N.Bridge(), c.L.N.HostIP(),
+		c.L.N.ClusterCIDR())
+	if err := SetupBridge(c.L.N); err != nil {
 		return err
 	}
-	if err := checkPortsFree(); err != nil {
+	if err := checkPortsFree(c.L.N); err != nil {
 		return err
 	}
 	if err := c.startRegistry(); err != nil {
@@ -154,14 +150,14 @@ func (c *Cluster) Up(ctx context.Context) error {
 	}
 	for _, image := range c.Images {
 		c.logf("registry: push %s", filepath.Base(image))
-		if err := pushArchive(image); err != nil {
+		if err := pushArchive(image, c.L.N); err != nil {
 			return err
 		}
 	}
 	if err := PrepareNamespaceFolder(c.L); err != nil {
 		return err
 	}
-	if err := EnsureCgroup(controlPlaneCgroup); err != nil {
+	if err := EnsureCgroup(c.L.N.controlPlaneCgroup()); err != nil {
 		return err
 	}
 	if err := c.startControlPlane(ctx); err != nil {
@@ -175,8 +171,9 @@ func (c *Cluster) Up(ctx context.Context) error {
 	return c.waitNodesReady(ctx)
 }
 
-// lock makes sure one orchestrator owns the state folder; the file also records its PID.
-func (c *Cluster) lock() error {
+// Lock makes sure one orchestrator owns the state folder; the file also records its PID. Nothing
+// in the folder may be changed before it succeeds.
+func (c *Cluster) Lock() error {
 	if err := os.MkdirAll(c.L.State, 0o755); err != nil {
 		return err
 	}
@@ -196,11 +193,53 @@ func (c *Cluster) lock() error {
 	return nil
 }
 
+// chooseIndex picks the cluster's index: the one this state folder ran under before (a killed
+// run's leftovers are then found under the same names), else the lowest index that no other
+// cluster holds. An index is held when its record names another folder whose orchestrator still
+// runs, or when its bridge exists and no record says whose it is.
+func (c *Cluster) chooseIndex() error {
+	held := func(n Names) bool {
+		other := recordedState(n)
+		if other == "" {
+			return linkExists(n.Bridge())
+		}
+		return other != c.L.State && RunningOrchestrator(Layout{State: other}) > 0
+	}
+	if previous, ok := ReadLayout(c.L.State); ok && !held(previous.N) {
+		return c.setIndex(previous.N)
+	}
+	var busy []string
+	for i := 0; i < MaxClusters; i++ {
+		n := Names{Index: i}
+		if held(n) {
+			busy = append(busy, recordedState(n))
+			continue
+		}
+		// A killed run of another folder may have left this index's names behind.
+		if other := recordedState(n); other != "" && other != c.L.State {
+			if err := CleanLeftovers(Layout{State: other, N: n}, c.Log); err != nil {
+				return fmt.Errorf("removing what the killed cluster in %s left: %w", other, err)
+			}
+		}
+		return c.setIndex(n)
+	}
+	return fmt.Errorf("all %d cluster slots of this machine are in use (%s); stop one with 'nvdra-k8s down --state DIR'",
+		MaxClusters, strings.Join(busy, ", "))
+}
+
+func (c *Cluster) setIndex(n Names) error {
+	c.L.N, c.haveIndex = n, true
+	for i := range c.Nodes {
+		c.Nodes[i].N = n
+	}
+	return os.WriteFile(c.L.IndexFile(), []byte(strconv.Itoa(n.Index)+"\n"), 0o644)
+}
+
 // checkPortsFree refuses to start when another program holds one of the control plane's ports:
 // the bridge address is new, so only a listener on all addresses can hold them.
-func checkPortsFree() error {
+func checkPortsFree(n Names) error {
 	for _, port := range []int{apiserverPort, etcdPort, etcdPeerPort, cmPort, schedulerPort, registryPort} {
-		listener, err := net.Listen("tcp", net.JoinHostPort(hostIP, strconv.Itoa(port)))
+		listener, err := net.Listen("tcp", net.JoinHostPort(n.HostIP(), strconv.Itoa(port)))
 		if err != nil {
 			return fmt.Errorf("port %d is in use by another program: %w", port, err)
 		}
@@ -259,7 +298,7 @@ func (c *Cluster) writeFiles() error {
 		if err := WriteContainerdConfig(l, n); err != nil {
 			return err
 		}
-		if err := writeRegistryHosts(host.RegistryConfig()); err != nil {
+		if err := writeRegistryHosts(host.RegistryConfig(), l.N); err != nil {
 			return err
 		}
 	}
@@ -275,10 +314,10 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		proc  *Process
 		ready string // HTTPS URL answering 200 once the component serves
 	}{
-		{c.etcd(), hostURL(etcdPort) + "/health"},
-		{c.apiserver(), hostURL(apiserverPort) + "/readyz"},
-		{c.controllerManager(), hostURL(cmPort) + "/healthz"},
-		{c.scheduler(), hostURL(schedulerPort) + "/healthz"},
+		{c.etcd(), c.L.N.URL(etcdPort) + "/health"},
+		{c.apiserver(), c.L.N.URL(apiserverPort) + "/readyz"},
+		{c.controllerManager(), c.L.N.URL(cmPort) + "/healthz"},
+		{c.scheduler(), c.L.N.URL(schedulerPort) + "/healthz"},
 	}
 	for _, step := range steps {
 		c.logf("start %s", step.proc.Name)
@@ -423,7 +462,7 @@ func (c *Cluster) importImage(n Node, archive string) error {
 // ImportImage pushes an archive's images into the registry and loads them into every node (for
 // images built after the cluster started).
 func (c *Cluster) ImportImage(archive string) error {
-	if err := pushArchive(archive); err != nil {
+	if err := pushArchive(archive, c.L.N); err != nil {
 		return err
 	}
 	for _, n := range c.Nodes {
@@ -502,6 +541,14 @@ func (c *Cluster) node(name string) (Node, bool) {
 
 // Down stops everything in reverse order and removes every trace of the run.
 func (c *Cluster) Down() error {
+	defer func() {
+		if c.lockFile != nil {
+			c.lockFile.Close()
+		}
+	}()
+	if !c.haveIndex {
+		return nil // it stopped before it had names of its own: another cluster's are not touched
+	}
 	c.logf("stopping")
 	c.mu.Lock()
 	nodes := c.nodeProcs
@@ -529,51 +576,47 @@ func (c *Cluster) Down() error {
 	for i := len(cp) - 1; i >= 0; i-- {
 		cp[i].Stop(15 * time.Second)
 	}
-	err := CleanLeftovers(c.L.State, c.Log)
-	if c.lockFile != nil {
-		c.lockFile.Close()
-	}
-	return err
+	return CleanLeftovers(c.L, c.Log)
 }
 
 // CleanLeftovers removes whatever a run of the cluster left on this machine: processes in its
-// cgroups, mounts under its state folder (and under the folder of the run recorded last), its
+// cgroups, mounts under its state folder (and under the folder its index was recorded for), its
 // network namespaces and links, and its cgroups. It is safe when nothing is left.
-func CleanLeftovers(state string, log io.Writer) error {
+func CleanLeftovers(l Layout, log io.Writer) error {
 	var errs []string
-	if err := KillCgroup(CgroupRoot, 30*time.Second); err != nil {
+	if err := KillCgroup(l.N.CgroupRoot(), 30*time.Second); err != nil {
 		errs = append(errs, err.Error())
 	}
-	folders := []string{state}
-	if recorded := recordedState(); recorded != "" && recorded != state {
+	folders := []string{l.State}
+	if recorded := recordedState(l.N); recorded != "" && recorded != l.State {
 		folders = append(folders, recorded)
 	}
 	for _, folder := range folders {
-		if folder == "" {
-			continue
-		}
 		if err := UnmountAll(folder); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
-	if err := TeardownNetwork(); err != nil {
+	if err := TeardownNetwork(l.N); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}
-	_ = os.Remove(RecordPath)
+	if recordedState(l.N) == l.State {
+		_ = os.Remove(l.N.Record())
+	}
 	return nil
 }
 
 // Leftovers lists what of the cluster still exists on this machine (nothing after a clean stop).
-func Leftovers(state string) []string {
+func Leftovers(l Layout) []string {
+	state := l.State
 	var left []string
-	for _, pid := range CgroupPids(CgroupRoot) {
+	for _, pid := range CgroupPids(l.N.CgroupRoot()) {
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		left = append(left, fmt.Sprintf("process %d (%s)", pid, strings.ReplaceAll(string(cmd), "\x00", " ")))
 	}
-	for _, cg := range LeftoverCgroups() {
+	for _, cg := range LeftoverCgroups(l.N.CgroupRoot()) {
 		left = append(left, "cgroup "+cg)
 	}
 	if points, err := mountsUnder(state); err == nil {
@@ -581,13 +624,13 @@ func Leftovers(state string) []string {
 			left = append(left, "mount "+p)
 		}
 	}
-	for _, ns := range clusterNetns() {
+	for _, ns := range clusterNetns(l.N) {
 		left = append(left, "network namespace "+ns)
 	}
-	for _, link := range clusterLinks() {
+	for _, link := range clusterLinks(l.N) {
 		left = append(left, "network link "+link)
 	}
-	if data, err := os.ReadFile(Layout{State: state}.GuardedState()); err == nil {
+	if data, err := os.ReadFile(l.GuardedState()); err == nil {
 		var before map[string]string
 		if json.Unmarshal(data, &before) == nil {
 			for path, now := range GuardedState() {
@@ -643,9 +686,9 @@ func ancestorPids() map[int]bool {
 	return pids
 }
 
-// recordedState is the state folder of the cluster last started on this machine ("" if none).
-func recordedState() string {
-	data, err := os.ReadFile(RecordPath)
+// recordedState is the state folder of the cluster that last used n's index ("" if none).
+func recordedState(n Names) string {
+	data, err := os.ReadFile(n.Record())
 	if err != nil {
 		return ""
 	}

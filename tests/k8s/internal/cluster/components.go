@@ -3,20 +3,17 @@ package cluster
 import (
 	"fmt"
 	"net"
-	"strconv"
 
 	"nvdra/tests/k8s/internal/pki"
 )
 
 // The command lines of the cluster's programs. Control-plane programs run on the host in the
-// cgroup CgroupRoot/control-plane; node programs run inside their node's mount and network
+// cgroup <cgroup root>/control-plane; node programs run inside their node's mount and network
 // namespaces (nsenter) in the node's system cgroup. Every program goes through this binary's
 // _cgexec, which joins the cgroup and then execs the program, so nothing escapes the cleanup.
 
-const controlPlaneCgroup = CgroupRoot + "/control-plane"
-
 func (c *Cluster) controlPlaneArgv(program string, args ...string) []string {
-	return append([]string{c.Self, "_cgexec", "--cgroup", controlPlaneCgroup, "--", program}, args...)
+	return append([]string{c.Self, "_cgexec", "--cgroup", c.L.N.controlPlaneCgroup(), "--", program}, args...)
 }
 
 func (c *Cluster) nodeArgv(n Node, program string, args ...string) []string {
@@ -25,11 +22,9 @@ func (c *Cluster) nodeArgv(n Node, program string, args ...string) []string {
 	return append(argv, args...)
 }
 
-func hostURL(port int) string { return "https://" + net.JoinHostPort(hostIP, strconv.Itoa(port)) }
-
 // APIServerURL is where kube-apiserver listens (the bridge address, so that nodes and pods reach
 // it and no other program's loopback port can collide with it).
-func APIServerURL() string { return hostURL(apiserverPort) }
+func (c *Cluster) APIServerURL() string { return c.L.N.URL(apiserverPort) }
 
 // writePKI issues every certificate and kubeconfig of the cluster.
 func (c *Cluster) writePKI() error {
@@ -41,7 +36,7 @@ func (c *Cluster) writePKI() error {
 	if err := pki.WriteServiceAccountKey(l.PKI()); err != nil {
 		return err
 	}
-	host := net.ParseIP(hostIP)
+	host := net.ParseIP(c.L.N.HostIP())
 	issues := map[string]pki.Identity{
 		"etcd":                  {CommonName: "etcd", IPs: []net.IP{host}, Server: true, Client: true},
 		"apiserver-etcd-client": {CommonName: "kube-apiserver-etcd-client", Client: true},
@@ -72,12 +67,12 @@ func (c *Cluster) writePKI() error {
 		"scheduler": "system:kube-scheduler", "kube-proxy": "system:kube-proxy",
 	}
 	for name, user := range kubeconfigs {
-		if err := WriteKubeconfig(l.Kubeconfig(name), APIServerURL(), l.Cert("ca"), l.Cert(name), l.Key(name), user); err != nil {
+		if err := WriteKubeconfig(l.Kubeconfig(name), c.APIServerURL(), l.Cert("ca"), l.Cert(name), l.Key(name), user); err != nil {
 			return err
 		}
 	}
 	for _, n := range c.Nodes {
-		if err := WriteKubeconfig(l.Kubeconfig("kubelet-"+n.Name), APIServerURL(), l.Cert("ca"),
+		if err := WriteKubeconfig(l.Kubeconfig("kubelet-"+n.Name), c.APIServerURL(), l.Cert("ca"),
 			l.Cert("kubelet-client-"+n.Name), l.Key("kubelet-client-"+n.Name), "system:node:"+n.Name); err != nil {
 			return err
 		}
@@ -89,9 +84,9 @@ func (c *Cluster) etcd() *Process {
 	l := c.L
 	return &Process{Name: "etcd", Log: l.Log("etcd"), Argv: c.controlPlaneArgv(l.Binary("etcd"),
 		"--name=nvdra-k8s", "--data-dir="+l.EtcdData(),
-		"--listen-client-urls="+hostURL(etcdPort), "--advertise-client-urls="+hostURL(etcdPort),
-		"--listen-peer-urls="+hostURL(etcdPeerPort), "--initial-advertise-peer-urls="+hostURL(etcdPeerPort),
-		"--initial-cluster=nvdra-k8s="+hostURL(etcdPeerPort),
+		"--listen-client-urls="+l.N.URL(etcdPort), "--advertise-client-urls="+l.N.URL(etcdPort),
+		"--listen-peer-urls="+l.N.URL(etcdPeerPort), "--initial-advertise-peer-urls="+l.N.URL(etcdPeerPort),
+		"--initial-cluster=nvdra-k8s="+l.N.URL(etcdPeerPort),
 		"--cert-file="+l.Cert("etcd"), "--key-file="+l.Key("etcd"),
 		"--client-cert-auth", "--trusted-ca-file="+l.Cert("ca"),
 		"--peer-cert-file="+l.Cert("etcd"), "--peer-key-file="+l.Key("etcd"),
@@ -103,9 +98,9 @@ func (c *Cluster) apiserver() *Process {
 	l := c.L
 	return &Process{Name: "kube-apiserver", Log: l.Log("kube-apiserver"), Argv: c.controlPlaneArgv(l.Binary("kube"),
 		"kube-apiserver",
-		"--etcd-servers="+hostURL(etcdPort), "--etcd-cafile="+l.Cert("ca"),
+		"--etcd-servers="+l.N.URL(etcdPort), "--etcd-cafile="+l.Cert("ca"),
 		"--etcd-certfile="+l.Cert("apiserver-etcd-client"), "--etcd-keyfile="+l.Key("apiserver-etcd-client"),
-		"--bind-address="+hostIP, "--advertise-address="+hostIP, fmt.Sprintf("--secure-port=%d", apiserverPort),
+		"--bind-address="+l.N.HostIP(), "--advertise-address="+l.N.HostIP(), fmt.Sprintf("--secure-port=%d", apiserverPort),
 		"--tls-cert-file="+l.Cert("apiserver"), "--tls-private-key-file="+l.Key("apiserver"),
 		"--client-ca-file="+l.Cert("ca"),
 		"--authorization-mode=Node,RBAC",
@@ -130,14 +125,14 @@ func (c *Cluster) controllerManager() *Process {
 	return &Process{Name: "kube-controller-manager", Log: l.Log("kube-controller-manager"),
 		Argv: c.controlPlaneArgv(l.Binary("kube"), "kube-controller-manager",
 			"--kubeconfig="+kc, "--authentication-kubeconfig="+kc, "--authorization-kubeconfig="+kc,
-			"--bind-address="+hostIP, fmt.Sprintf("--secure-port=%d", cmPort),
+			"--bind-address="+l.N.HostIP(), fmt.Sprintf("--secure-port=%d", cmPort),
 			"--tls-cert-file="+l.Cert("controller-manager"), "--tls-private-key-file="+l.Key("controller-manager"),
 			"--client-ca-file="+l.Cert("ca"),
 			"--use-service-account-credentials=true",
 			"--service-account-private-key-file="+l.PKI()+"/sa.key",
 			"--root-ca-file="+l.Cert("ca"),
 			"--cluster-signing-cert-file="+l.Cert("ca"), "--cluster-signing-key-file="+l.Key("ca"),
-			"--allocate-node-cidrs=true", "--cluster-cidr="+clusterCIDR, "--node-cidr-mask-size=24",
+			"--allocate-node-cidrs=true", "--cluster-cidr="+l.N.ClusterCIDR(), "--node-cidr-mask-size=24",
 			"--service-cluster-ip-range="+serviceCIDR,
 			// A node whose kubelet stopped turns NotReady after this long (a real cluster's
 			// default is 50 s; tests should not wait that long).
@@ -152,7 +147,7 @@ func (c *Cluster) scheduler() *Process {
 	return &Process{Name: "kube-scheduler", Log: l.Log("kube-scheduler"),
 		Argv: c.controlPlaneArgv(l.Binary("kube"), "kube-scheduler",
 			"--kubeconfig="+kc, "--authentication-kubeconfig="+kc, "--authorization-kubeconfig="+kc,
-			"--bind-address="+hostIP, fmt.Sprintf("--secure-port=%d", schedulerPort),
+			"--bind-address="+l.N.HostIP(), fmt.Sprintf("--secure-port=%d", schedulerPort),
 			"--tls-cert-file="+l.Cert("scheduler"), "--tls-private-key-file="+l.Key("scheduler"),
 			"--client-ca-file="+l.Cert("ca"),
 			"--feature-gates="+featureGateFlag(),

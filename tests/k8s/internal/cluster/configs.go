@@ -119,7 +119,7 @@ func WriteKubeProxyConfig(l Layout, n Node) error {
 		MetricsBindAddress: "127.0.0.1:10249",
 		Mode:               "nftables",
 		OOMScoreAdj:        ptr.To[int32](0), // see the kubelet's configuration
-		ClusterCIDR:        clusterCIDR,
+		ClusterCIDR:        l.N.ClusterCIDR(),
 		Conntrack: proxyconfig.KubeProxyConntrackConfiguration{
 			MaxPerCore:            ptr.To[int32](0),
 			Min:                   ptr.To[int32](0),

@@ -1,35 +1,61 @@
 // Package cluster starts and stops the real Kubernetes test cluster: etcd and the control plane
 // on the host, and nodes that each run a kubelet, containerd (with runc and the CNI plugins) and
 // kube-proxy in a network and mount namespace of their own. Every file lives under one state
-// folder; the machine-wide names (network namespaces, the bridge, the cgroup root) all start with
-// the prefixes below so that a later start can find and remove what a killed run left.
+// folder; the machine-wide names (network namespaces, the bridge, the cgroup root, addresses)
+// derive from the cluster's index (Names), kept in the state folder, so that several clusters
+// run side by side and a later start finds and removes what a killed run left.
 package cluster
 
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
-const (
-	// Bridge is the host side of the cluster network: the control plane listens on its address
-	// and every node's veth is enslaved to it.
-	Bridge = "nvk8s0"
-	// NetnsPrefix names the nodes' network namespaces (ip netns).
-	NetnsPrefix = "nvdra-k8s-"
-	// VethPrefix names the host ends of the nodes' veth pairs.
-	VethPrefix = "nvk8s-"
-	// CgroupRoot is the cgroup (in every hierarchy) that holds every process the cluster starts.
-	CgroupRoot = "nvdra-k8s"
-	// RecordPath points at the state folder of the cluster last started on this machine, so that
-	// a start with another folder still finds a killed run's mounts.
-	RecordPath = "/run/nvdra-k8s.state"
+// MaxClusters is how many clusters may run on one machine at a time (indices 0 to 9).
+const MaxClusters = 10
 
-	subnetPrefix  = "10.240.0."
-	hostIP        = subnetPrefix + "1"
+// Names are the machine-wide names and addresses of the cluster with one index.
+type Names struct{ Index int }
+
+// Bridge is the host side of the cluster network: the control plane listens on its address and
+// every node's veth is enslaved to it.
+func (n Names) Bridge() string { return fmt.Sprintf("nvk8s%d", n.Index) }
+
+// NetnsPrefix names the nodes' network namespaces (ip netns).
+func (n Names) NetnsPrefix() string { return fmt.Sprintf("nvdra-k8s%d-", n.Index) }
+
+// vethPrefix names the host ends of the nodes' veth pairs.
+func (n Names) vethPrefix() string { return fmt.Sprintf("nvk8s%dh", n.Index) }
+
+// CgroupRoot is the cgroup (in every hierarchy) that holds every process the cluster starts.
+func (n Names) CgroupRoot() string { return fmt.Sprintf("nvdra-k8s%d", n.Index) }
+
+// Record points at the state folder of the cluster that last used this index, so that a start
+// with another folder still finds a killed run's mounts.
+func (n Names) Record() string { return fmt.Sprintf("/run/nvdra-k8s%d.state", n.Index) }
+
+func (n Names) subnetPrefix() string { return fmt.Sprintf("10.240.%d.", n.Index) }
+
+// HostIP is the control plane's address (on the bridge).
+func (n Names) HostIP() string { return n.subnetPrefix() + "1" }
+
+// ClusterCIDR holds the nodes' pod CIDRs (routed on the host, so distinct per cluster).
+func (n Names) ClusterCIDR() string { return fmt.Sprintf("10.%d.0.0/16", 200+n.Index) }
+
+func (n Names) controlPlaneCgroup() string { return n.CgroupRoot() + "/control-plane" }
+
+// URL is https://HostIP:port.
+func (n Names) URL(port int) string {
+	return "https://" + net.JoinHostPort(n.HostIP(), strconv.Itoa(port))
+}
+
+const (
 	serviceCIDR   = "10.96.0.0/16"
 	kubernetesSvc = "10.96.0.1"
-	clusterCIDR   = "10.244.0.0/16"
 	apiserverPort = 6443
 	etcdPort      = 2379
 	etcdPeerPort  = 2380
@@ -41,6 +67,23 @@ const (
 type Layout struct {
 	State string // the state folder (absolute)
 	Bin   string // the folder with the built binaries
+	N     Names  // the cluster's machine-wide names
+}
+
+// ReadLayout is the layout of a state folder a cluster ran in, with the index it ran under
+// (false when no cluster ever started there).
+func ReadLayout(state string) (Layout, bool) {
+	l := Layout{State: state}
+	data, err := os.ReadFile(l.IndexFile())
+	if err != nil {
+		return l, false
+	}
+	i, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || i < 0 || i >= MaxClusters {
+		return l, false
+	}
+	l.N = Names{Index: i}
+	return l, true
 }
 
 func (l Layout) path(parts ...string) string {
@@ -62,6 +105,7 @@ func (l Layout) MountNamespace(node string) string {
 }
 func (l Layout) Lock() string          { return l.path("lock") }
 func (l Layout) Ready() string         { return l.path("ready") }
+func (l Layout) IndexFile() string     { return l.path("index") }
 func (l Layout) GuardedState() string  { return l.path("guarded-host-paths.json") }
 func (l Layout) ControlSocket() string { return l.path("control.sock") }
 func (l Layout) ResolvConf() string    { return l.path("resolv.conf") }
@@ -108,13 +152,14 @@ func (l Layout) Inside() NodePaths { return NodePaths{Root: InsideNodeFolder} }
 type Node struct {
 	Name  string
 	Index int // 1-based
+	N     Names
 }
 
-func (n Node) IP() net.IP        { return net.ParseIP(fmt.Sprintf("%s%d", subnetPrefix, 10+n.Index)) }
-func (n Node) Netns() string     { return NetnsPrefix + n.Name }
-func (n Node) HostVeth() string  { return fmt.Sprintf("%sh%d", VethPrefix, n.Index) }
-func (n Node) Cgroup() string    { return CgroupRoot + "/" + n.Name }
-func (n Node) SysCgroup() string { return CgroupRoot + "/" + n.Name + ".system" }
+func (n Node) IP() net.IP        { return net.ParseIP(fmt.Sprintf("%s%d", n.N.subnetPrefix(), 10+n.Index)) }
+func (n Node) Netns() string     { return n.N.NetnsPrefix() + n.Name }
+func (n Node) HostVeth() string  { return fmt.Sprintf("%s%d", n.N.vethPrefix(), n.Index) }
+func (n Node) Cgroup() string    { return n.N.CgroupRoot() + "/" + n.Name }
+func (n Node) SysCgroup() string { return n.N.CgroupRoot() + "/" + n.Name + ".system" }
 
 // NodeName is the name of the i-th node (1-based).
 func NodeName(i int) string { return fmt.Sprintf("node-%d", i) }

@@ -20,17 +20,19 @@ func linkExists(name string) bool {
 
 // checkSubnetFree refuses to start when the cluster's subnet is reachable through a link that is
 // not ours: traffic to the nodes would go elsewhere.
-func checkSubnetFree() error {
-	out, err := output("ip", "-o", "-4", "route", "show", "to", "match", hostIP)
-	if err != nil {
-		return err
-	}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		fields := strings.Fields(line)
-		for i := 0; i+1 < len(fields); i++ {
-			if fields[i] == "dev" && fields[i+1] != Bridge && fields[0] != "default" {
-				return fmt.Errorf("the cluster subnet %s0/24 is already routed through %s (%s)", subnetPrefix,
-					fields[i+1], line)
+func checkSubnetFree(n Names) error {
+	for _, probe := range []string{n.HostIP(), strings.TrimSuffix(n.ClusterCIDR(), "0.0/16") + "0.1"} {
+		out, err := output("ip", "-o", "-4", "route", "show", "to", "match", probe)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			fields := strings.Fields(line)
+			for i := 0; i+1 < len(fields); i++ {
+				if fields[i] == "dev" && fields[i+1] != n.Bridge() && fields[0] != "default" {
+					return fmt.Errorf("the cluster's address %s is already routed through %s (%s)", probe,
+						fields[i+1], line)
+				}
 			}
 		}
 	}
@@ -38,14 +40,14 @@ func checkSubnetFree() error {
 }
 
 // SetupBridge creates the host bridge with the control plane's address.
-func SetupBridge() error {
-	if err := checkSubnetFree(); err != nil {
+func SetupBridge(n Names) error {
+	if err := checkSubnetFree(n); err != nil {
 		return err
 	}
 	steps := [][]string{
-		{"link", "add", Bridge, "type", "bridge"},
-		{"addr", "add", hostIP + "/24", "dev", Bridge},
-		{"link", "set", Bridge, "up"},
+		{"link", "add", n.Bridge(), "type", "bridge"},
+		{"addr", "add", n.HostIP() + "/24", "dev", n.Bridge()},
+		{"link", "set", n.Bridge(), "up"},
 	}
 	for _, step := range steps {
 		if err := run("ip", step...); err != nil {
@@ -64,12 +66,12 @@ func SetupNodeNetwork(n Node) error {
 	inNode := func(args ...string) []string { return append([]string{"-n", n.Netns()}, args...) }
 	steps := [][]string{
 		{"link", "add", n.HostVeth(), "type", "veth", "peer", "name", "eth0", "netns", n.Netns()},
-		{"link", "set", n.HostVeth(), "master", Bridge},
+		{"link", "set", n.HostVeth(), "master", n.N.Bridge()},
 		{"link", "set", n.HostVeth(), "up"},
 		inNode("link", "set", "lo", "up"),
 		inNode("addr", "add", n.IP().String()+"/24", "dev", "eth0"),
 		inNode("link", "set", "eth0", "up"),
-		inNode("route", "add", "default", "via", hostIP),
+		inNode("route", "add", "default", "via", n.N.HostIP()),
 	}
 	for _, step := range steps {
 		if err := run("ip", step...); err != nil {
@@ -85,7 +87,7 @@ func RoutePodCIDR(owner Node, podCIDR string, nodes []Node) error {
 		return fmt.Errorf("node %s has pod CIDR %q: %w", owner.Name, podCIDR, err)
 	}
 	via := owner.IP().String()
-	if err := run("ip", "route", "replace", podCIDR, "via", via, "dev", Bridge); err != nil {
+	if err := run("ip", "route", "replace", podCIDR, "via", via, "dev", owner.N.Bridge()); err != nil {
 		return err
 	}
 	for _, n := range nodes {
@@ -100,22 +102,22 @@ func RoutePodCIDR(owner Node, podCIDR string, nodes []Node) error {
 }
 
 // clusterNetns lists the network namespaces this cluster's naming owns.
-func clusterNetns() []string {
+func clusterNetns(n Names) []string {
 	entries, _ := os.ReadDir("/run/netns")
 	var names []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), NetnsPrefix) {
+		if strings.HasPrefix(e.Name(), n.NetnsPrefix()) {
 			names = append(names, e.Name())
 		}
 	}
 	return names
 }
 
-func clusterLinks() []string {
+func clusterLinks(n Names) []string {
 	entries, _ := os.ReadDir("/sys/class/net")
 	var names []string
 	for _, e := range entries {
-		if e.Name() == Bridge || strings.HasPrefix(e.Name(), VethPrefix) {
+		if e.Name() == n.Bridge() || strings.HasPrefix(e.Name(), n.vethPrefix()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -124,14 +126,14 @@ func clusterLinks() []string {
 
 // TeardownNetwork deletes the nodes' namespaces (their veths and routes go with them) and the
 // bridge (the host routes through it go with it).
-func TeardownNetwork() error {
+func TeardownNetwork(n Names) error {
 	var errs []string
-	for _, ns := range clusterNetns() {
+	for _, ns := range clusterNetns(n) {
 		if err := run("ip", "netns", "delete", ns); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}
-	for _, link := range clusterLinks() {
+	for _, link := range clusterLinks(n) {
 		if linkExists(link) {
 			if err := run("ip", "link", "delete", link); err != nil && linkExists(link) {
 				errs = append(errs, err.Error())

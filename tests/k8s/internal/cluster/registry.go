@@ -24,11 +24,11 @@ import (
 
 const registryPort = 5000
 
-func registryHost() string { return net.JoinHostPort(hostIP, strconv.Itoa(registryPort)) }
+func registryHost(n Names) string { return net.JoinHostPort(n.HostIP(), strconv.Itoa(registryPort)) }
 
 // startRegistry serves the registry on the cluster address until the orchestrator exits.
 func (c *Cluster) startRegistry() error {
-	listener, err := net.Listen("tcp", registryHost())
+	listener, err := net.Listen("tcp", registryHost(c.L.N))
 	if err != nil {
 		return fmt.Errorf("image registry: %w", err)
 	}
@@ -39,7 +39,7 @@ func (c *Cluster) startRegistry() error {
 
 // pushArchive pushes every image of an archive (as written by `nvdra-k8s image`) into the
 // registry, each under the repository and tag it is named by.
-func pushArchive(archive string) error {
+func pushArchive(archive string, n Names) error {
 	opener := func() (io.ReadCloser, error) { return os.Open(archive) }
 	manifest, err := tarball.LoadManifest(opener)
 	if err != nil {
@@ -55,7 +55,7 @@ func pushArchive(archive string) error {
 			if err != nil {
 				return err
 			}
-			mirror, err := name.NewTag(fmt.Sprintf("%s/%s:%s", registryHost(), tag.RepositoryStr(), tag.TagStr()),
+			mirror, err := name.NewTag(fmt.Sprintf("%s/%s:%s", registryHost(n), tag.RepositoryStr(), tag.TagStr()),
 				name.Insecure)
 			if err != nil {
 				return err
@@ -69,9 +69,9 @@ func pushArchive(archive string) error {
 }
 
 // writeRegistryHosts makes the registry every registry's mirror for a node's containerd.
-func writeRegistryHosts(dir string) error {
+func writeRegistryHosts(dir string, n Names) error {
 	hosts := fmt.Sprintf("# Every registry is mirrored by the test cluster's own registry (nothing else is reachable).\n"+
-		"[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+registryHost())
+		"[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+registryHost(n))
 	if err := os.MkdirAll(filepath.Join(dir, "_default"), 0o755); err != nil {
 		return err
 	}
