@@ -135,7 +135,7 @@ Result<std::unique_ptr<DeviceBackend>> make_device_backend(const AgentOptions& o
     if (o.sim_node_config.empty())
       return unexpected(ErrorCode::kInvalidArgument,
                         "--device-backend sim needs --sim-node-config");
-    auto b = SimBackend::load(o.sim_node_config, o.root);
+    auto b = SimBackend::load(o.sim_node_config, o.root + o.sim_root, !o.sim_root.empty());
     if (!b) return unexpected(b.error());
     return std::unique_ptr<DeviceBackend>(std::move(*b));
   }

@@ -32,6 +32,10 @@ struct AgentOptions {
   std::string boot_id_file = "/proc/sys/kernel/random/boot_id";
   std::string device_backend = "nvml";  // nvml | sim
   std::string sim_node_config;
+  // Sim backend only: where the simulated driver's files live (<sim_root>/dev, <sim_root>/proc,
+  // its state); the backend then makes real device nodes. Empty: the simulator's layout (files
+  // under root, no device nodes).
+  std::string sim_root;
   std::string driver_root = "/";
   FeatureGates gates;
   std::set<int> ignored_xids = {13, 31, 43, 45, 68, 109};

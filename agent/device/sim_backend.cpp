@@ -65,8 +65,9 @@ Result<CommandResult> SimExecutor::run(const Command& command) {
 }
 
 Result<std::unique_ptr<SimBackend>> SimBackend::load(const std::string& node_config,
-                                                     const std::string& root) {
+                                                     const std::string& root, bool driver_files) {
   std::unique_ptr<SimBackend> b(new SimBackend(root));
+  if (driver_files) b->driver_files_.emplace(root);
   try {
     const YAML::Node n = YAML::LoadFile(node_config);
     if (!n.IsMap())
@@ -92,6 +93,14 @@ Result<std::unique_ptr<SimBackend>> SimBackend::load(const std::string& node_con
                         fmt::format("{}: mig must be none, dynamic or static", node_config));
     b->dynamic_ = mig == "dynamic";
     if (auto s = b->load_state(); !s) return unexpected(s.error());
+    if (b->driver_files_) {
+      if (auto s = b->driver_files_->create_driver(static_cast<int>(b->base_.gpus.size())); !s)
+        return unexpected(s.error());
+      for (const auto& d : b->mig_devices_) {
+        if (auto s = b->driver_files_->create_mig(d.parent_minor, d.gi_id); !s)
+          return unexpected(s.error());
+      }
+    }
     // A static layout is created once, as mig-parted would before the driver starts.
     if (mig == "static" && b->mig_devices_.empty() && n["migDevices"]) {
       for (const auto& d : n["migDevices"]) {
@@ -238,9 +247,13 @@ Result<api::MigDeviceInfo> SimBackend::create_mig_device(int minor,
   while (gis.contains(info.gi_id))
     ++info.gi_id;
   info.uuid = mig_uuid(g->uuid, info.gi_id);
+  if (driver_files_) {
+    if (auto s = driver_files_->create_mig(minor, info.gi_id); !s) return unexpected(s.error());
+  }
   mig_devices_.push_back(info);
   if (auto s = save_state(); !s) {
     mig_devices_.pop_back();
+    if (driver_files_) driver_files_->remove_mig(minor, info.gi_id);
     return unexpected(s.error());
   }
   return info;
@@ -248,12 +261,14 @@ Result<api::MigDeviceInfo> SimBackend::create_mig_device(int minor,
 
 Status SimBackend::destroy_mig_device(const api::MigDeviceInfo& device) {
   std::lock_guard lock(mu_);
-  const auto before = mig_devices_.size();
-  std::erase_if(mig_devices_, [&](const auto& d) {
+  const auto gone = std::find_if(mig_devices_.begin(), mig_devices_.end(), [&](const auto& d) {
     return d.parent_minor == device.parent_minor && d.placement_start == device.placement_start &&
            d.profile.name == device.profile.name;
   });
-  if (before == mig_devices_.size()) return ok();
+  if (gone == mig_devices_.end()) return ok();
+  const int gi = gone->gi_id;
+  mig_devices_.erase(gone);
+  if (driver_files_) driver_files_->remove_mig(device.parent_minor, gi);
   return save_state();
 }
 

@@ -17,13 +17,18 @@
 // <root>/dev/vfio/<iommu group>.
 // Tools run by the sim executor are logged to <root>/var/log/nvdra-sim-tools.log; MPS control
 // daemons are emulated (pipe folder with a control file).
+// With driver files (nvdra-agent --sim-root, the real test cluster) the backend also makes what a
+// loaded kernel driver provides under <root> (SimDriverFiles): real device nodes for its GPUs and
+// MIG devices, /proc/devices and the MIG capabilities.
 #pragma once
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "agent/device/backend.h"
+#include "agent/device/sim_driver_files.h"
 
 namespace nvdra::agent {
 
@@ -40,7 +45,8 @@ class SimExecutor final : public Executor {
 class SimBackend final : public DeviceBackend {
  public:
   static Result<std::unique_ptr<SimBackend>> load(const std::string& node_config,
-                                                  const std::string& root);
+                                                  const std::string& root,
+                                                  bool driver_files = false);
 
   Result<api::NodeDevices> discover() override;
   bool dynamic_mig() const override { return dynamic_; }
@@ -59,6 +65,7 @@ class SimBackend final : public DeviceBackend {
   Status save_state();
 
   std::string root_;
+  std::optional<SimDriverFiles> driver_files_;
   SimExecutor executor_;
   std::string node_;
   api::NodeDevices base_;  // GPUs as the model describes them

@@ -39,6 +39,9 @@ void add_device_flags(po::options_description& d) {
       "prefix for every host path (kubelet folders, CDI root, /dev); for tests and the simulator")(
       "sim-node-config", po::value<std::string>()->default_value(""),
       "node description file for --device-backend sim")(
+      "sim-root", po::value<std::string>()->default_value(""),
+      "--device-backend sim: the simulated driver's folder; it gets real device nodes (DIR/dev), "
+      "DIR/proc/devices and the MIG capabilities, and the CDI specs name them (needs CAP_MKNOD)")(
       "nvidia-driver-root",
       po::value<std::string>()->default_value(env_or("NVIDIA_DRIVER_ROOT", "/")),
       "where the NVIDIA driver (libnvidia-ml.so.1, nvidia-smi) is installed")(
@@ -56,6 +59,14 @@ std::string read_device_flags(const po::variables_map& vm, agent::AgentOptions& 
   o.root = vm["root"].as<std::string>();
   o.device_backend = vm["device-backend"].as<std::string>();
   o.sim_node_config = vm["sim-node-config"].as<std::string>();
+  o.sim_root = vm["sim-root"].as<std::string>();
+  if (!o.sim_root.empty()) {
+    if (o.device_backend != "sim") return "--sim-root needs --device-backend sim";
+    if (o.sim_root.front() != '/') return "--sim-root must be an absolute path";
+    // The agent's device and driver paths are the simulated driver's.
+    o.dev_root = o.sim_root + "/dev";
+    o.proc_root = o.sim_root + "/proc";
+  }
   o.driver_root = vm["nvidia-driver-root"].as<std::string>();
   o.host_proc_root = vm["host-proc-root"].as<std::string>();
   return "";
