@@ -9,7 +9,9 @@
 //   nvdra-imex-sim -c CONFIG -q    nvidia-imex-ctl -q: prints READY once every resolved peer,
 //                                  this node included, answered for the same domain.
 // Pod IPs of the simulator (10.b.c.d) are served on loopback addresses (127.b.c.d), which Linux
-// routes without configuration, so every daemon of a domain listens on its own address.
+// routes without configuration, so every daemon of a domain listens on its own address; the
+// simulator asks for that with NVDRA_IMEX_SIM_LOOPBACK=1. In a real cluster's pods (no such
+// variable) the pod IPs are used as they are.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -39,7 +41,11 @@ using nvdra::agent::imex::parse_hosts;
 std::atomic<bool> g_reload{false}, g_stop{false};
 
 std::string loopback(const std::string& ip) {
-  if (ip.rfind("127.", 0) == 0) return ip;
+  static const bool simulated = [] {
+    const char* v = std::getenv("NVDRA_IMEX_SIM_LOOPBACK");
+    return v && std::string(v) == "1";
+  }();
+  if (!simulated || ip.rfind("127.", 0) == 0) return ip;
   const auto dot = ip.find('.');
   return dot == std::string::npos ? "127.0.0.1" : "127" + ip.substr(dot);
 }

@@ -151,7 +151,8 @@ Status ContainerRunner::start(const std::string& key, const Value& pod, const st
             opt_.kubeconfig_for(std::string(namespace_of(pod)), service_account_of(pod)),
         "NVDRA_ROOT=" + root,
         "NVDRA_IMEX_BINARY=" + opt_.bin_dir + "/nvdra-imex-sim",
-        "NVDRA_IMEX_CTL_BINARY=" + opt_.bin_dir + "/nvdra-imex-sim"};
+        "NVDRA_IMEX_CTL_BINARY=" + opt_.bin_dir + "/nvdra-imex-sim",
+        "NVDRA_IMEX_SIM_LOOPBACK=1"};
     if (const Value* e = json::find(ctr, "env"); e && e->IsArray()) {
       for (const auto& v : e->GetArray()) {
         std::string value(json::string_or(v, "value"));
