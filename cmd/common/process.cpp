@@ -4,6 +4,7 @@
 
 #include <boost/asio/signal_set.hpp>
 
+#include <cctype>
 #include <csignal>
 #include <iostream>
 
@@ -31,12 +32,25 @@ bool init_logging(const po::variables_map& vm) {
   return true;
 }
 
+std::vector<std::string> kubernetes_flag_forms(int argc, char** argv) {
+  std::vector<std::string> out(argv, argv + argc);
+  for (size_t i = 1; i < out.size(); ++i) {
+    std::string& a = out[i];
+    if (a == "--") break;  // operands from here on
+    if (a.size() > 3 && a[0] == '-' && std::isalpha(static_cast<unsigned char>(a[1])) &&
+        a[2] == '=')
+      a.erase(2, 1);
+  }
+  return out;
+}
+
 std::optional<int> parse_flags(int argc, char** argv, po::options_description& d,
                                const std::string& program, po::variables_map& vm,
                                const po::positional_options_description* positional) {
   add_logging_flags(d);
   try {
-    po::command_line_parser parser(argc, argv);
+    const std::vector<std::string> args = kubernetes_flag_forms(argc, argv);
+    po::command_line_parser parser(std::vector<std::string>(args.begin() + 1, args.end()));
     parser.options(d);
     if (positional) parser.positional(*positional);
     po::store(parser.run(), vm);

@@ -22,9 +22,13 @@ void add_logging_flags(boost::program_options::options_description& d);
 // Applies them; returns false (after printing why) on a bad value.
 bool init_logging(const boost::program_options::variables_map& vm);
 
-// Adds the logging flags to `d`, parses argv into `vm` (with `positional`, if given) and applies
-// the logging flags. Returns the exit code when the program should stop now (2 after printing a
-// bad flag, 0 after printing --help), nullopt when it goes on.
+// Kubernetes' flag forms that boost's parser reads differently: the klog shorthand "-v=2" (boost
+// would take "=2" as the value) becomes "-v2". Other arguments are kept as they are.
+std::vector<std::string> kubernetes_flag_forms(int argc, char** argv);
+
+// Adds the logging flags to `d`, parses argv (in Kubernetes' flag forms) into `vm` (with
+// `positional`, if given) and applies the logging flags. Returns the exit code when the program
+// should stop now (2 after printing a bad flag, 0 after printing --help), nullopt when it goes on.
 std::optional<int> parse_flags(
     int argc, char** argv, boost::program_options::options_description& d,
     const std::string& program, boost::program_options::variables_map& vm,
