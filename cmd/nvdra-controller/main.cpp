@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <csignal>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "base/atomic_file.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "cmd/common/process.h"
@@ -51,6 +53,26 @@ class ExitLatch {
   std::future<int> f_ = p_.get_future();
 };
 
+// The image of this pod's controller container: the IMEX daemons run the controller's own image
+// unless told otherwise, so an install that changes the image (a kustomize overlay, a Helm
+// value) needs to say it once.
+awaitable<Result<std::string>> own_image(std::shared_ptr<k8s::RestClient> client, std::string ns,
+                                         std::string pod) {
+  const k8s::ResourceRef ref{"", "v1", "pods", ns, pod};
+  auto obj = co_await client->get(ref);
+  if (!obj) co_return unexpected(obj.error().wrap(fmt::format("reading my pod {}/{}", ns, pod)));
+  auto doc = (*obj)->doc();
+  if (!doc) co_return unexpected(doc.error());
+  const json::Value* containers = json::find_path(*doc, {"spec", "containers"});
+  if (!containers || !containers->IsArray() || containers->GetArray().Empty())
+    co_return unexpected(ErrorCode::kInvalidArgument, "my pod has no containers");
+  for (const auto& c : containers->GetArray()) {
+    if (json::string_or(c, "name") == "controller")
+      co_return std::string(json::string_or(c, "image"));
+  }
+  co_return std::string(json::string_or(containers->GetArray()[0], "image"));
+}
+
 awaitable<void> run_controller(controller::Controller* c, Cancellation* cancel,
                                std::promise<void>* finished) {
   co_await c->run(cancel);
@@ -87,12 +109,13 @@ int main(int argc, char** argv) {
       "metrics-address-file", po::value<std::string>()->default_value(""),
       "write the bound metrics address here (for port 0 in tests)")(
       "daemon-image",
-      po::value<std::string>()->default_value(env_or("DAEMON_IMAGE", "nvdra:latest")),
-      "image of the IMEX daemon pods (nvdra-agent compute-domain-daemon)")(
-      "daemon-service-account",
-      po::value<std::string>()->default_value("nvdra-compute-domain-daemon"),
-      "service account of the IMEX daemon pods")("workers", po::value<int>()->default_value(4),
-                                                 "ComputeDomains reconciled at once")(
+      po::value<std::string>()->default_value(env_or("DAEMON_IMAGE", env_or("IMAGE_NAME", ""))),
+      "image of the IMEX daemon pods (nvdra-agent compute-domain-daemon; env DAEMON_IMAGE or "
+      "IMAGE_NAME; default: the controller's own image, read from its pod POD_NAMESPACE/POD_NAME, "
+      "else nvdra:latest)")("daemon-service-account",
+                            po::value<std::string>()->default_value("nvdra-compute-domain-daemon"),
+                            "service account of the IMEX daemon pods")(
+      "workers", po::value<int>()->default_value(4), "ComputeDomains reconciled at once")(
       "kube-api-qps", po::value<double>()->default_value(20), "API requests per second")(
       "kube-api-burst", po::value<int>()->default_value(40), "API request burst");
   po::variables_map vm;
@@ -130,6 +153,19 @@ int main(int argc, char** argv) {
     std::cerr << "nvdra-controller: " << client.error().message << "\n";
     return 1;
   }
+  if (o.daemon.image.empty()) {
+    o.daemon.image = "nvdra:latest";
+    const std::string pod = env_or("POD_NAME", ""), pod_ns = env_or("POD_NAMESPACE", "");
+    if (!pod.empty() && !pod_ns.empty()) {
+      auto image = net::co_spawn(io, own_image(*client, pod_ns, pod), net::use_future).get();
+      if (image) {
+        o.daemon.image = *image;
+      } else {
+        NVDRA_WARN("IMEX daemon image: {}; using {}", image.error().message, o.daemon.image);
+      }
+    }
+  }
+  NVDRA_INFO("IMEX daemon pods run {}", o.daemon.image);
   metrics::Registry registry;
   metrics::HealthChecks health;
   controller::Controller ctl(*client, o, registry);
