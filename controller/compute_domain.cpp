@@ -161,6 +161,9 @@ std::string daemon_set_json(const DomainSpec& d, const DaemonSettings& s) {
       R"({{"operator":"Exists","effect":"PreferNoSchedule"}}],"containers":[{{)"
       R"("name":"compute-domain-daemon","image":{4},"command":{5},"env":{6},)"
       R"("resources":{{"claims":[{{"name":"compute-domain-daemon"}}]}},)"
+      // As root whatever the image's user: the daemon writes the IMEX configuration into the
+      // domain folder the claim mounts and maps its peers in the pod's /etc/hosts.
+      R"("securityContext":{{"runAsUser":0,"runAsGroup":0}},)"
       R"("startupProbe":{7},"readinessProbe":{8},"livenessProbe":{9}}}],)"
       R"("resourceClaims":[{{"name":"compute-domain-daemon","resourceClaimTemplateName":{0}}}]}}}}}}}})",
       json::quote(name), json::quote(s.ns), label, json::quote(s.service_account),
