@@ -9,7 +9,7 @@ K8S := $(BUILD)/k8s
 K8S_NODES ?= 2
 
 .PHONY: help deps configure build test test-unit test-asan fuzz fuzz-smoke bench demo format clean \
-	k8s-build k8s-images cluster
+	k8s-build k8s-images k8s-nvdra-image cluster image
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -31,7 +31,7 @@ cd $(1) && rc=0 && $(3) ctest --output-on-failure -j $(JOBS) --output-junit ctes
   || rc=$$?; python3 $(CURDIR)/tests/data/skip_summary.py ctest-junit.xml; exit $$rc
 endef
 
-test: build k8s-images ## Install, build and run every test through ctest (the real cluster too)
+test: build k8s-images k8s-nvdra-image ## Install, build and run every test through ctest (the real cluster too)
 	@$(call ctest_run,$(BUILD))
 
 test-unit: build ## Run only the unit tests
@@ -69,7 +69,17 @@ k8s-build: deps ## Build the real test cluster from tests/k8s/go.mod (Kubernetes
 k8s-images: k8s-build ## Build the real cluster's images (pause, test image) without a container engine
 	@tests/k8s/images/build.sh $(K8S)/bin $(K8S)/images
 
-cluster: k8s-images ## Start the real cluster (K8S_NODES nodes); prints the kubeconfig path, runs until Ctrl-C
+k8s-nvdra-image: build k8s-build ## nvdra's test image for the real cluster (nvdra.dev/nvdra:test, with the IMEX stand-in)
+	@scripts/build-image.sh $(BUILD)/bin $(K8S)/bin/nvdra-k8s $(K8S)/images/nvdra $(K8S)/images/nvdra.tar \
+	  nvdra.dev/nvdra:test --test
+
+image: build k8s-build ## nvdra's image without a container engine: $(BUILD)/image/nvdra.tar (nvdra:latest)
+	@scripts/build-image.sh $(BUILD)/bin $(K8S)/bin/nvdra-k8s $(BUILD)/image $(BUILD)/image/nvdra.tar nvdra:latest
+
+# The cluster targets print the kubeconfig path alone on their first line: what they build first
+# reports on stderr.
+cluster: ## Start the real cluster (K8S_NODES nodes); prints the kubeconfig path, runs until Ctrl-C
+	@$(MAKE) --no-print-directory k8s-images >&2
 	@$(K8S)/bin/nvdra-k8s up --state $(K8S)/state --nodes $(K8S_NODES) \
 	  --image $(K8S)/images/pause.tar --image $(K8S)/images/test.tar
 

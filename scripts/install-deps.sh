@@ -5,6 +5,7 @@
 #   install-deps.sh --build    only what building the programs needs (the image's build stage)
 #   install-deps.sh --runtime  only the shared libraries the programs load (the image itself)
 #   install-deps.sh --cluster  only what the real test cluster needs besides Go (make k8s-build)
+#   install-deps.sh --image    what scripts/image-rootfs.sh needs (the Dockerfile's rootfs stage)
 set -euo pipefail
 mode=${1:-all}
 
@@ -35,9 +36,10 @@ cluster=(
 case "$mode" in
   all) packages=("${build[@]}" "${dev[@]}" "${cluster[@]}") ;;
   --cluster) packages=("${cluster[@]}") ;;
+  --image) packages=("${runtime[@]}" binutils) ;;
   --build) packages=("${build[@]}") ;;
   --runtime) packages=("${runtime[@]}") ;;
-  *) echo "usage: $0 [--build|--runtime|--cluster]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--build|--runtime|--cluster|--image]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -6,11 +6,13 @@
 #              tools, under the names NVIDIA's demo manifests use (ubuntu, busybox, the CUDA
 #              samples): nvidia-smi reports the device nodes and environment the container was
 #              really given, so checks of its output are checks of what the runtime injected.
+# (nvdra's own image: scripts/build-image.sh, make k8s-nvdra-image.)
+#   build.sh [K8S_BIN [OUT]]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$(realpath "${1:-$here/../../../build/k8s/bin}")
 out=$(realpath -m "${2:-$here/../../../build/k8s/images}")
-source "$here/rootfs.sh"
+source "$here/../../../scripts/rootfs-lib.sh"
 mkdir -p "$out"
 work=$out/work
 cache=$out/debs
@@ -57,4 +59,6 @@ cat >"$work/test.json" <<JSON
  ]}
 JSON
 "$bin/nvdra-k8s" image --spec "$work/test.json"
-echo "images: $out/pause.tar $out/test.tar" >&2
+images="$out/pause.tar $out/test.tar"
+
+echo "images: $images" >&2

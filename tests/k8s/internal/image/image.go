@@ -40,12 +40,13 @@ type Entry struct {
 	Cmd        []string `json:"cmd,omitempty"`
 	Env        []string `json:"env,omitempty"`
 	WorkingDir string   `json:"workingDir,omitempty"`
+	User       string   `json:"user,omitempty"`
 }
 
 // Main is `nvdra-k8s image --spec FILE`.
 func Main(args []string) error {
 	fs := flag.NewFlagSet("image", flag.ExitOnError)
-	specFile := fs.String("spec", "", "JSON file: {rootfs, out, images: [{tags, entrypoint, cmd, env, workingDir}]}")
+	specFile := fs.String("spec", "", "JSON file: {rootfs, out, images: [{tags, entrypoint, cmd, env, workingDir, user}]}")
 	fs.Parse(args)
 	if *specFile == "" || fs.NArg() > 0 {
 		return errors.New("usage: nvdra-k8s image --spec FILE")
@@ -89,7 +90,7 @@ func Build(spec Spec) error {
 		file.OS, file.Architecture = "linux", "amd64"
 		file.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
 		file.Config = v1.Config{
-			Entrypoint: entry.Entrypoint, Cmd: entry.Cmd, WorkingDir: entry.WorkingDir,
+			Entrypoint: entry.Entrypoint, Cmd: entry.Cmd, WorkingDir: entry.WorkingDir, User: entry.User,
 			Env: append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, entry.Env...),
 		}
 		img, err := mutate.ConfigFile(base, file)
