@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The real test cluster itself (no nvdra): its nodes are Ready with their own pod networks, pods
-# and a Deployment run across both nodes, a DaemonSet gets one pod per node, Services route across
-# nodes, kubectl logs and exec work, containerd injects a CDI device that a device plugin hands
-# out, and a node turns NotReady when its kubelet stops and Ready when it starts again.
+# The real test cluster itself (no nvdra; the fixture's cluster has 4 nodes): its nodes are Ready
+# with their own pod networks, pods and a Deployment run across nodes, a DaemonSet gets one pod
+# per node, Services route across nodes, kubectl logs and exec work, containerd injects a CDI
+# device that a device plugin hands out, and a node turns NotReady when its kubelet stops and
+# Ready when it starts again.
 # Usage: k8s_cluster_test.sh BUILD_BIN K8S_BIN (the cluster is the ctest fixture's).
 set -uo pipefail
 BIN=$1
@@ -16,13 +17,13 @@ kubectl create namespace "$ns" >/dev/null
 
 echo "== nodes"
 nodes=$(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{end}')
-check "two nodes" "node-1 node-2 " "$nodes"
-for n in node-1 node-2; do
+check "four nodes" "node-1 node-2 node-3 node-4 " "$nodes"
+for n in $nodes; do
   check "$n Ready" True "$(node_ready "$n")"
 done
 cidrs=$(kubectl get nodes -o jsonpath='{.items[*].spec.podCIDR}')
-check "pod CIDRs differ" 2 "$(tr ' ' '\n' <<<"$cidrs" | sort -u | grep -c .)"
-check "kubelet version" "v1.37.2 v1.37.2" "$(kubectl get nodes -o jsonpath='{.items[*].status.nodeInfo.kubeletVersion}')"
+check "pod CIDRs differ" 4 "$(tr ' ' '\n' <<<"$cidrs" | sort -u | grep -c .)"
+check "kubelet version" "v1.37.2" "$(kubectl get nodes -o jsonpath='{.items[*].status.nodeInfo.kubeletVersion}' | tr ' ' '\n' | sort -u)"
 check "runtime" "containerd://2.4.2" "$(kubectl get nodes -o jsonpath='{.items[0].status.nodeInfo.containerRuntimeVersion}')"
 check "server version" v1.37.2 "$(kubectl version -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1)"
 
@@ -94,8 +95,8 @@ spec:
 YAML
 kubectl rollout status -n "$ns" deployment/spread --timeout=120s >/dev/null 2>&1
 check "Deployment available" 2 "$(kubectl get deploy -n "$ns" spread -o jsonpath='{.status.availableReplicas}')"
-check "one replica per node" "node-1 node-2" \
-  "$(kubectl get pods -n "$ns" -l app=spread -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort | xargs)"
+check "replicas on different nodes" 2 \
+  "$(kubectl get pods -n "$ns" -l app=spread -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort -u | grep -c .)"
 
 echo "== DaemonSet"
 kubectl apply -n "$ns" -f - >/dev/null <<'YAML'
@@ -111,8 +112,8 @@ spec:
       - {name: c, image: busybox, command: [sleep, infinity]}
 YAML
 kubectl rollout status -n "$ns" daemonset/every-node --timeout=120s >/dev/null 2>&1
-check "DaemonSet ready on every node" 2 "$(kubectl get ds -n "$ns" every-node -o jsonpath='{.status.numberReady}')"
-check "one DaemonSet pod per node" "node-1 node-2" \
+check "DaemonSet ready on every node" 4 "$(kubectl get ds -n "$ns" every-node -o jsonpath='{.status.numberReady}')"
+check "one DaemonSet pod per node" "node-1 node-2 node-3 node-4" \
   "$(kubectl get pods -n "$ns" -l app=every-node -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort | xargs)"
 
 echo "== a CDI device injected by containerd"

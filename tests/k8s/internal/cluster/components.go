@@ -161,13 +161,13 @@ func (c *Cluster) pathEnv() []string {
 
 func (c *Cluster) containerd(n Node) *Process {
 	l := c.L
-	return &Process{Name: "containerd/" + n.Name, Log: l.Log(n.Name + "-containerd"), Env: c.pathEnv(),
+	return &Process{Name: "containerd/" + n.Name, Log: l.Log(n.Name + "-containerd"), Env: c.pathEnv(), Restart: true,
 		Argv: c.nodeArgv(n, l.Binary("containerd"), "--config", l.Inside().ContainerdConfig(), "--log-level", "warn")}
 }
 
 func (c *Cluster) kubelet(n Node) *Process {
 	l := c.L
-	return &Process{Name: "kubelet/" + n.Name, Log: l.Log(n.Name + "-kubelet"), Env: c.pathEnv(),
+	return &Process{Name: "kubelet/" + n.Name, Log: l.Log(n.Name + "-kubelet"), Env: c.pathEnv(), Restart: true,
 		Argv: c.nodeArgv(n, l.Binary("kube"), "kubelet",
 			"--config="+l.Inside().KubeletConfig(),
 			"--kubeconfig="+l.Kubeconfig("kubelet-"+n.Name),
@@ -178,7 +178,7 @@ func (c *Cluster) kubelet(n Node) *Process {
 
 func (c *Cluster) kubeProxy(n Node) *Process {
 	l := c.L
-	return &Process{Name: "kube-proxy/" + n.Name, Log: l.Log(n.Name + "-kube-proxy"), Env: c.pathEnv(),
+	return &Process{Name: "kube-proxy/" + n.Name, Log: l.Log(n.Name + "-kube-proxy"), Env: c.pathEnv(), Restart: true,
 		Argv: c.nodeArgv(n, l.Binary("kube"), "kube-proxy", "--config="+l.Inside().KubeProxyConfig(), "--v=1")}
 }
 

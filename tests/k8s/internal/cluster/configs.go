@@ -154,9 +154,8 @@ state = %q
   # Sandboxes and Guaranteed pods ask for negative OOM scores; without CAP_SYS_RESOURCE (withheld
   # on this machine) runc could not set them, so they are kept at containerd's own score.
   restrict_oom_score_adj = true
-  enable_cdi = true
   cdi_spec_dirs = [%q, "/var/run/cdi"]
-  netns_mounts_under_state = true
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]

@@ -16,7 +16,8 @@ import (
 // tests can stop, kill and restart a node's kubelet, containerd or kube-proxy, or import an image
 // built after the start:
 //
-//	POST /nodes/<node>/<component>/<stop|kill|start|restart>
+//	POST /nodes/<node>/<component>/<stop|kill|start|restart>  (stop: until start; kill: as a
+//	                                                          crash, restarted like a systemd unit)
 //	POST /images?archive=<path>
 
 // ServeControl serves control requests until ctx ends.

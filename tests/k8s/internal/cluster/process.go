@@ -60,16 +60,26 @@ type Process struct {
 	Argv []string // the whole command line, namespace and cgroup wrappers included
 	Env  []string // added to the orchestrator's environment
 	Log  string   // stdout and stderr go here (appended)
+	// Restart: started again after it exits unless Stop asked it to, as systemd restarts a
+	// node's kubelet and containerd (Restart=always), with a growing delay.
+	Restart bool
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	wanted   bool // Start was called and Stop was not
+	restarts int
 }
 
 // Start runs the program; it dies with the orchestrator (SIGKILL on parent death).
 func (p *Process) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.wanted, p.restarts = true, 0
+	return p.startLocked()
+}
+
+func (p *Process) startLocked() error {
 	if p.cmd != nil {
 		select {
 		case <-p.done:
@@ -92,9 +102,33 @@ func (p *Process) Start() error {
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() {
+		cmd.Wait()
+		close(done)
+		p.exited(cmd)
+	}()
 	p.cmd, p.done = cmd, done
 	return nil
+}
+
+// exited restarts a program that ended on its own (a crash, a kill) when it should be running.
+func (p *Process) exited(cmd *exec.Cmd) {
+	p.mu.Lock()
+	if !p.Restart || !p.wanted || p.cmd != cmd {
+		p.mu.Unlock()
+		return
+	}
+	p.restarts++
+	delay := time.Duration(min(p.restarts, 10)) * time.Second
+	p.mu.Unlock()
+	time.Sleep(delay)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wanted && p.cmd == cmd { // not stopped or started meanwhile
+		if err := p.startLocked(); err != nil {
+			fmt.Fprintf(os.Stderr, "restarting %s: %v\n", p.Name, err)
+		}
+	}
 }
 
 // Running says whether the program is still alive.
@@ -129,9 +163,11 @@ func (p *Process) Pid() int {
 	return p.cmd.Process.Pid
 }
 
-// Stop sends SIGTERM, waits up to grace, then SIGKILLs the program's whole process group.
+// Stop sends SIGTERM, waits up to grace, then SIGKILLs the program's whole process group; it
+// stays stopped until Start.
 func (p *Process) Stop(grace time.Duration) {
 	p.mu.Lock()
+	p.wanted = false
 	cmd, done := p.cmd, p.done
 	p.mu.Unlock()
 	if cmd == nil {
@@ -152,7 +188,7 @@ func (p *Process) Stop(grace time.Duration) {
 	<-done
 }
 
-// Kill sends SIGKILL at once, as a crash would end the program.
+// Kill sends SIGKILL at once, as a crash would end the program (a restarting program comes back).
 func (p *Process) Kill() {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done

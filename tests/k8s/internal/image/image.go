@@ -112,7 +112,7 @@ func Build(spec Spec) error {
 	return os.Rename(tmp, spec.Out)
 }
 
-// tarFolder streams dir as a tar whose entries are owned by root, in a fixed order.
+// tarFolder streams dir as a tar, its entries in a fixed order.
 func tarFolder(dir string) (io.ReadCloser, error) {
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -157,7 +157,8 @@ func writeTar(w io.Writer, dir string, paths []string) error {
 		if info.IsDir() {
 			hdr.Name += "/"
 		}
-		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "root", "root"
+		// Owners as in the folder (numeric: the image's users are its own /etc/passwd's).
+		hdr.Uname, hdr.Gname = "", ""
 		// The layer is read more than once (digest, size, then the archive): access and change
 		// times would differ between reads, so only the modification time is kept.
 		hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
