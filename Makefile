@@ -9,7 +9,7 @@ K8S := $(BUILD)/k8s
 K8S_NODES ?= 2
 
 .PHONY: help deps configure build test test-unit test-asan fuzz fuzz-smoke bench demo format clean \
-	k8s-build k8s-images k8s-nvdra-image cluster image
+	k8s-build k8s-images k8s-nvdra-image cluster cluster-nvdra demo-k8s image
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -76,12 +76,19 @@ k8s-nvdra-image: build k8s-build ## nvdra's test image for the real cluster (nvd
 image: build k8s-build ## nvdra's image without a container engine: $(BUILD)/image/nvdra.tar (nvdra:latest)
 	@scripts/build-image.sh $(BUILD)/bin $(K8S)/bin/nvdra-k8s $(BUILD)/image $(BUILD)/image/nvdra.tar nvdra:latest
 
+demo-k8s: build k8s-images k8s-nvdra-image ## The demo's samples on the real cluster (nvdra installed from its manifests)
+	@scripts/demo-k8s.sh $(BUILD)
+
 # The cluster targets print the kubeconfig path alone on their first line: what they build first
 # reports on stderr.
 cluster: ## Start the real cluster (K8S_NODES nodes); prints the kubeconfig path, runs until Ctrl-C
 	@$(MAKE) --no-print-directory k8s-images >&2
 	@$(K8S)/bin/nvdra-k8s up --state $(K8S)/state --nodes $(K8S_NODES) \
 	  --image $(K8S)/images/pause.tar --image $(K8S)/images/test.tar
+
+cluster-nvdra: ## The real cluster with nvdra built, installed and serving; like make cluster
+	@$(MAKE) --no-print-directory build k8s-images k8s-nvdra-image >&2
+	@scripts/cluster-nvdra.sh $(BUILD)
 
 format: ## clang-format every C++ file
 	@git ls-files '*.h' '*.cpp' | xargs clang-format -i
