@@ -24,16 +24,15 @@ if [ ! -e /usr/include/seccomp.h ]; then
 fi
 
 cd "$here"
+mkdir -p "$out/cni"
 # A module that is not served stops the build here, naming it.
 if ! go mod download >/dev/null 2>"$out.download.err"; then
-  mkdir -p "$(dirname "$out")"
   echo "k8s-build: a module pinned in tests/k8s/go.mod could not be downloaded:" >&2
   cat "$out.download.err" >&2
   rm -f "$out.download.err"
   exit 1
 fi
 rm -f "$out.download.err"
-mkdir -p "$out/cni"
 
 version() { go list -m -f '{{.Version}}' "$1"; }
 k8s=$(version k8s.io/kubernetes)
