@@ -107,6 +107,9 @@ for m in channel-injection channel-injection-all; do
   check "$m: channels in the container" "$want" \
     "$(kubectl exec "$name" -- sh -c 'ls /dev/nvidia-caps-imex-channels | wc -l' 2>&1)"
   check "$m: domain Ready" Ready "$(cd_field "$cd_name" '{.status.status}')"
+  check "$m: the IMEX daemons run the controller's image" \
+    "$(kubectl get deployment -n nvdra-system nvdra-controller -o jsonpath='{.spec.template.spec.containers[0].image}')" \
+    "$(kubectl get daemonsets -n nvdra-system -o jsonpath='{.items[?(@.metadata.name!="nvdra-kubelet-plugin")].spec.template.spec.containers[0].image}')"
   kubectl delete -f "$file" --wait=true --timeout=120s >/dev/null
   check "$m: CDI specs removed" 0 "$(WAIT_S=30 until_equal 0 cdi_specs)"
   check "$m: channel device nodes removed" 0 "$(WAIT_S=30 until_equal 0 channel_nodes)"
