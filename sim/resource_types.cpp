@@ -50,6 +50,11 @@ ResourceRegistry::ResourceRegistry() {
   add(t("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, false));
   add(t("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false,
         false));
+  // Stored so that manifests/base applies; nvdra-sim does not evaluate admission policies.
+  add(t("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+        "ValidatingAdmissionPolicy", false, true));
+  add(t("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+        "ValidatingAdmissionPolicyBinding", false, false));
   for (const char* v : {"v1", "v1beta2", "v1beta1"}) {
     add(t("resource.k8s.io", v, "deviceclasses", "DeviceClass", false, false));
     add(t("resource.k8s.io", v, "resourceclaims", "ResourceClaim", true, true));

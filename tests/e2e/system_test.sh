@@ -23,7 +23,7 @@ for k in base deploy monitoring; do
 done
 kinds() { grep '^kind:' "$work/$1.yaml" | sort | uniq -c | awk '{print $3 "=" $1}' | tr '\n' ' '; }
 check "deploy: what it installs" \
-  "ClusterRole=3 ClusterRoleBinding=3 CustomResourceDefinition=2 DaemonSet=1 Deployment=1 DeviceClass=5 Namespace=1 Role=1 RoleBinding=1 Service=2 ServiceAccount=3 " \
+  "ClusterRole=3 ClusterRoleBinding=3 CustomResourceDefinition=2 DaemonSet=1 Deployment=1 DeviceClass=5 Namespace=1 Role=1 RoleBinding=1 Service=2 ServiceAccount=3 ValidatingAdmissionPolicy=2 ValidatingAdmissionPolicyBinding=2 " \
   "$(kinds deploy)"
 check "deploy: two controller replicas" "1" "$(grep -c '^  replicas: 2$' "$work/deploy.yaml")"
 check "monitoring: ServiceMonitor and dashboard" "ConfigMap=1 ServiceMonitor=1 " "$(kinds monitoring)"
