@@ -29,6 +29,14 @@ std::string field_env(std::string_view name, std::string_view path) {
                      path);
 }
 
+// ,"imagePullSecrets":[...] or nothing.
+std::string pull_secrets_json(const std::vector<std::string>& names) {
+  if (names.empty()) return "";
+  std::string refs;
+  for (const auto& n : names)
+    refs += fmt::format(R"({}{{"name":{}}})", refs.empty() ? "" : ",", json::quote(n));
+  return fmt::format(R"(,"imagePullSecrets":[{}])", refs);
+}
 }  // namespace
 
 Result<DomainSpec> parse_domain(const Value& cd) {
@@ -162,13 +170,15 @@ std::string daemon_set_json(const DomainSpec& d, const DaemonSettings& s) {
       R"("name":"compute-domain-daemon","image":{4},"command":{5},"env":{6},)"
       R"("resources":{{"claims":[{{"name":"compute-domain-daemon"}}]}},)"
       // As root whatever the image's user: the daemon writes the IMEX configuration into the
-      // domain folder the claim mounts and maps its peers in the pod's /etc/hosts.
-      R"("securityContext":{{"runAsUser":0,"runAsGroup":0}},)"
+      // domain folder the claim mounts and maps its peers in the pod's /etc/hosts, files root
+      // owns, so no capability is needed; its devices come from the claim's CDI spec.
+      R"("securityContext":{{"runAsUser":0,"runAsGroup":0,"allowPrivilegeEscalation":false,)"
+      R"("capabilities":{{"drop":["ALL"]}},"seccompProfile":{{"type":"RuntimeDefault"}}}},)"
       R"("startupProbe":{7},"readinessProbe":{8},"livenessProbe":{9}}}],)"
-      R"("resourceClaims":[{{"name":"compute-domain-daemon","resourceClaimTemplateName":{0}}}]}}}}}}}})",
+      R"("resourceClaims":[{{"name":"compute-domain-daemon","resourceClaimTemplateName":{0}}}]{10}}}}}}}}})",
       json::quote(name), json::quote(s.ns), label, json::quote(s.service_account),
       json::quote(s.image), json::quote_array(argv), env, check_probe(s, 1, 1200),
-      check_probe(s, 10, 1), check_probe(s, 60, 20));
+      check_probe(s, 10, 1), check_probe(s, 60, 20), pull_secrets_json(s.pull_secrets));
 }
 
 std::vector<NodeStatus> parse_status_nodes(const Value& cd) {
@@ -273,9 +283,24 @@ std::string status_json(const Value& cd, const DomainSpec& d, const std::vector<
   if (placement)
     place = fmt::format(R"(,"placement":{{"cliques":{},"reason":{}}})",
                         json::quote_array(placement->cliques), json::quote(placement->reason));
-  return fmt::format(R"({{"status":{},"nodes":[{}]{},"conditions":{}}})",
-                     json::quote(domain_ready(d, nodes) ? "Ready" : "NotReady"), rows, place,
+  // No rows: no `nodes` field at all, as NVIDIA's controller writes it (its tests check that).
+  const std::string node_rows = rows.empty() ? "" : fmt::format(R"(,"nodes":[{}])", rows);
+  return fmt::format(R"({{"status":{}{}{},"conditions":{}}})",
+                     json::quote(domain_ready(d, nodes) ? "Ready" : "NotReady"), node_rows, place,
                      json::write(conds));
+}
+
+std::string status_patch(const Value* current, const Value& wanted) {
+  json::Document patch;
+  patch.SetObject();
+  auto& a = patch.GetAllocator();
+  Value status(wanted, a);
+  // A merge patch keeps what it does not name: fields the new status drops are nulled.
+  if (current && current->IsObject() && status.IsObject())
+    for (const auto& m : current->GetObject())
+      if (!status.HasMember(m.name)) status.AddMember(Value(m.name, a), Value(), a);
+  patch.AddMember("status", status, a);
+  return json::write(patch);
 }
 
 }  // namespace nvdra::controller

@@ -50,6 +50,7 @@ struct DaemonSettings {
   std::vector<std::string> command = {"nvdra-agent", "compute-domain-daemon"};
   int verbosity = 0;
   std::string feature_gates;
+  std::vector<std::string> pull_secrets;  // the pods' imagePullSecrets
 };
 
 // computedomain-daemon-<uid>: the daemon ResourceClaimTemplate's and the DaemonSet's name.
@@ -104,5 +105,8 @@ std::string status_json(const json::Value& cd, const DomainSpec& d,
                         const std::vector<NodeStatus>& nodes,
                         const std::optional<PlacementStatus>& placement,
                         const std::vector<Condition>& conditions, const std::string& now);
+
+// The merge patch that makes the stored status (CURRENT, may be null) exactly WANTED.
+std::string status_patch(const json::Value* current, const json::Value& wanted);
 
 }  // namespace nvdra::controller

@@ -1,5 +1,7 @@
 #include "controller/compute_domain.h"
 
+#include "base/json_patch.h"
+
 #include <gtest/gtest.h>
 
 namespace nvdra::controller {
@@ -123,6 +125,19 @@ TEST(Templates, DaemonSetFollowsNvidiasTemplate) {
                         std::string_view(e["valueFrom"]["fieldRef"]["fieldPath"].GetString()) ==
                             "status.podIP");
   EXPECT_TRUE(pod_ip);
+  // Root for the files it writes, without privilege beyond that.
+  const auto& sc = ctr["securityContext"];
+  EXPECT_EQ(sc["runAsUser"].GetInt(), 0);
+  EXPECT_FALSE(sc["allowPrivilegeEscalation"].GetBool());
+  EXPECT_STREQ(sc["capabilities"]["drop"][0].GetString(), "ALL");
+  EXPECT_STREQ(sc["seccompProfile"]["type"].GetString(), "RuntimeDefault");
+  EXPECT_FALSE(sc.HasMember("privileged"));
+  EXPECT_FALSE(pod.HasMember("imagePullSecrets"));  // none unless there are some
+  s.pull_secrets = {"regcred", "mirror"};
+  auto with_secrets = doc(daemon_set_json(d, s));
+  const auto& secrets = with_secrets["spec"]["template"]["spec"]["imagePullSecrets"];
+  ASSERT_EQ(secrets.Size(), 2u);
+  EXPECT_STREQ(secrets[1]["name"].GetString(), "mirror");
 
   auto rct = doc(daemon_template_json(d, s));
   EXPECT_STREQ(rct["metadata"]["namespace"].GetString(), "drv");
@@ -197,6 +212,23 @@ TEST(Status, ConditionsKeepTheirTransitionTime) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->cliques, std::vector<std::string>{"c"});
   EXPECT_EQ(back->reason, "why");
+}
+
+TEST(Status, NoNodesMeansNoNodesFieldAndThePatchRemovesTheOldOnes) {
+  DomainSpec d = spec(kDomain);
+  // Stored: two rows and a placement, from before the domain's daemons went away.
+  auto cd = doc(R"({"status":{"status":"Ready","nodes":[{"name":"n1"},{"name":"n2"}],)"
+                R"("placement":{"cliques":["c"],"reason":"r"},"conditions":[]}})");
+  auto wanted = doc(status_json(cd, d, {}, std::nullopt, {{"Ready", "False", "R", "m"}}, "NOW"));
+  EXPECT_FALSE(wanted.HasMember("nodes"));
+  auto patch = doc(status_patch(json::find(cd, "status"), wanted));
+  EXPECT_TRUE(patch["status"]["nodes"].IsNull());
+  EXPECT_TRUE(patch["status"]["placement"].IsNull());
+  ASSERT_TRUE(json::merge_patch(cd, patch));
+  EXPECT_TRUE(cd["status"] == wanted) << json::write(cd);
+  // Nothing stored yet: the patch is the status itself.
+  auto first = doc(status_patch(nullptr, wanted));
+  EXPECT_TRUE(first["status"] == wanted);
 }
 
 }  // namespace
