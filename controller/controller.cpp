@@ -432,7 +432,8 @@ awaitable<Controller::Outcome> Controller::reconcile_live(k8s::ObjectPtr obj, Do
   const Value* current = json::find(*doc, "status");
   // Compared without the timestamps set_condition had to invent for new conditions.
   if (!wanted_doc || !current || !(*current == *wanted_doc)) {
-    auto s = co_await write_status(d, wanted);
+    auto s = co_await write_status(
+        d, wanted_doc ? status_patch(current, *wanted_doc) : "{\"status\":" + wanted + "}");
     m_->status_writes.Add({{"result", s ? "success" : "error"}}).Increment();
     if (!s && !k8s::is_not_found(s.error())) {
       NVDRA_WARN("ComputeDomain {}/{}: writing status: {}", d.ns, d.name, s.error().message);
@@ -739,11 +740,11 @@ awaitable<Status> Controller::set_finalizers(DomainSpec d, std::vector<std::stri
   co_return ok();
 }
 
-awaitable<Status> Controller::write_status(DomainSpec d, std::string status) {
+awaitable<Status> Controller::write_status(DomainSpec d, std::string patch) {
   // A merge patch of the whole status: the controller is its only writer, so there is nothing to
   // merge with and no conflict to retry.
   auto ref = domains_ref().in_namespace(d.ns).with_name(d.name).sub("status");
-  auto r = co_await client_->patch(ref, k8s::PatchType::kMerge, "{\"status\":" + status + "}");
+  auto r = co_await client_->patch(ref, k8s::PatchType::kMerge, std::move(patch));
   if (!r) co_return unexpected(r.error());
   co_return ok();
 }

@@ -83,7 +83,7 @@ class Controller {
   awaitable<Status> delete_object(k8s::ResourceRef ref, std::string uid);
   awaitable<Status> unlabel_node(std::string node, std::string uid);
   awaitable<Status> set_finalizers(DomainSpec d, std::vector<std::string> finalizers);
-  awaitable<Status> write_status(DomainSpec d, std::string status);
+  awaitable<Status> write_status(DomainSpec d, std::string patch);  // status_patch()
   awaitable<void> event(DomainSpec d, std::string type, std::string reason, std::string note);
 
   std::shared_ptr<k8s::RestClient> client_;
