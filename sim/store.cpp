@@ -34,14 +34,6 @@ std::string key_of(const std::string& ns, const std::string& name) {
   return ns.empty() ? name : ns + "/" + name;
 }
 
-std::string new_uid() {
-  std::string hex = random_string(32, "0123456789abcdef");
-  hex[12] = '4';
-  hex[16] = "89ab"[hex[16] % 4];
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-         hex.substr(16, 4) + "-" + hex.substr(20);
-}
-
 bool valid_dns_subdomain(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
   auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
@@ -354,7 +346,7 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       set_string(st, "qosClass", "BestEffort", a);
     }
     Value& meta = meta_of();
-    set_string(meta, "uid", new_uid(), a);
+    set_string(meta, "uid", random_uuid(), a);
     set_string(meta, "creationTimestamp", now, a);
     set_int(meta, "generation", 1, a);
     remove_member(meta, "deletionTimestamp");

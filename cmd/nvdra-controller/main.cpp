@@ -53,11 +53,15 @@ class ExitLatch {
   std::future<int> f_ = p_.get_future();
 };
 
-// The image of this pod's controller container: the IMEX daemons run the controller's own image
-// unless told otherwise, so an install that changes the image (a kustomize overlay, a Helm
-// value) needs to say it once.
-awaitable<Result<std::string>> own_image(std::shared_ptr<k8s::RestClient> client, std::string ns,
-                                         std::string pod) {
+// What the IMEX daemon pods take from this controller's own pod unless flags say otherwise: its
+// image and its image pull secrets, so an install that changes them (a kustomize overlay, a Helm
+// value) says it once.
+struct OwnPod {
+  std::string image;
+  std::vector<std::string> pull_secrets;
+};
+awaitable<Result<OwnPod>> read_own_pod(std::shared_ptr<k8s::RestClient> client, std::string ns,
+                                       std::string pod) {
   const k8s::ResourceRef ref{"", "v1", "pods", ns, pod};
   auto obj = co_await client->get(ref);
   if (!obj) co_return unexpected(obj.error().wrap(fmt::format("reading my pod {}/{}", ns, pod)));
@@ -66,11 +70,32 @@ awaitable<Result<std::string>> own_image(std::shared_ptr<k8s::RestClient> client
   const json::Value* containers = json::find_path(*doc, {"spec", "containers"});
   if (!containers || !containers->IsArray() || containers->GetArray().Empty())
     co_return unexpected(ErrorCode::kInvalidArgument, "my pod has no containers");
-  for (const auto& c : containers->GetArray()) {
-    if (json::string_or(c, "name") == "controller")
-      co_return std::string(json::string_or(c, "image"));
+  OwnPod own;
+  own.image = json::string_or(containers->GetArray()[0], "image");
+  for (const auto& c : containers->GetArray())
+    if (json::string_or(c, "name") == "controller") own.image = json::string_or(c, "image");
+  if (const json::Value* secrets = json::find_path(*doc, {"spec", "imagePullSecrets"});
+      secrets && secrets->IsArray())
+    for (const auto& r : secrets->GetArray())
+      if (r.IsObject() && !json::string_or(r, "name").empty())
+        own.pull_secrets.emplace_back(json::string_or(r, "name"));
+  co_return own;
+}
+
+// "a,b , c" -> {"a", "b", "c"}: NVIDIA's comma-separated flag values.
+std::vector<std::string> split_list(std::string_view s) {
+  std::vector<std::string> out;
+  while (!s.empty()) {
+    const size_t comma = s.find(',');
+    std::string_view item = s.substr(0, comma);
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ')
+      item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
   }
-  co_return std::string(json::string_or(containers->GetArray()[0], "image"));
+  return out;
 }
 
 awaitable<void> run_controller(controller::Controller* c, Cancellation* cancel,
@@ -115,6 +140,10 @@ int main(int argc, char** argv) {
       "else nvdra:latest)")("daemon-service-account",
                             po::value<std::string>()->default_value("nvdra-compute-domain-daemon"),
                             "service account of the IMEX daemon pods")(
+      "cd-daemon-image-pull-secret-names",
+      po::value<std::string>()->default_value(env_or("CD_DAEMON_IMAGE_PULL_SECRET_NAMES", "")),
+      "image pull secrets of the IMEX daemon pods, comma-separated (env "
+      "CD_DAEMON_IMAGE_PULL_SECRET_NAMES; default: the controller pod's own)")(
       "workers", po::value<int>()->default_value(4), "ComputeDomains reconciled at once")(
       "kube-api-qps", po::value<double>()->default_value(20), "API requests per second")(
       "kube-api-burst", po::value<int>()->default_value(40), "API request burst");
@@ -136,8 +165,8 @@ int main(int argc, char** argv) {
 
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
-  const std::string identity =
-      env_or("POD_NAME", host) + "_" + random_string(8, "0123456789abcdef");
+  // <pod>-<uuid>, NVIDIA's form: unique across restarts of the same pod.
+  const std::string identity = env_or("POD_NAME", host) + "-" + random_uuid();
   controller::ControllerOptions o;
   o.daemon.ns = vm["namespace"].as<std::string>();
   o.daemon.image = vm["daemon-image"].as<std::string>();
@@ -153,19 +182,23 @@ int main(int argc, char** argv) {
     std::cerr << "nvdra-controller: " << client.error().message << "\n";
     return 1;
   }
-  if (o.daemon.image.empty()) {
-    o.daemon.image = "nvdra:latest";
-    const std::string pod = env_or("POD_NAME", ""), pod_ns = env_or("POD_NAMESPACE", "");
-    if (!pod.empty() && !pod_ns.empty()) {
-      auto image = net::co_spawn(io, own_image(*client, pod_ns, pod), net::use_future).get();
-      if (image) {
-        o.daemon.image = *image;
-      } else {
-        NVDRA_WARN("IMEX daemon image: {}; using {}", image.error().message, o.daemon.image);
-      }
+  o.daemon.pull_secrets = split_list(vm["cd-daemon-image-pull-secret-names"].as<std::string>());
+  const std::string pod = env_or("POD_NAME", ""), pod_ns = env_or("POD_NAMESPACE", "");
+  if ((o.daemon.image.empty() || o.daemon.pull_secrets.empty()) && !pod.empty() &&
+      !pod_ns.empty()) {
+    auto own = net::co_spawn(io, read_own_pod(*client, pod_ns, pod), net::use_future).get();
+    if (own) {
+      if (o.daemon.image.empty()) o.daemon.image = own->image;
+      if (o.daemon.pull_secrets.empty()) o.daemon.pull_secrets = own->pull_secrets;
+    } else {
+      NVDRA_WARN("IMEX daemon pods: {}", own.error().message);
     }
   }
-  NVDRA_INFO("IMEX daemon pods run {}", o.daemon.image);
+  if (o.daemon.image.empty()) o.daemon.image = "nvdra:latest";
+  NVDRA_INFO("IMEX daemon pods run {} (image pull secrets: {})", o.daemon.image,
+             o.daemon.pull_secrets.empty()
+                 ? "none"
+                 : fmt::format("{}", fmt::join(o.daemon.pull_secrets, ",")));
   metrics::Registry registry;
   metrics::HealthChecks health;
   controller::Controller ctl(*client, o, registry);

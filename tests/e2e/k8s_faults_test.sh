@@ -50,7 +50,8 @@ echo "== the leading controller killed while it reconciles"
 kubectl create namespace nvdra-demo >/dev/null
 kubectl apply -f "$root/examples/demo/compute-domain-job.yaml" >/dev/null
 leader=$(kubectl -n nvdra-system get lease nvdra-controller -o jsonpath='{.spec.holderIdentity}')
-kubectl delete -n nvdra-system pod "${leader%%_*}" --force --grace-period=0 >/dev/null 2>&1
+# The holder is <pod>-<uuid> (NVIDIA's form): the pod's name is what precedes the uuid.
+kubectl delete -n nvdra-system pod "${leader%-*-*-*-*-*}" --force --grace-period=0 >/dev/null 2>&1
 check "the Job's workers run" yes "$(running nvdra-demo)"
 check "the domain turns Ready under the new leader" Ready "$(WAIT_S=120 until_equal Ready cd_field nvlink-pair '{.status.status}' nvdra-demo)"
 contains "a new leader" nvdra-controller "$(kubectl -n nvdra-system get lease nvdra-controller -o jsonpath='{.spec.holderIdentity}' | grep -v "^$leader$")"
