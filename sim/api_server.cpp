@@ -1089,7 +1089,9 @@ void ApiServer::after_write(const ResourceType& t, const std::string& body, bool
   }
   if (deleted) return;
   // Report the CRD as established at once.
-  std::string name(json::string_or(*json::find(*doc, "metadata"), "name"));
+  const Value* meta = json::find(*doc, "metadata");
+  if (meta == nullptr) return;  // a damaged object in a --data-dir must not stop the start
+  std::string name(json::string_or(*meta, "name"));
   (void)store_.modify(
       t, "", name, /*status=*/true, false, false, [&](json::Document& obj, bool) -> Status {
         std::string st = fmt::format(

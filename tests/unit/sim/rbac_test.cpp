@@ -3,6 +3,10 @@
 #include "sim/rbac.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "k8sclient/rest/status.h"
 #include "sim/auth.h"
@@ -221,6 +225,33 @@ TEST(SimRbac, MistypedStoredRulesDoNotCrashTheAuthorizer) {
   auto s = sim.service_account_client("default", "s");
   EXPECT_EQ(status_of(send(sim, *s, "GET", "/metrics")), 403);
   EXPECT_EQ(status_of(send(sim, *sim.client, "GET", "/healthz")), 200);
+}
+
+TEST(SimRbac, AMistypedRoleInADataDirDoesNotCrashAfterARestart) {
+  // What a --data-dir written before validation existed can hold: the issue's ClusterRole,
+  // which crashed the server on the first non-resource request after every restart.
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("nvdra-rbac-data-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream snap(dir + "/snapshot.jsonl");
+    snap
+        << R"({"op":"put","rv":2,"k":"rbac.authorization.k8s.io/clusterroles","key":"bad","obj":{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole","metadata":{"name":"bad","resourceVersion":"2"},"rules":[{"nonResourceURLs":[12345],"verbs":["get"]}]}})"
+        << "\n"
+        << R"({"op":"put","rv":3,"k":"rbac.authorization.k8s.io/clusterrolebindings","key":"bad","obj":{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"bad","resourceVersion":"3"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"bad"},"subjects":[{"kind":"User","name":"u"}]}})"
+        << "\n";
+  }
+  ResourceRegistry registry;
+  Store store;
+  ASSERT_TRUE(store.open_data_dir(dir));
+  Authorizer authz(store, registry);
+  RequestAttributes a;
+  a.resource_request = false;
+  a.verb = "get";
+  a.path = "/metrics";
+  EXPECT_FALSE(authz.allowed(UserInfo{"u", {}, false}, a));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(RbacRules, CoverageFollowsRbac) {
