@@ -1167,8 +1167,7 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
       e.causes.push_back(ErrorCause{"ResourceVersionTooLarge", "Too large resource version", ""});
       e.retry_after = std::chrono::seconds(1);
       Reply too_large = error_reply(e);
-      co_await w.respond(too_large.status, std::move(too_large.headers),
-                         std::move(too_large.body));
+      co_await w.respond(too_large.status, std::move(too_large.headers), std::move(too_large.body));
       co_return;
     }
   }
