@@ -1,13 +1,19 @@
 // nvdra-sim's API server at the connection level (issue 17): bodies of requests that will not
 // authenticate are not read, and open connections are capped. Plain HTTP on loopback with a
 // blocking socket, so that the test controls exactly which bytes are sent.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
+#include <vector>
 
 #include "sim/api_server.h"
 #include "support/test_server.h"
@@ -76,6 +82,52 @@ TEST(SimConnections, OpenConnectionsAreCapped) {
   EXPECT_EQ(third.receive(std::chrono::milliseconds(300)), "");
   first.reset();  // a slot frees: the third is accepted and answered
   EXPECT_EQ(third.receive(std::chrono::seconds(5)).substr(0, 12), "HTTP/1.1 200");
+}
+
+// Out of file descriptors, accept fails at once for as long as a connection waits: retried
+// without a pause, that spun the server's only thread. Run in a child process (its descriptor
+// table is used up on purpose).
+void accept_backs_off_when_out_of_descriptors() {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = std::min<rlim_t>(limit.rlim_cur, 512);  // quick to use up
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+  net::io_context io;
+  httpd::HttpServer server(io.get_executor(), httpd::ServerOptions{},
+                           [](const httpd::Request&, httpd::ResponseWriter& w) -> awaitable<void> {
+                             co_await w.respond(200, {}, "ok");
+                           });
+  auto port = server.start();
+  if (!port) std::_Exit(2);
+  Client c(*port);  // connected: waits in the listen backlog until accepted
+  c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::vector<int> fds;
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY)) >= 0;)
+    fds.push_back(fd);
+  auto cpu = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return std::chrono::seconds(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           std::chrono::microseconds(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
+  const auto before = cpu();
+  io.run_for(std::chrono::seconds(1));
+  const auto spent = cpu() - before;
+  for (int fd : fds)
+    ::close(fd);
+  io.restart();
+  io.run_for(std::chrono::milliseconds(1500));  // descriptors again: accepted and answered
+  const bool answered = c.receive(std::chrono::milliseconds(500)).starts_with("HTTP/1.1 200");
+  std::fprintf(
+      stderr, "cpu %lld ms, answered %d\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(spent).count()),
+      answered);
+  std::_Exit(spent < std::chrono::milliseconds(100) && answered ? 0 : 1);
+}
+
+TEST(SimConnections, AcceptBacksOffWhenOutOfDescriptors) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(accept_backs_off_when_out_of_descriptors(), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
