@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ Result<pid_t> spawn_process(const ChildSpec& spec) {
                         fmt::format("cannot open {}: {}", spec.log_file, std::strerror(errno)));
   }
   const char* dir = spec.working_dir.empty() ? nullptr : spec.working_dir.c_str();
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     if (log >= 0) ::close(log);
@@ -77,6 +79,10 @@ Result<pid_t> spawn_process(const ChildSpec& spec) {
     // port bound after it exits (asio does not open sockets close-on-exec).
     ::close_range(3, ~0U, 0);
     if (spec.own_process_group) ::setpgid(0, 0);
+    if (spec.parent_death_signal != 0) {
+      ::prctl(PR_SET_PDEATHSIG, spec.parent_death_signal);
+      if (::getppid() != parent) ::_exit(126);  // the parent died before prctl took effect
+    }
     ::signal(SIGPIPE, SIG_DFL);
     if (dir && ::chdir(dir) != 0) ::_exit(126);
     ::execvpe(argv[0], argv.data(), envp.data());

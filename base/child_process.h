@@ -22,6 +22,11 @@ struct ChildSpec {
   // Run in a process group of its own, and signal that whole group (what a container runtime's
   // cgroup gives: stopping the container also stops what it started).
   bool own_process_group = false;
+  // Sent to the child when the thread that started it ends, the parent process's death
+  // included (prctl PR_SET_PDEATHSIG): what keeps a simulator's containers from outliving a
+  // simulator that was killed. 0 = none. Start such children from a thread that lives as long
+  // as they should.
+  int parent_death_signal = 0;
 };
 
 class ChildProcess {

@@ -7,7 +7,40 @@
 
 namespace nvdra::json {
 
+namespace {
+
+// The byte offset where `text` first nests deeper than `limit`, or npos. Exact for valid JSON
+// (brackets inside strings are skipped); for invalid JSON the parser fails no deeper than this.
+size_t too_deep_at(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
 Result<Document> parse(std::string_view text) {
+  if (size_t at = too_deep_at(text, kMaxDepth); at != std::string_view::npos) {
+    return unexpected(
+        ErrorCode::kInvalidArgument,
+        fmt::format("invalid JSON at offset {}: nested deeper than {} levels", at, kMaxDepth));
+  }
   Document doc;
   doc.Parse(text.data(), text.size());
   if (doc.HasParseError()) {
@@ -16,6 +49,21 @@ Result<Document> parse(std::string_view text) {
                                   rapidjson::GetParseError_En(doc.GetParseError())));
   }
   return doc;
+}
+
+bool deeper_than(const Value& v, int limit) {
+  if (!v.IsArray() && !v.IsObject()) return false;
+  if (limit <= 0) return true;
+  if (v.IsArray()) {
+    for (const auto& item : v.GetArray()) {
+      if (deeper_than(item, limit - 1)) return true;
+    }
+    return false;
+  }
+  for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+    if (deeper_than(it->value, limit - 1)) return true;
+  }
+  return false;
 }
 
 std::string write(const Value& v) {

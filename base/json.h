@@ -17,8 +17,20 @@ namespace nvdra::json {
 using Value = rapidjson::Value;
 using Document = rapidjson::Document;
 
-// Parses a complete JSON text. Errors name the byte offset.
+// How deep arrays and objects may nest in what parse() accepts and what servers store. The
+// parser and every walker of a document (writer, patches, validators) recurse once per level,
+// so an unbounded depth is a stack overflow (1.5 M levels of "[" crashed nvdra-sim). Go's
+// encoding/json allows 10000; 1000 keeps each walker well inside the smallest thread stack we
+// run on, and is 30 times deeper than any Kubernetes object or schema needs.
+inline constexpr int kMaxDepth = 1000;
+
+// Parses a complete JSON text. Errors name the byte offset; a text nested deeper than
+// kMaxDepth is refused before parsing.
 Result<Document> parse(std::string_view text);
+
+// Whether `v` nests arrays and objects deeper than `limit` levels (a scalar is depth 0). Stops
+// descending past the limit, so it is safe on any document.
+bool deeper_than(const Value& v, int limit);
 
 // Compact serialization.
 std::string write(const Value& v);

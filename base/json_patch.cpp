@@ -162,8 +162,14 @@ Status merge_patch(Document& target, const Value& patch) {
   return ok();
 }
 
-Status json_patch(Document& target, const Value& ops) {
+Status json_patch(Document& target, const Value& ops, const JsonPatchLimits& limits) {
   if (!ops.IsArray()) return unexpected(ErrorCode::kInvalidArgument, "JSON patch must be an array");
+  if (ops.Size() > limits.max_operations) {
+    return unexpected(ErrorCode::kInvalidArgument,
+                      fmt::format("The allowed maximum operations in a JSON patch is {}, got {}",
+                                  limits.max_operations, ops.Size()));
+  }
+  size_t copied = 0;
   Document work;
   work.CopyFrom(target, work.GetAllocator());
   auto& a = work.GetAllocator();
@@ -207,6 +213,11 @@ Status json_patch(Document& target, const Value& ops) {
       } else {
         Value* src = resolve(work, *from, from->size());
         if (src == nullptr) return fail("from not found");
+        copied += write(*src).size();
+        if (copied > limits.max_copied_bytes) {
+          return fail(fmt::format("copies would exceed the accumulated copy size limit of {} bytes",
+                                  limits.max_copied_bytes));
+        }
         v.CopyFrom(*src, a);
       }
       st = add_at(work, *path, std::move(v), a);

@@ -212,14 +212,29 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   };
 
   awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+    constexpr auto kMinBackoff = std::chrono::milliseconds(10);
+    auto backoff = kMinBackoff;
     while (!stopping_) {
+      if (sessions_ >= opt_.max_connections) {
+        co_await sleep_for(std::chrono::milliseconds(20));  // until a connection closes
+        continue;
+      }
       error_code ec;
       tcp::socket sock =
           co_await acceptor_.async_accept(net::redirect_error(net::use_awaitable, ec));
       if (ec) {
         if (stopping_ || ec == net::error::operation_aborted) break;
+        // Out of file descriptors (EMFILE) or memory: the pending connection stays in the
+        // backlog and accept fails again at once, so retrying without a pause spins the only
+        // thread. Back off (up to 1 s) until accepting works again.
+        NVDRA_WARN("http server: accept failed: {}; retrying in {} ms", ec.message(),
+                   backoff.count());
+        co_await sleep_for(backoff);
+        backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(1));
         continue;
       }
+      backoff = kMinBackoff;
+      ++sessions_;
       net::co_spawn(ex_, session(self, std::move(sock)), net::detached);
     }
   }
@@ -262,6 +277,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     sockets_.erase(&stream.socket());
     error_code ec;
     stream.socket().close(ec);
+    --sessions_;
   }
 
   template <class Stream>
@@ -274,16 +290,20 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       parser.header_limit(64 * 1024);
       error_code ec;
       lowest.expires_after(opt_.idle_timeout);
-      co_await http::async_read(s, buffer, parser, net::redirect_error(net::use_awaitable, ec));
-      if (ec == http::error::body_limit) {
+      auto too_large = [&]() -> awaitable<void> {
         Writer<Stream> w(s, lowest, *this, 11, false);
         std::string body = too_large_body();
         Headers headers{{"Content-Type", "application/json"}};
         co_await w.respond(413, std::move(headers), std::move(body));
+      };
+      // The headers first: the request may be screened before its body is read.
+      co_await http::async_read_header(s, buffer, parser,
+                                       net::redirect_error(net::use_awaitable, ec));
+      if (ec == http::error::body_limit) {  // a Content-Length beyond the limit
+        co_await too_large();
         co_return;
       }
       if (ec) co_return;
-      lowest.expires_never();
       auto& msg = parser.get();
       Request req;
       req.method = std::string(msg.method_string());
@@ -294,6 +314,22 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       for (const auto& f : msg) {
         req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
       }
+      if (opt_.screen) {
+        if (auto answer = opt_.screen(req)) {
+          Writer<Stream> w(s, lowest, *this, msg.version(), false);
+          co_await w.respond(answer->status, std::move(answer->headers), std::move(answer->body));
+          co_return;  // the body was not read: the connection cannot be reused
+        }
+      }
+      if (!parser.is_done()) {
+        co_await http::async_read(s, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+        if (ec == http::error::body_limit) {
+          co_await too_large();
+          co_return;
+        }
+        if (ec) co_return;
+      }
+      lowest.expires_never();
       req.body = std::move(msg.body());
       req.peer_common_name = peer_cn;
       req.connection_id = connection_id;
@@ -316,6 +352,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> connections_{0};
+  std::atomic<size_t> sessions_{0};  // open connections
   std::mutex mu_;
   std::set<tcp::socket*> sockets_;  // guarded by mu_
 };

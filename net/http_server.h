@@ -60,12 +60,26 @@ struct TlsServerConfig {
   std::string client_ca_pem;  // when set, client certificates are requested and verified
 };
 
+// An answer given before a request's body is read (see ServerOptions::screen).
+struct EarlyAnswer {
+  int status = 401;
+  Headers headers;
+  std::string body;
+};
+
 struct ServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 0;  // 0 = any free port
   std::optional<TlsServerConfig> tls;
   size_t max_body_bytes = 3u << 20;  // larger requests get 413
   std::chrono::seconds idle_timeout{120};
+  // Looks at each request's method, target and headers (body still empty) before the body is
+  // read; an answer is sent instead and the connection closed. What keeps a client that is not
+  // authenticated from making the server read and buffer megabytes of body.
+  std::function<std::optional<EarlyAnswer>(const Request& head)> screen;
+  // Open connections beyond which the server stops accepting until one closes (each holds a
+  // socket and buffers; the rest wait in the listen backlog).
+  size_t max_connections = 1024;
 };
 
 class HttpServer {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 
 #include "base/json_patch.h"
 #include "base/log.h"
@@ -11,10 +12,13 @@
 #include "k8sclient/cache/leader_election.h"  // parse_time
 #include "k8sclient/object.h"
 #include "k8sclient/rest/status.h"
+#include "sim/builtin_validation.h"
 #include "sim/conversion.h"
 #include "sim/field_manager.h"
 #include "sim/pod_binding.h"
 #include "sim/protobuf.h"
+#include "sim/query_params.h"
+#include "sim/rbac.h"
 #include "sim/schema.h"
 #include "sim/strategic_merge.h"
 #include "sim/table_columns.h"
@@ -253,16 +257,39 @@ DeleteRequest delete_request(const httpd::Request& req) {
   return d;
 }
 
-// Checks a custom resource against its schema; the 422 lists every cause, as kube-apiserver does.
+// A patch's result may be larger or deeper than any request could carry (one add per level, or
+// copies): it must fit what a request could have stored.
+Status within_limits(const Value& obj, size_t max_bytes) {
+  if (json::deeper_than(obj, json::kMaxDepth)) {
+    return unexpected(
+        api_error(422, "Invalid",
+                  fmt::format("the patched object nests deeper than {} levels", json::kMaxDepth)));
+  }
+  if (size_t size = json::write(obj).size(); size > max_bytes) {
+    return unexpected(api_error(
+        413, "RequestEntityTooLarge",
+        fmt::format("Request entity too large: the patched object is {} bytes, the limit is {}",
+                    size, max_bytes)));
+  }
+  return ok();
+}
+
+// Checks an object against its type's rules (built-in validation, a custom resource's schema,
+// a CRD's rules); the 422 lists every cause, as kube-apiserver does.
 Status check_schema(const ResourceType& t, json::Document& obj, const Value* old) {
-  std::vector<ErrorCause> causes;
+  auto builtin = validate_builtin(t, obj, old);
+  if (!builtin) return unexpected(builtin.error());
+  std::vector<ErrorCause> causes = std::move(*builtin);
   if (t.schema) {
-    causes = validate_custom_resource(obj, *t.schema, old);
+    auto more = validate_custom_resource(obj, *t.schema, old);
+    causes.insert(causes.end(), more.begin(), more.end());
   } else if (t.group == "apiextensions.k8s.io" && t.resource == "customresourcedefinitions") {
-    causes = validate_crd_rules(obj);
+    auto more = validate_crd_rules(obj);
+    causes.insert(causes.end(), more.begin(), more.end());
   }
   if (causes.empty()) return ok();
-  std::string name(json::string_or(*json::find(obj, "metadata"), "name"));
+  const Value* meta = json::find(obj, "metadata");
+  std::string name(meta ? json::string_or(*meta, "name") : "");
   std::string list;
   for (const auto& c : causes)
     list += (list.empty() ? "" : ", ") + c.field + ": " + c.message;
@@ -498,12 +525,24 @@ Reply ApiServer::discovery(const httpd::Request& req, bool* handled) {
   return {};
 }
 
+namespace {
+bool public_path(const httpd::Request& req) {
+  return req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz";
+}
+}  // namespace
+
+std::optional<httpd::EarlyAnswer> ApiServer::screen(const httpd::Request& head) const {
+  if (public_path(head) || authn_.authenticate(head.header("Authorization").value_or("")))
+    return std::nullopt;
+  Reply r = error_reply(401, "Unauthorized", "Unauthorized");
+  return httpd::EarlyAnswer{r.status, std::move(r.headers), std::move(r.body)};
+}
+
 awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWriter& w) {
   Reply reply;
   bool done = false;
-  const bool public_path = req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz";
   std::optional<UserInfo> user = authn_.authenticate(req.header("Authorization").value_or(""));
-  if (!public_path && !user) {
+  if (!public_path(req) && !user) {
     reply = error_reply(401, "Unauthorized", "Unauthorized");
     done = true;
   }
@@ -552,7 +591,7 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
       done = true;
     }
   }
-  if (!done && !public_path) {
+  if (!done && !public_path(req)) {
     RequestAttributes a;
     a.resource_request = false;
     a.verb = req.method == "GET" ? "get" : "post";
@@ -606,7 +645,9 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
         attrs.ns = route.ns;
         attrs.name = route.name;
       }
-      if (!route.type || rest.size() > 3) {
+      // A cluster-scoped type has no namespaced URLs (kube-apiserver registers none, so 404);
+      // serving one would authorize it against the namespace's RoleBindings.
+      if (!route.type || rest.size() > 3 || (!route.type->namespaced && !route.ns.empty())) {
         reply = error_reply(404, "NotFound", "the server could not find the requested resource");
         done = true;
       } else if (group == "authorization.k8s.io" &&
@@ -626,7 +667,7 @@ awaitable<void> ApiServer::handle(const httpd::Request& req, httpd::ResponseWrit
         co_await watch(req, route, w);
         co_return;
       } else {
-        reply = serve(req, route);
+        reply = serve(req, route, *user);
       }
     }
   }
@@ -706,7 +747,31 @@ void ApiServer::to_storage(const ResourceType& view, json::Document& doc) {
   }
 }
 
-Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
+Result<std::string> ApiServer::modify_checked(const UserInfo& user, const ResourceType& t,
+                                              const Route& r, bool status, bool dry_run,
+                                              bool create, const Store::Mutator& mutate) {
+  if (user.admin || !(is_rbac_role(t) || is_rbac_binding(t)))
+    return store_.modify(t, r.ns, r.name, status, dry_run, create, mutate);
+  // The escalation check reads roles and bindings, which it cannot do under the store's lock:
+  // it judges a dry run's result, and the write must then grant exactly what was judged.
+  auto preview = store_.modify(t, r.ns, r.name, status, /*dry_run=*/true, create, mutate);
+  if (!preview) return preview;
+  auto doc = json::parse(*preview);
+  if (!doc) return unexpected(api_error(500, "InternalError", doc.error().message));
+  if (auto st = authz_.may_write_rbac(user, t, r.ns, *doc); !st) return unexpected(st.error());
+  const std::string judged = rbac_grants_text(*doc);
+  return store_.modify(
+      t, r.ns, r.name, status, dry_run, create, [&](json::Document& obj, bool exists) -> Status {
+        if (auto st = mutate(obj, exists); !st) return st;
+        if (rbac_grants_text(obj) != judged) {
+          return unexpected(api_error(
+              409, "Conflict", "the object changed while its permissions were checked; retry"));
+        }
+        return ok();
+      });
+}
+
+Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo& user) {
   const ResourceType& view = *r.type;
   const ResourceType& t = *r.storage;
   if (t.resource == "serviceaccounts" && r.subresource == "token" && req.method == "POST") {
@@ -728,9 +793,14 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
   if (t.namespaced && r.ns.empty() && !r.name.empty()) {
     return error_reply(404, "NotFound", "the server could not find the requested resource");
   }
+  const std::string& m = req.method;
+  if (t.namespaced && r.ns.empty() && m != "GET") {
+    // A namespaced type's cluster-wide URL only lists and watches.
+    return error_reply(405, "MethodNotAllowed",
+                       "the server does not allow this method on the requested resource");
+  }
   const bool status = r.subresource == "status";
   const bool dry_run = req.query_param("dryRun") == "All";
-  const std::string& m = req.method;
   FieldManagerRequest managers;
   managers.manager = req.query_param("fieldManager").value_or("");
   if (managers.manager.empty()) {
@@ -747,7 +817,10 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     ListQuery q;
     q.label_selector = req.query_param("labelSelector").value_or("");
     q.field_selector = req.query_param("fieldSelector").value_or("");
-    if (auto l = req.query_param("limit")) q.limit = std::atoll(l->c_str());
+    auto limit = int_param(req, "limit");
+    if (!limit) return error_reply(limit.error());
+    if (auto rv = resource_version_param(req); !rv) return error_reply(rv.error());
+    q.limit = std::max<int64_t>(0, limit->value_or(0));  // a negative limit is no limit
     q.continue_token = req.query_param("continue").value_or("");
     auto res = store_.list(t, r.ns, q);
     if (!res) return error_reply(res.error());
@@ -803,6 +876,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
       if (!r.name.empty())
         return error_reply(405, "MethodNotAllowed", "POST to an object is not allowed");
       if (auto st = check_schema(t, *doc, nullptr); !st) return error_reply(st.error());
+      if (auto st = authz_.may_write_rbac(user, t, r.ns, *doc); !st) return error_reply(st.error());
       track_update(*doc, nullptr, managers);
       auto res = store_.create(t, r.ns, std::move(*doc), dry_run);
       if (!res) return error_reply(res.error());
@@ -812,15 +886,15 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     if (r.name.empty())
       return error_reply(405, "MethodNotAllowed", "PUT to a collection is not allowed");
     const json::Document& body = *doc;
-    auto res = store_.modify(t, r.ns, r.name, status, dry_run, false,
-                             [&](json::Document& obj, bool) -> Status {
-                               json::Document before;
-                               before.Swap(obj);
-                               obj.CopyFrom(body, obj.GetAllocator());
-                               if (auto st = check_schema(t, obj, &before); !st) return st;
-                               track_update(obj, &before, managers);
-                               return ok();
-                             });
+    auto res = modify_checked(user, t, r, status, dry_run, false,
+                              [&](json::Document& obj, bool) -> Status {
+                                json::Document before;
+                                before.Swap(obj);
+                                obj.CopyFrom(body, obj.GetAllocator());
+                                if (auto st = check_schema(t, obj, &before); !st) return st;
+                                track_update(obj, &before, managers);
+                                return ok();
+                              });
     if (!res) return error_reply(res.error());
     if (!dry_run) after_write(t, *res, false);
     return json_reply(200, present(view, std::move(*res)));
@@ -850,17 +924,24 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
     if (ct == "application/json-patch+json" ? !patch->IsArray() : !patch->IsObject()) {
       return error_reply(400, "BadRequest", "the patch has the wrong shape for its content type");
     }
+    const json::JsonPatchLimits patch_limits{.max_copied_bytes = opt_.max_object_bytes};
+    if (patch->IsArray() && patch->Size() > patch_limits.max_operations) {
+      // kube-apiserver counts the operations before applying any.
+      return error_reply(413, "RequestEntityTooLarge",
+                         fmt::format("The allowed maximum operations in a JSON patch is {}, got {}",
+                                     patch_limits.max_operations, patch->Size()));
+    }
     const bool force = truthy(req.query_param("force"));
     const json::Document& p = *patch;
-    auto res = store_.modify(
-        t, r.ns, r.name, status, dry_run, apply, [&](json::Document& obj, bool exists) -> Status {
+    auto res = modify_checked(
+        user, t, r, status, dry_run, apply, [&](json::Document& obj, bool exists) -> Status {
           json::Document before;
           before.CopyFrom(obj, before.GetAllocator());
           // The patch is written against the client's version of the object.
           if (exists && view.version != t.version)
             convert_resource_api(obj, view.kind, t.version, view.version);
           Status st = apply ? server_side_apply(obj, p, force, managers)
-                      : ct == "application/json-patch+json" ? json::json_patch(obj, p)
+                      : ct == "application/json-patch+json" ? json::json_patch(obj, p, patch_limits)
                       : ct == "application/strategic-merge-patch+json"
                           ? strategic_merge_patch(obj, p)
                           : json::merge_patch(obj, p);
@@ -869,6 +950,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r) {
             Error e = api_error(422, "Invalid", st.error().message);
             return unexpected(e);
           }
+          if (auto st = within_limits(obj, opt_.max_object_bytes); !st) return st;
           to_storage(view, obj);
           if (auto valid = check_schema(t, obj, exists ? &before : nullptr); !valid) return valid;
           if (!apply) track_update(obj, exists ? &before : nullptr, managers);
@@ -1007,7 +1089,9 @@ void ApiServer::after_write(const ResourceType& t, const std::string& body, bool
   }
   if (deleted) return;
   // Report the CRD as established at once.
-  std::string name(json::string_or(*json::find(*doc, "metadata"), "name"));
+  const Value* meta = json::find(*doc, "metadata");
+  if (meta == nullptr) return;  // a damaged object in a --data-dir must not stop the start
+  std::string name(json::string_or(*meta, "name"));
   (void)store_.modify(
       t, "", name, /*status=*/true, false, false, [&](json::Document& obj, bool) -> Status {
         std::string st = fmt::format(
@@ -1027,9 +1111,12 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
   auto fields = k8s::FieldSelector::parse(req.query_param("fieldSelector").value_or(""));
   const bool initial_events = truthy(req.query_param("sendInitialEvents"));
   const bool bookmarks = truthy(req.query_param("allowWatchBookmarks"));
-  std::optional<std::string> rv_param = req.query_param("resourceVersion");
+  const auto rv = resource_version_param(req);
+  const auto timeout_param = int_param(req, "timeoutSeconds");
   Reply early;
-  if (!labels || !fields) {
+  if (!rv || !timeout_param) {
+    early = error_reply(!rv ? rv.error() : timeout_param.error());
+  } else if (!labels || !fields) {
     early =
         error_reply(400, "BadRequest", !labels ? labels.error().message : fields.error().message);
   } else if (initial_events && req.query_param("resourceVersionMatch") != "NotOlderThan") {
@@ -1061,11 +1148,34 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
     return event("BOOKMARK", obj);
   };
 
+  const bool from_now = *rv == 0;
+  if (!from_now && *rv > store_.current_rv()) {
+    // A resourceVersion this server has not reached: kube-apiserver's watch cache waits up to
+    // 3 s for it, then answers 504 (cause ResourceVersionTooLarge) instead of hanging.
+    const auto until = std::chrono::steady_clock::now() + opt_.future_rv_wait;
+    while (*rv > store_.current_rv() && !w.closed()) {
+      const auto left = until - std::chrono::steady_clock::now();
+      if (left <= left.zero()) break;
+      co_await store_.wait_for_change(store_.current_rv(),
+                                      std::chrono::duration_cast<std::chrono::milliseconds>(left) +
+                                          std::chrono::milliseconds(1));
+    }
+    if (*rv > store_.current_rv()) {
+      Error e = api_error(
+          504, "Timeout",
+          fmt::format("Too large resource version: {}, current: {}", *rv, store_.current_rv()));
+      e.causes.push_back(ErrorCause{"ResourceVersionTooLarge", "Too large resource version", ""});
+      e.retry_after = std::chrono::seconds(1);
+      Reply too_large = error_reply(e);
+      co_await w.respond(too_large.status, std::move(too_large.headers), std::move(too_large.body));
+      co_return;
+    }
+  }
+
   Headers headers = json_headers();
   if (!co_await w.start_stream(200, std::move(headers))) co_return;
   int64_t from = 0;
   std::string out;
-  const bool from_now = !rv_param || rv_param->empty() || *rv_param == "0";
   if (initial_events || from_now) {
     ListQuery q;
     auto list = store_.list(t, r.ns, q);
@@ -1077,14 +1187,12 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
     }
     if (initial_events) out += bookmark(from, true);
   } else {
-    from = std::atoll(rv_param->c_str());
+    from = *rv;
     if (force_gone_.load() > 0 && force_gone_.fetch_sub(1) > 0) from = -1;  // injected 410
   }
   if (!out.empty() && !co_await w.write_chunk(out)) co_return;
 
-  const auto timeout =
-      std::chrono::seconds(std::atoll(req.query_param("timeoutSeconds").value_or("1800").c_str()));
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + watch_timeout(*timeout_param);
   double cut_after = faults().watch_close_seconds;
   const bool cut = cut_after > 0;
   if (cut) {

@@ -47,12 +47,21 @@ struct ApiServerOptions {
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
   std::string version = "v1.34.0-nvdra-sim";
   std::string token_secret;  // signs service-account tokens; empty = random per start
+  // The largest object a patch may produce, in serialized bytes (what the HTTP server lets a
+  // request carry); also what JSON patch `copy` operations may duplicate in all.
+  size_t max_object_bytes = 3u << 20;
+  // How long a watch from a resourceVersion the server has not reached waits for it before the
+  // 504 "Too large resource version" (kube-apiserver's watch cache waits 3 s).
+  std::chrono::milliseconds future_rv_wait{3000};
 };
 
 class ApiServer {
  public:
   ApiServer(Store& store, ResourceRegistry& registry, ApiServerOptions options);
   awaitable<void> handle(const httpd::Request& req, httpd::ResponseWriter& w);
+  // For ServerOptions::screen: a request that will not authenticate gets its 401 before its body
+  // is read (health checks pass).
+  std::optional<httpd::EarlyAnswer> screen(const httpd::Request& head) const;
 
   // The token a kubelet would mount into a pod running as this service account.
   std::string service_account_token(const std::string& ns, const std::string& name) const {
@@ -85,7 +94,11 @@ class ApiServer {
   };
 
  private:
-  Reply serve(const httpd::Request& req, const Route& route);
+  Reply serve(const httpd::Request& req, const Route& route, const UserInfo& user);
+  // Store::modify of the route's object, with RBAC's escalation check for roles and bindings.
+  Result<std::string> modify_checked(const UserInfo& user, const ResourceType& t, const Route& r,
+                                     bool status, bool dry_run, bool create,
+                                     const Store::Mutator& mutate);
   // kubectl auth can-i: may the caller do what the review describes?
   Reply self_subject_access_review(const httpd::Request& req, const UserInfo& user);
   Reply binding(const httpd::Request& req, const Route& route);

@@ -15,14 +15,6 @@ using json::Value;
 
 constexpr std::string_view kTokenPrefix = "nvdra-sa.";
 
-bool contains(const Value* list, std::string_view v) {
-  if (list == nullptr || !list->IsArray()) return false;
-  for (const auto& x : list->GetArray()) {
-    if (x.IsString() && (x.GetString() == v || std::string_view(x.GetString()) == "*")) return true;
-  }
-  return false;
-}
-
 bool subject_matches(const Value& s, const UserInfo& u) {
   std::string_view kind = json::string_or(s, "kind");
   std::string_view name = json::string_or(s, "name");
@@ -33,6 +25,19 @@ bool subject_matches(const Value& s, const UserInfo& u) {
            fmt::format("system:serviceaccount:{}:{}", json::string_or(s, "namespace"), name);
   }
   return false;
+}
+
+// Compares two secrets in time independent of where they differ (and of their lengths):
+// equal-length SHA-256 digests compared with CRYPTO_memcmp. A plain == returns at the first
+// differing byte, which a client can time to guess a token byte by byte.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
+  unsigned int la = 0, lb = 0;
+  if (!EVP_Digest(a.data(), a.size(), da, &la, EVP_sha256(), nullptr) ||
+      !EVP_Digest(b.data(), b.size(), db, &lb, EVP_sha256(), nullptr) || la != lb) {
+    return false;
+  }
+  return CRYPTO_memcmp(da, db, la) == 0;
 }
 
 }  // namespace
@@ -75,7 +80,7 @@ std::string Authenticator::service_account_token(const std::string& ns,
 std::optional<UserInfo> Authenticator::authenticate(std::string_view header) const {
   if (!header.starts_with("Bearer ")) return std::nullopt;
   std::string_view token = header.substr(7);
-  if (token == admin_token_)
+  if (!admin_token_.empty() && same_secret(token, admin_token_))
     return UserInfo{"admin", {"system:masters", "system:authenticated"}, true};
   if (!token.starts_with(kTokenPrefix)) return std::nullopt;
   token.remove_prefix(kTokenPrefix.size());
@@ -87,11 +92,7 @@ std::optional<UserInfo> Authenticator::authenticate(std::string_view header) con
   auto subject = base64_decode(encoded);
   if (!subject) return std::nullopt;
   const std::string expected = sign(*subject);
-  std::string_view given = token.substr(dot + 1);
-  if (given.size() != expected.size() ||
-      CRYPTO_memcmp(given.data(), expected.data(), given.size()) != 0) {
-    return std::nullopt;
-  }
+  if (!same_secret(token.substr(dot + 1), expected)) return std::nullopt;
   size_t slash = subject->find('/');
   if (slash == std::string::npos) return std::nullopt;
   std::string ns = subject->substr(0, slash), name = subject->substr(slash + 1);
@@ -103,46 +104,11 @@ std::optional<UserInfo> Authenticator::authenticate(std::string_view header) con
       false};
 }
 
-bool Authorizer::role_allows(const Value& role, const RequestAttributes& a) const {
-  const Value* rules = json::find(role, "rules");
-  if (rules == nullptr || !rules->IsArray()) return false;
-  const std::string resource =
-      a.subresource.empty() ? a.resource : a.resource + "/" + a.subresource;
-  for (const auto& r : rules->GetArray()) {
-    if (!contains(json::find(r, "verbs"), a.verb)) continue;
-    if (!a.resource_request) {
-      const Value* urls = json::find(r, "nonResourceURLs");
-      if (urls && urls->IsArray()) {
-        for (const auto& u : urls->GetArray()) {
-          std::string_view p = u.GetString();
-          if (p == a.path || p == "*" ||
-              (p.ends_with("*") && a.path.starts_with(p.substr(0, p.size() - 1))))
-            return true;
-        }
-      }
-      continue;
-    }
-    if (!contains(json::find(r, "apiGroups"), a.group)) continue;
-    if (!contains(json::find(r, "resources"), resource)) continue;
-    const Value* names = json::find(r, "resourceNames");
-    if (names && names->IsArray() && !names->Empty() && !contains(names, a.name)) continue;
-    return true;
-  }
-  return false;
-}
-
-bool Authorizer::allowed(const UserInfo& user, const RequestAttributes& a) const {
-  if (user.admin) return true;
-  // Discovery and version information are open to every authenticated user (system:discovery).
-  if (!a.resource_request) {
-    if (a.path == "/api" || a.path.starts_with("/api/") || a.path == "/apis" ||
-        a.path.starts_with("/apis/") || a.path == "/version" || a.path.starts_with("/openapi")) {
-      return true;
-    }
-  }
-  auto check_bindings = [&](const ResourceType& binding_type, const std::string& ns) {
-    auto bindings = store_.list(binding_type, ns, ListQuery{});
-    if (!bindings) return false;
+std::vector<PolicyRule> Authorizer::rules_for(const UserInfo& user, const std::string& ns) const {
+  std::vector<PolicyRule> out;
+  auto collect = [&](const ResourceType& binding_type, const std::string& binding_ns) {
+    auto bindings = store_.list(binding_type, binding_ns, ListQuery{});
+    if (!bindings) return;
     for (const auto& text : bindings->items) {
       auto b = json::parse(text);
       if (!b) continue;
@@ -154,23 +120,83 @@ bool Authorizer::allowed(const UserInfo& user, const RequestAttributes& a) const
       if (!matched) continue;
       const Value* ref = json::find(*b, "roleRef");
       if (!ref) continue;
-      std::string kind(json::string_or(*ref, "kind")), name(json::string_or(*ref, "name"));
-      auto role_type = registry_.find("rbac.authorization.k8s.io", "v1",
-                                      kind == "Role" ? "roles" : "clusterroles");
-      auto role = store_.get(*role_type, kind == "Role" ? ns : "", name);
-      if (!role) continue;
-      auto doc = json::parse(*role);
-      if (doc && role_allows(*doc, a)) return true;
+      auto rules = role_ref_rules(*ref, binding_ns);
+      if (rules) out.insert(out.end(), rules->begin(), rules->end());
     }
-    return false;
   };
-  auto crb = registry_.find("rbac.authorization.k8s.io", "v1", "clusterrolebindings");
-  if (check_bindings(*crb, "")) return true;
-  if (!a.ns.empty()) {
-    auto rb = registry_.find("rbac.authorization.k8s.io", "v1", "rolebindings");
-    if (check_bindings(*rb, a.ns)) return true;
+  collect(*registry_.find("rbac.authorization.k8s.io", "v1", "clusterrolebindings"), "");
+  if (!ns.empty()) collect(*registry_.find("rbac.authorization.k8s.io", "v1", "rolebindings"), ns);
+  return out;
+}
+
+Result<std::vector<PolicyRule>> Authorizer::role_ref_rules(const Value& ref,
+                                                           const std::string& ns) const {
+  const bool role = json::string_or(ref, "kind") == "Role";
+  auto role_type =
+      registry_.find("rbac.authorization.k8s.io", "v1", role ? "roles" : "clusterroles");
+  auto text = store_.get(*role_type, role ? ns : "", std::string(json::string_or(ref, "name")));
+  if (!text) return unexpected(text.error());
+  auto doc = json::parse(*text);
+  if (!doc) return std::vector<PolicyRule>{};
+  return rules_of(*doc);
+}
+
+bool Authorizer::allowed(const UserInfo& user, const RequestAttributes& a) const {
+  if (user.admin) return true;
+  // Discovery and version information are open to every authenticated user (system:discovery).
+  if (!a.resource_request) {
+    if (a.path == "/api" || a.path.starts_with("/api/") || a.path == "/apis" ||
+        a.path.starts_with("/apis/") || a.path == "/version" || a.path.starts_with("/openapi")) {
+      return true;
+    }
   }
-  return false;
+  const auto rules = rules_for(user, a.ns);
+  return std::any_of(rules.begin(), rules.end(),
+                     [&](const PolicyRule& r) { return rule_allows(r, a); });
+}
+
+Status Authorizer::may_write_rbac(const UserInfo& user, const ResourceType& t,
+                                  const std::string& ns_in, const Value& obj) const {
+  if (user.admin) return ok();  // system:masters may escalate
+  const std::string ns = t.namespaced ? ns_in : "";
+  const Value* meta = json::find(obj, "metadata");
+  const std::string name(meta ? json::string_or(*meta, "name") : "");
+  std::vector<PolicyRule> requested;
+  if (is_rbac_role(t)) {
+    RequestAttributes escalate{"escalate", t.group, t.resource, "", ns, name};
+    if (allowed(user, escalate)) return ok();
+    requested = granted_by_role(obj);
+  } else if (is_rbac_binding(t)) {
+    static const Value kNone(rapidjson::kObjectType);
+    const Value* found = json::find(obj, "roleRef");
+    const Value& ref = found && found->IsObject() ? *found : kNone;
+    const bool role = json::string_or(ref, "kind") == "Role";
+    RequestAttributes bind{"bind", t.group, role ? "roles" : "clusterroles",
+                           "",     ns,      std::string(json::string_or(ref, "name"))};
+    if (allowed(user, bind)) return ok();
+    auto rules = role_ref_rules(ref, ns);
+    if (!rules) return unexpected(rules.error());
+    requested = std::move(*rules);
+  } else {
+    return ok();
+  }
+  const Coverage c = covers(rules_for(user, ns), requested);
+  if (c.covered()) return ok();
+  std::string groups;
+  for (const auto& g : user.groups)
+    groups += (groups.empty() ? "" : " ") + json::quote(g);
+  std::string msg = fmt::format(
+      "{}.{} \"{}\" is forbidden: user \"{}\" (groups=[{}]) is attempting to grant RBAC "
+      "permissions not currently held:",
+      t.resource, t.group, name, user.name, groups);
+  for (const auto& r : c.missing)
+    msg += "\n" + rule_string(r);
+  if (c.too_large) msg += "\n(the rules are too many to compare; ask for the escalate verb)";
+  Error e = api_error(403, "Forbidden", std::move(msg));
+  e.details_name = name;
+  e.details_group = t.group;
+  e.details_kind = t.resource;
+  return unexpected(e);
 }
 
 std::string Authorizer::forbidden_message(const UserInfo& user, const RequestAttributes& a) {

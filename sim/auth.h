@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/rbac.h"
 #include "sim/resource_types.h"
 #include "sim/store.h"
 
@@ -18,13 +19,6 @@ struct UserInfo {
   std::string name;
   std::vector<std::string> groups;
   bool admin = false;
-};
-
-struct RequestAttributes {
-  std::string verb;  // get list watch create update patch delete deletecollection
-  std::string group, resource, subresource, ns, name;
-  bool resource_request = true;
-  std::string path;  // for non-resource requests
 };
 
 class Authenticator {
@@ -54,8 +48,21 @@ class Authorizer {
   // The message kube-apiserver gives for a denied request.
   static std::string forbidden_message(const UserInfo& user, const RequestAttributes& a);
 
+  // Every rule the user holds in `ns`: its ClusterRoleBindings' and, for a namespace, that
+  // namespace's RoleBindings' ("" = the cluster-wide rules only).
+  std::vector<PolicyRule> rules_for(const UserInfo& user, const std::string& ns) const;
+
+  // RBAC's escalation prevention, before a Role, ClusterRole or binding `obj` is written in
+  // `ns`: the user must hold every permission the role grants (or the `escalate` verb on it),
+  // and for a binding every permission of the role it references (or `bind` on that role).
+  // 403 otherwise; 404 when a binding references a role that does not exist. Other types: ok.
+  Status may_write_rbac(const UserInfo& user, const ResourceType& t, const std::string& ns,
+                        const json::Value& obj) const;
+
  private:
-  bool role_allows(const json::Value& role, const RequestAttributes& a) const;
+  // The rules of the Role (in `ns`) or ClusterRole a roleRef names.
+  Result<std::vector<PolicyRule>> role_ref_rules(const json::Value& ref,
+                                                 const std::string& ns) const;
   const Store& store_;
   const ResourceRegistry& registry_;
 };

@@ -113,8 +113,14 @@ std::vector<std::string> owner_uids(const Value& obj) {
 
 }  // namespace
 
-Store::Store(const Clock& clock, size_t history_limit)
-    : clock_(clock), history_limit_(history_limit) {}
+namespace {
+size_t event_bytes(const StoreEvent& e) {
+  return e.json.size() + e.prev_json.size();
+}
+}  // namespace
+
+Store::Store(const Clock& clock, size_t history_limit, size_t history_bytes)
+    : clock_(clock), history_limit_(history_limit), history_bytes_limit_(history_bytes) {}
 
 int64_t Store::current_rv() const {
   std::lock_guard lock(mu_);
@@ -174,6 +180,7 @@ Status Store::open_data_dir(const std::string& dir) {
   rv_ = std::max<int64_t>(rv_, state.resource_version);
   // Watches from before the restart cannot be resumed exactly: they get 410 and relist.
   history_.clear();
+  history_bytes_ = 0;
   history_start_rv_ = rv_;
   return ok();
 }
@@ -202,8 +209,12 @@ void Store::record_locked(std::string type, const std::string& storage_key, cons
   }
   history_.push_back(
       StoreEvent{rv, std::move(type), storage_key, ns, name, json, std::move(prev_json)});
-  while (history_.size() > history_limit_) {
+  history_bytes_ += event_bytes(history_.back());
+  // The newest event always stays, whatever its size: a watch that is current must not get 410.
+  while (history_.size() > history_limit_ ||
+         (history_bytes_ > history_bytes_limit_ && history_.size() > 1)) {
     history_start_rv_ = history_.front().rv;
+    history_bytes_ -= event_bytes(history_.front());
     history_.pop_front();
   }
   notify_locked();
@@ -720,6 +731,7 @@ awaitable<void> Store::wait_for_change(int64_t rv, std::chrono::milliseconds max
 void Store::compact_history() {
   std::lock_guard lock(mu_);
   history_.clear();
+  history_bytes_ = 0;
   history_start_rv_ = rv_;
 }
 

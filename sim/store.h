@@ -58,7 +58,7 @@ struct ListResult {
 };
 
 struct DeleteRequest {
-  std::string propagation;  // Background (default) | Foreground | Orphan
+  std::string propagation;                      // Background (default) | Foreground | Orphan
   std::optional<int64_t> grace_period_seconds;  // 0 = now (the kubelet confirming a pod's end)
   std::optional<std::string> precondition_uid;
   std::optional<std::string> precondition_rv;
@@ -67,7 +67,13 @@ struct DeleteRequest {
 
 class Store {
  public:
-  explicit Store(const Clock& clock = SystemClock::instance(), size_t history_limit = 100'000);
+  // The watch history keeps at most `history_limit` events and `history_bytes` of their
+  // objects (each event holds the object and, for an update, its previous version): a count
+  // alone let a few hundred updates of 2.5 MB objects pin gigabytes. Watches older than what
+  // is kept get 410 and relist, as on a real server after etcd compaction.
+  explicit Store(const Clock& clock = SystemClock::instance(), size_t history_limit = 100'000,
+                 size_t history_bytes = kDefaultHistoryBytes);
+  static constexpr size_t kDefaultHistoryBytes = 64u << 20;
 
   int64_t current_rv() const;
 
@@ -138,6 +144,8 @@ class Store {
 
   const Clock& clock_;
   size_t history_limit_;
+  size_t history_bytes_limit_;
+  size_t history_bytes_ = 0;  // object bytes in history_; guarded by mu_
   mutable std::mutex mu_;
   int64_t rv_ = 1;                         // guarded by mu_
   std::map<std::string, Bucket> buckets_;  // storage key -> objects; guarded by mu_

@@ -4,13 +4,42 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
-#include <regex>
 
 namespace nvdra::sim {
 namespace {
 
 using json::Value;
 using Alloc = json::Document::AllocatorType;
+
+// Whether `s` is a YAML 1.2 core-schema float: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+// Hand-written: std::regex_match recurses per character and overflowed the stack on a
+// 100,000-digit scalar.
+bool looks_like_float(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+      ++i;
+    return i - start;
+  };
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  } else {
+    if (digits() == 0) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      digits();
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == s.size();
+}
 
 Value scalar(const YAML::Node& n, Alloc& a) {
   const std::string& s = n.Scalar();
@@ -21,8 +50,15 @@ Value scalar(const YAML::Node& n, Alloc& a) {
     int64_t i = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
     if (ec == std::errc() && p == s.data() + s.size()) return Value(i);
-    static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-    if (std::regex_match(s, kFloat)) return Value(std::stod(s));
+    if (looks_like_float(s)) {
+      // from_chars takes no '+'. A float out of double's range ("1e999") stays a string, as
+      // in kube-apiserver's YAML decoding (go-yaml keeps a scalar ParseFloat rejects); JSON
+      // has no infinity to give it.
+      std::string_view num = s[0] == '+' ? std::string_view(s).substr(1) : std::string_view(s);
+      double d = 0;
+      auto [q, fec] = std::from_chars(num.data(), num.data() + num.size(), d);
+      if (fec == std::errc() && q == num.data() + num.size()) return Value(d);
+    }
   }
   return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
 }
@@ -32,7 +68,8 @@ Value scalar(const YAML::Node& n, Alloc& a) {
 constexpr size_t kMaxNodes = 1'000'000;
 
 Value convert(const YAML::Node& n, Alloc& a, int depth, size_t& budget) {
-  if (depth > 100) throw YAML::Exception(YAML::Mark::null_mark(), "nesting too deep");
+  // The same bound as JSON's (yaml-cpp's own parser stops at 2000 levels).
+  if (depth > json::kMaxDepth) throw YAML::Exception(YAML::Mark::null_mark(), "nesting too deep");
   if (budget == 0) throw YAML::Exception(YAML::Mark::null_mark(), "document expands too much");
   --budget;
   switch (n.Type()) {

@@ -7,6 +7,7 @@
 // scheduler, workload controllers) and one simulated kubelet per topology node. Both print the
 // kubeconfig path on their first line of output and run until SIGINT/SIGTERM.
 #include <sys/stat.h>
+#include <unistd.h>  // geteuid
 
 #include <boost/program_options.hpp>
 
@@ -25,6 +26,7 @@
 #include "base/base64.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "cmd/common/private_files.h"
 #include "cmd/common/process.h"
 #include "net/http_server.h"
 #include "net/pki.h"
@@ -41,19 +43,6 @@ namespace po = boost::program_options;
 using namespace nvdra;
 
 namespace {
-
-// Writes a file readable only by its owner (it holds a credential), atomically.
-bool write_private(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return false;
-    ::chmod(tmp.c_str(), 0600);
-    out << content;
-    if (!out.flush()) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 std::string kubeconfig(const std::string& server, const std::string& ca_pem,
                        const std::string& token, const std::string& user = "admin") {
@@ -79,8 +68,9 @@ sim::cluster::KubeconfigFor service_account_kubeconfigs(std::string dir, std::st
     const std::string path = dir + "/" + ns + "." + name + ".kubeconfig";
     std::lock_guard lock(written->mu);
     if (written->paths.insert(path).second) {
-      std::filesystem::create_directories(dir);
-      ::chmod(dir.c_str(), 0700);
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
+      if (auto st = private_dir(dir); !st) NVDRA_ERROR("nvdra-sim: {}", st.error().message);
       if (!write_private(path, kubeconfig(server, ca_pem, api.service_account_token(ns, name),
                                           "system:serviceaccount:" + ns + ":" + name))) {
         NVDRA_ERROR("nvdra-sim: cannot write {}", path);
@@ -134,7 +124,12 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
   const std::string data_dir = vm["data-dir"].as<std::string>();
   net::io_context io(1);
   sim::ResourceRegistry registry;
-  sim::Store store;
+  const int history_mib = vm["watch-history-mib"].as<int>();
+  if (history_mib < 1) {
+    std::cerr << "nvdra-sim: --watch-history-mib must be at least 1\n";
+    return 2;
+  }
+  sim::Store store(SystemClock::instance(), 100'000, static_cast<size_t>(history_mib) << 20);
   if (!data_dir.empty()) {
     if (auto s = store.open_data_dir(data_dir); !s) {
       std::cerr << "nvdra-sim: --data-dir " << data_dir << ": " << s.error().message << "\n";
@@ -184,6 +179,7 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
   sopt.address = address;
   sopt.port = static_cast<uint16_t>(vm["port"].as<int>());
   sopt.tls = httpd::TlsServerConfig{serving->cert_pem, serving->key_pem, ""};
+  sopt.screen = [&api](const httpd::Request& head) { return api.screen(head); };
   httpd::HttpServer server(
       io.get_executor(), sopt,
       [&api](const httpd::Request& r, httpd::ResponseWriter& w) { return api.handle(r, w); });
@@ -195,10 +191,16 @@ int run(const po::variables_map& vm, const std::optional<sim::cluster::Topology>
   std::string host = address == "0.0.0.0" ? "127.0.0.1" : address;
   std::string url = "https://" + host + ":" + std::to_string(*port);
   std::string kc_path = vm["kubeconfig-out"].as<std::string>();
-  if (kc_path.empty())
-    kc_path = (std::filesystem::temp_directory_path() /
-               ("nvdra-sim-" + std::to_string(*port) + ".kubeconfig"))
-                  .string();
+  if (kc_path.empty()) {
+    const std::string dir =
+        (std::filesystem::temp_directory_path() / ("nvdra-sim-" + std::to_string(::geteuid())))
+            .string();
+    if (auto st = private_dir(dir); !st) {
+      std::cerr << "nvdra-sim: " << st.error().message << "\n";
+      return 1;
+    }
+    kc_path = dir + "/nvdra-sim-" + std::to_string(*port) + ".kubeconfig";
+  }
   if (!write_private(kc_path, kubeconfig(url, ca->cert_pem, token))) {
     std::cerr << "nvdra-sim: cannot write " << kc_path << "\n";
     return 1;
@@ -299,9 +301,11 @@ int main(int argc, char** argv) {
                                               "port to listen on (0 = any free port)")(
       "address", po::value<std::string>()->default_value("127.0.0.1"), "address to listen on")(
       "kubeconfig-out", po::value<std::string>()->default_value(""),
-      "where to write the kubeconfig (default: a file in the temp directory)")(
+      "where to write the kubeconfig (default: a file in a private folder of the temp directory)")(
       "data-dir", po::value<std::string>()->default_value(""),
       "keep objects here across restarts (write-ahead log + snapshot, fsync'd)")(
+      "watch-history-mib", po::value<int>()->default_value(64),
+      "memory for the watch history (objects of recent changes); older resumes get 410")(
       "fault-watch-close-seconds", po::value<double>()->default_value(0),
       "drop every watch connection after this many seconds (0 = never)")(
       "fault-error-rate", po::value<double>()->default_value(0),

@@ -90,7 +90,10 @@ pid_t AgentSupervisor::spawn(const std::string& node) {
     }
   }
   // Output to the node's log; an argv vector, no shell.
-  auto pid = spawn_process(ChildSpec{args, {}, dir + "/agent.log", ""});
+  // SIGTERM when the simulator dies: node agents do not outlive the cluster they serve.
+  ChildSpec spec{args, {}, dir + "/agent.log", ""};
+  spec.parent_death_signal = SIGTERM;
+  auto pid = spawn_process(spec);
   if (!pid) {
     NVDRA_ERROR("nvdra-sim: cannot start the agent of node {}: {}", node, pid.error().message);
     return -1;

@@ -169,6 +169,10 @@ Status ContainerRunner::start(const std::string& key, const Value& pod, const st
     c->spec.env = env;
     c->spec.log_file = root + ".log";
     c->spec.own_process_group = true;
+    // A killed simulator takes its containers along. SIGTERM, not SIGKILL: the container's
+    // main process then stops what it started (the compute-domain daemon its IMEX daemon),
+    // which a SIGKILL would leave running.
+    c->spec.parent_death_signal = SIGTERM;
     c->startup = probe_of(ctr, "startupProbe", now);
     c->readiness = probe_of(ctr, "readinessProbe", now);
     c->started = !c->startup;

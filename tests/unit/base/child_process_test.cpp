@@ -49,6 +49,28 @@ TEST(ChildProcess, InheritsNoDescriptorButStdio) {
   ::unlink(out.c_str());
 }
 
+TEST(ChildProcess, AParentDeathSignalEndsTheChildWithItsStarter) {
+  // The starter here is a thread; its end is what a killed simulator is to its containers.
+  ChildProcess p;
+  ChildSpec spec{{"sleep", "300"}, {}, "", ""};
+  spec.parent_death_signal = SIGKILL;
+  std::thread([&] {
+    ASSERT_TRUE(p.start(spec));
+    // Long enough for the child to reach its prctl: a starter thread that ends before then is
+    // a race this test is not about (the simulator's own death is checked with getppid()).
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }).join();
+  bool running = true;
+  for (int i = 0; i < 500 && running; ++i) {
+    running = p.running();
+    if (running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(running);
+  ASSERT_TRUE(p.exit_status());
+  EXPECT_TRUE(WIFSIGNALED(*p.exit_status()));
+  EXPECT_EQ(WTERMSIG(*p.exit_status()), SIGKILL);
+}
+
 TEST(ChildProcess, StoppingAProcessGroupStopsWhatItStarted) {
   const std::string pid_file = temp_path("grandchild");
   ChildSpec spec{{"sh", "-c", "sleep 300 & echo $! > " + pid_file + "; wait"}, {}, "", ""};

@@ -52,5 +52,32 @@ TEST(MergePatch, Rfc7386) {
   EXPECT_EQ(patched(R"({"a":1})", R"({"b":{"c":null,"d":1}})", true), R"({"a":1,"b":{"d":1}})");
 }
 
+TEST(JsonPatch, OperationsAreCounted) {
+  std::string ops = "[";
+  for (int i = 0; i < 10'001; ++i)
+    ops += std::string(i ? "," : "") + R"({"op":"test","path":"/a","value":1})";
+  ops += "]";
+  EXPECT_EQ(patched(R"({"a":1})", ops),
+            "error: The allowed maximum operations in a JSON patch is 10000, got 10001");
+}
+
+TEST(JsonPatch, CopiesAreLimitedInBytes) {
+  // Each copy doubles the document: 12 of them made 8 MB from a few bytes of patch.
+  std::string ops = "[";
+  for (int i = 0; i < 30; ++i) {
+    ops += std::string(i ? "," : "") + R"({"op":"copy","from":"/a","path":"/a/x)" +
+           std::to_string(i) + R"("})";
+  }
+  ops += "]";
+  auto d = parse(R"({"a":{"s":"0123456789012345678901234567890123456789"}})");
+  auto p = parse(ops);
+  ASSERT_TRUE(d && p);
+  auto st = json_patch(*d, *p, JsonPatchLimits{.max_copied_bytes = 1u << 20});
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("accumulated copy size limit"), std::string::npos)
+      << st.error().message;
+  EXPECT_LT(write(*d).size(), 100u);  // unchanged
+}
+
 }  // namespace
 }  // namespace nvdra::json

@@ -324,13 +324,8 @@ namespace {
 // Creates objects through the admin client.
 void apply(Sim& sim, const std::string& group, const std::string& resource, const std::string& ns,
            const std::string& body) {
-  k8s::ResourceRef r;
-  r.group = group;
-  r.version = "v1";
-  r.resource = resource;
-  r.namespace_ = ns;
-  auto res = sim.io.run(sim.client->create(r, body));
-  ASSERT_TRUE(res) << res.error().message;
+  auto st = sim.create(group, resource, ns, body);
+  ASSERT_TRUE(st) << st.error().message;
 }
 
 std::string token_for(Sim& sim, const std::string& ns, const std::string& name) {

@@ -272,6 +272,36 @@ TEST_F(Fixture, EventsAfterAndGone) {
   EXPECT_EQ(gone.error().reason, "Expired");
 }
 
+TEST(StoreHistory, IsBoundedInBytes) {
+  ResourceRegistry reg;
+  FakeClock clock;
+  Store store{clock, 1000, 20'000};  // many events allowed, but few bytes
+  auto ns = reg.find("", "v1", "namespaces");
+  auto cm = reg.find("", "v1", "configmaps");
+  ASSERT_TRUE(store.create(*ns, "", *json::parse(R"({"metadata":{"name":"default"}})")));
+  const int64_t start = store.current_rv();
+  const std::string big(5'000, 'x');
+  for (int i = 0; i < 10; ++i) {
+    auto d = json::parse(R"({"metadata":{"name":"c)" + std::to_string(i) + R"("},"data":{"v":")" +
+                         big + "\"}}");
+    ASSERT_TRUE(store.create(*cm, "default", std::move(*d)));
+  }
+  // 10 events of 5 kB do not fit in 20 kB: the oldest are gone, the newest are kept.
+  auto old = store.events_after(start, cm->storage_key(), "");
+  ASSERT_FALSE(old);
+  EXPECT_EQ(old.error().http_status, 410);
+  auto recent = store.events_after(store.current_rv() - 2, cm->storage_key(), "");
+  ASSERT_TRUE(recent) << recent.error().message;
+  EXPECT_EQ(recent->size(), 2u);
+  // One event larger than the whole budget is still kept: a current watch never gets 410.
+  auto huge = json::parse(R"({"metadata":{"name":"huge"},"data":{"v":")" +
+                          std::string(50'000, 'y') + "\"}}");
+  ASSERT_TRUE(store.create(*cm, "default", std::move(*huge)));
+  auto last = store.events_after(store.current_rv() - 1, cm->storage_key(), "");
+  ASSERT_TRUE(last) << last.error().message;
+  EXPECT_EQ(last->size(), 1u);
+}
+
 TEST(StorePersistence, SurvivesARestartAndATornLogTail) {
   char tmpl[] = "/tmp/nvdra-sim-data-XXXXXX";
   std::string dir = mkdtemp(tmpl);

@@ -30,8 +30,30 @@ struct InProcessSim {
         sim::ApiServerOptions{.admin_token = "admin", .bookmark_interval = bookmarks});
     server = std::make_unique<TestServer>(
         io, [this](const httpd::Request& r, httpd::ResponseWriter& w) { return api->handle(r, w); },
-        httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""});
+        httpd::ServerOptions{
+            .tls = httpd::TlsServerConfig{pki.server.cert_pem, pki.server.key_pem, ""},
+            .screen = [this](const httpd::Request& head) { return api->screen(head); }});
     client = make_client("admin");
+  }
+  // Creates an object as the admin (group "" = core, version v1).
+  Status create(const std::string& group, const std::string& resource, const std::string& ns,
+                const std::string& body) {
+    k8s::ResourceRef r;
+    r.group = group;
+    r.version = "v1";
+    r.resource = resource;
+    r.namespace_ = ns;
+    auto res = io.run(client->create(r, body));
+    if (!res) return unexpected(res.error());
+    return ok();
+  }
+  // A client authenticated as the service account, which is created first.
+  std::shared_ptr<k8s::RestClient> service_account_client(const std::string& ns,
+                                                          const std::string& name) {
+    EXPECT_TRUE(create(
+        "", "serviceaccounts", ns,
+        R"({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":")" + name + R"("}})"));
+    return make_client(api->service_account_token(ns, name));
   }
   std::shared_ptr<k8s::RestClient> make_client(const std::string& token) {
     k8s::RestConfig cfg;

@@ -34,11 +34,12 @@ class TestServer {
  public:
   using Handler = httpd::Handler;
   TestServer(IoThread& io, Handler handler, std::optional<httpd::TlsServerConfig> tls = {},
-             uint16_t port = 0) {
-    httpd::ServerOptions opt;
-    opt.tls = std::move(tls);
-    opt.port = port;
-    server_ = std::make_unique<httpd::HttpServer>(io.executor(), opt, std::move(handler));
+             uint16_t port = 0)
+      : TestServer(io, std::move(handler),
+                   httpd::ServerOptions{.port = port, .tls = std::move(tls)}) {}
+  TestServer(IoThread& io, Handler handler, httpd::ServerOptions opt) {
+    server_ =
+        std::make_unique<httpd::HttpServer>(io.executor(), std::move(opt), std::move(handler));
     port_ = *server_->start();
   }
   ~TestServer() { server_->stop(); }
