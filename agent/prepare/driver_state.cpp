@@ -75,11 +75,14 @@ Status DriverState::start() {
   std::filesystem::create_directories(std::filesystem::path(opt_.checkpoint_path).parent_path(),
                                       ec);
   auto loaded = load_checkpoint(opt_.checkpoint_path);
+  // Removing host state no checkpoint entry references is safe only when the checkpoint was read.
+  bool sweep = true;
   if (loaded) {
     checkpoint_ = std::move(*loaded);
-  } else if (loaded.error().code != ErrorCode::kNotFound) {
+  } else if (loaded.error().code == ErrorCode::kInvalidArgument) {
     // Keep the bad file for inspection and start empty. What it recorded cannot be trusted, so
     // nothing on the host is removed as an orphan this time (it may belong to running pods).
+    sweep = false;
     const std::string aside = fmt::format("{}.bad-{}", opt_.checkpoint_path,
                                           std::chrono::duration_cast<std::chrono::seconds>(
                                               std::chrono::system_clock::now().time_since_epoch())
@@ -92,6 +95,20 @@ Status DriverState::start() {
                                        "recovered from their CDI specs",
                                        handler_->driver(), loaded.error().message, aside));
     recover_from_cdi_specs();
+  } else if (loaded.error().code != ErrorCode::kNotFound) {
+    // The file is there but could not be read (permissions, I/O error, out of file descriptors):
+    // it may well be intact. Starting empty would sweep every prepared claim's CDI spec, MPS
+    // daemon, MIG device and VFIO binding, so the driver does not start; the agent exits and its
+    // restart is the retry. Nothing is changed on the host or in the file.
+    NVDRA_ERROR("{}: the checkpoint exists but cannot be read: {}; not starting, nothing removed",
+                handler_->driver(), loaded.error().message);
+    cluster_.warning_event("Node", "", opt_.node_name, "", "CheckpointUnreadable",
+                           fmt::format("{} checkpoint cannot be read ({}); the driver does not "
+                                       "start until it can be; no prepared state was removed",
+                                       handler_->driver(), loaded.error().message));
+    return unexpected(
+        loaded.error().wrap("the checkpoint exists but cannot be read; not starting "
+                            "(no prepared state was removed)"));
   }
   if (!opt_.boot_id.empty() && !checkpoint_.boot_id.empty() &&
       checkpoint_.boot_id != opt_.boot_id) {
@@ -123,7 +140,11 @@ Status DriverState::start() {
       (void)cdi_.remove(handler_->cdi_kind(), uid);
     }
   }
-  handler_->sweep_orphans(checkpoint_);
+  if (sweep) {
+    handler_->sweep_orphans(checkpoint_);
+  } else {
+    NVDRA_WARN("{}: no orphan sweep after an unreadable checkpoint", handler_->driver());
+  }
   NVDRA_INFO("{}: {} prepared claim(s) in the checkpoint", handler_->driver(),
              checkpoint_.claims.size());
   return ok();

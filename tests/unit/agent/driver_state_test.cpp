@@ -40,14 +40,20 @@ class GpuDriverTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(root); }
 
   void restart() {
+    auto s = try_restart();
+    ASSERT_TRUE(s) << s.error().message;
+  }
+  Status try_restart() {
     state.reset();
     backend = std::move(*SimBackend::load(node_yaml, root));
     GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}};
-    state = std::make_unique<DriverState>(
-        DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
-                           "node-a"},
-        std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
-    ASSERT_TRUE(state->start());
+    state = std::make_unique<DriverState>(DriverStateOptions{checkpoint_path(), "boot-1", "node-a"},
+                                          std::make_unique<GpuHandler>(*backend, o), cluster,
+                                          CdiWriter(root + "/cdi"));
+    return state->start();
+  }
+  std::string checkpoint_path() const {
+    return root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json";
   }
   void add_claim(const std::string& uid, const std::string& name,
                  const std::vector<testing::Result_>& results,
@@ -245,7 +251,12 @@ TEST_F(GpuDriverTest, AnUnreadableCheckpointIsKeptAsideAndClaimsAreRecoveredFrom
   std::string text = read_text(path);
   text[text.size() / 2] ^= 1;
   std::ofstream(path, std::ios::trunc) << text;
+  // A MIG device no CDI spec names (a claim half prepared when the file went bad): the sweep
+  // would destroy it, but after a bad checkpoint there is no sweep.
+  ASSERT_TRUE(backend->set_mig_mode(1, true));
+  ASSERT_TRUE(backend->create_mig_device(1, backend->discover()->gpus[1].mig_profiles[0], 6));
   restart();
+  EXPECT_EQ(mig_devices(), 2u);
   EXPECT_EQ(cluster.events, std::vector<std::string>{"CheckpointUnreadable"});
   bool kept = false;
   for (const auto& e : std::filesystem::directory_iterator(root + "/plugins/gpu.nvidia.com"))
@@ -262,13 +273,41 @@ TEST_F(GpuDriverTest, AnUnreadableCheckpointIsKeptAsideAndClaimsAreRecoveredFrom
   EXPECT_EQ(mig.devices[0].cdi_ids, before.claims.at("u1").devices[0].cdi_ids);
   EXPECT_EQ(mig.mps_id, before.claims.at("u1").mps_id);
   EXPECT_EQ(after.claims.at("u2").devices[0].uuid, before.claims.at("u2").devices[0].uuid);
-  EXPECT_EQ(mig_devices(), 1u);
   // Unprepare still cleans up everything.
   EXPECT_EQ(state->unprepare("u1"), "");
-  EXPECT_EQ(mig_devices(), 0u);
+  EXPECT_EQ(mig_devices(), 1u);
   EXPECT_FALSE(std::filesystem::exists(root + "/plugins/gpu.nvidia.com/mps/" + mig.mps_id));
   EXPECT_EQ(state->unprepare("u2"), "");
   EXPECT_EQ(count_files(root + "/cdi"), 0u);
+}
+
+TEST_F(GpuDriverTest, ACheckpointThatExistsButCannotBeOpenedStopsTheStartAndRemovesNothing) {
+  add_claim(
+      "u1", "c1", {{"mig", "gpu-0-mig-3g20gb-9-0"}},
+      {R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"MigDeviceConfig","sharing":{"strategy":"MPS"}})"});
+  ASSERT_EQ(state->prepare("ns", "c1", "u1").error, "");
+  const std::string mps = state->snapshot().claims.at("u1").mps_id;
+  // The file cannot be opened (ELOOP here; EACCES, EMFILE or EIO on a real node): it is not
+  // "missing", and starting empty would sweep the running claim's devices.
+  const std::string path = checkpoint_path();
+  std::filesystem::rename(path, path + ".real");
+  std::filesystem::create_symlink(path, path);
+  auto s = try_restart();
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("exists but cannot be read"), std::string::npos)
+      << s.error().message;
+  EXPECT_EQ(cluster.events, std::vector<std::string>{"CheckpointUnreadable"});
+  EXPECT_TRUE(std::filesystem::exists(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json"));
+  EXPECT_TRUE(std::filesystem::exists(root + "/plugins/gpu.nvidia.com/mps/" + mps));
+  EXPECT_EQ(mig_devices(), 1u);
+  EXPECT_TRUE(std::filesystem::is_symlink(path)) << "the file is left as it is";
+  // Once it can be read again, the next start finds the claim.
+  std::filesystem::remove(path);
+  std::filesystem::rename(path + ".real", path);
+  restart();
+  EXPECT_TRUE(state->snapshot().claims.contains("u1"));
+  EXPECT_EQ(state->unprepare("u1"), "");
+  EXPECT_EQ(mig_devices(), 0u);
 }
 
 TEST_F(GpuDriverTest, ConcurrentClaimsOnDifferentDevices) {
