@@ -44,6 +44,9 @@ DriverStats driver_metrics(metrics::Registry& reg, const std::string& driver,
                                        "Claims whose unprepare failed, by reason");
   auto& devices = reg.gauge("nvidia_dra_prepared_devices", "Devices of prepared claims");
   auto& claims = reg.gauge("nvdra_agent_prepared_claims", "Claims in the checkpoint, by state");
+  auto& rollbacks = reg.gauge("nvdra_agent_failed_rollback_claims",
+                              "Half-done claims whose rollback failed and is being retried");
+  rollbacks.Add({{"driver", driver}}).Set(0);
   for (const char* op : {"prepare", "unprepare"}) {
     requests.Add({{"driver", driver}, {"operation", op}});
     duration.Add({{"driver", driver}, {"operation", op}}, metrics::Registry::latency_buckets());
@@ -66,6 +69,9 @@ DriverStats driver_metrics(metrics::Registry& reg, const std::string& driver,
     (op == "prepare" ? prepare_errors : unprepare_errors)
         .Add({{"driver", driver}, {"error_type", std::string(reason)}})
         .Increment();
+  };
+  s.rollbacks_pending = [&, driver](size_t n) {
+    rollbacks.Add({{"driver", driver}}).Set(static_cast<double>(n));
   };
   s.prepared_changed = [&, driver, node](const Checkpoint& c) {
     std::map<std::string, int> types;

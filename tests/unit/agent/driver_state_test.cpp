@@ -537,3 +537,86 @@ TEST_F(VfioDriverTest, WithoutTheGateAVfioDeviceIsNotAllocatable) {
 
 }  // namespace
 }  // namespace nvdra::agent
+
+namespace nvdra::agent {
+namespace {
+
+// A handler whose device work only records devices, and whose unprepare of claim "u1" fails
+// while `failures` is above zero (a stuck MIG device, a daemon that does not stop).
+class FlakyHandler final : public DeviceHandler {
+ public:
+  explicit FlakyHandler(std::atomic<int>& failures) : failures_(failures) {}
+  std::string_view driver() const override { return "gpu.nvidia.com"; }
+  std::string_view cdi_kind() const override { return "k8s.gpu.nvidia.com/claim"; }
+  Status prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec&,
+                 const std::function<Status()>&) override {
+    for (const auto& d : claim.devices)
+      entry.devices.push_back({{d.request}, d.pool, d.device, {}, "gpu", "", {}, ""});
+    return ok();
+  }
+  Status unprepare(const std::string& uid, const PreparedClaim&) override {
+    if (uid == "u1" && failures_.fetch_sub(1) > 0)
+      return unexpected(ErrorCode::kIo, "the device is stuck");
+    return ok();
+  }
+  void sweep_orphans(const Checkpoint&) override {}
+  void recover(const std::string&, PreparedClaim&) override {}
+
+ private:
+  std::atomic<int>& failures_;
+};
+
+TEST(RollbackTest, AFailedRollbackAtStartMarksTheClaimAndTheRestAreServed) {
+  const std::string root = testing::temp_root("rollback");
+  const std::string path = root + "/nvdra-checkpoint.json";
+  testing::FakeCluster cluster;
+  Checkpoint cp;
+  cp.boot_id = "boot-1";
+  PreparedClaim half;  // a crash left it half done
+  half.namespace_ = "ns";
+  half.name = "c1";
+  half.devices.push_back({{"gpu"}, "node-a", "gpu-0", {}, "gpu", "", {}, ""});
+  cp.claims["u1"] = half;
+  PreparedClaim done = half;
+  done.state = ClaimState::kPrepareCompleted;
+  done.name = "c2";
+  done.devices[0].device = "gpu-1";
+  cp.claims["u2"] = done;
+  ASSERT_TRUE(save_checkpoint(path, cp));
+
+  std::atomic<int> failures{2};  // at start and at the first retry
+  std::atomic<size_t> pending{99};
+  DriverStats stats;
+  stats.rollbacks_pending = [&](size_t n) { pending = n; };
+  DriverStateOptions o{path, "boot-1", "node-a"};
+  o.rollback_retry_initial = std::chrono::milliseconds(100);
+  o.rollback_retry_max = std::chrono::milliseconds(200);
+  DriverState state(o, std::make_unique<FlakyHandler>(failures), cluster, CdiWriter(root + "/cdi"),
+                    stats);
+  auto started = state.start();
+  ASSERT_TRUE(started) << started.error().message;
+  EXPECT_EQ(cluster.events, std::vector<std::string>{"RollbackFailed"});
+  EXPECT_EQ(pending.load(), 1u);
+  // The failed claim answers an error; its device stays taken; the others are served.
+  cluster.claims["ns/c1"] = testing::claim_json("u1", "c1", {{"gpu", "gpu-0"}});
+  cluster.claims["ns/c3"] = testing::claim_json("u3", "c3", {{"gpu", "gpu-0"}});
+  EXPECT_NE(state.prepare("ns", "c1", "u1")
+                .error.find("rolling back its earlier, half-done "
+                            "prepare failed (the device is stuck)"),
+            std::string::npos);
+  EXPECT_NE(state.unprepare("u1").find("is failed"), std::string::npos);
+  EXPECT_EQ(state.prepare("ns", "c3", "u3").error,
+            "requested device gpu-0 is already allocated to different claim u1");
+  EXPECT_EQ(state.unprepare("u2"), "");
+  // A retry in the background works; the claim can then be prepared again.
+  for (int i = 0; i < 100 && state.snapshot().claims.contains("u1"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(state.snapshot().claims.contains("u1"));
+  EXPECT_EQ(pending.load(), 0u);
+  EXPECT_EQ(state.prepare("ns", "c1", "u1").error, "");
+  EXPECT_TRUE(load_checkpoint(path)->claims.contains("u1"));
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace nvdra::agent
