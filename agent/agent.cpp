@@ -225,6 +225,7 @@ Status Agent::start() {
                           opt_.node_name,
                           devices->clique_id(),
                           opt_.gates};
+  cd_opt.driver_namespace = opt_.driver_namespace;
   auto cd = make(std::make_unique<CdHandler>(*cluster_, cd_opt));
   if (!cd) return unexpected(cd.error());
   drivers_.push_back(std::move(*gpu));

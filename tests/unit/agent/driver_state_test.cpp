@@ -380,6 +380,42 @@ TEST_F(CdDriverTest, AllocationModeAllInjectsEveryChannel) {
       std::string::npos);
 }
 
+TEST_F(CdDriverTest, ChannelNodesAreOwnerOnlyAndOnlyTheOnesNvdraMadeAreRemoved) {
+  // channel1 is the NVIDIA driver's (there before nvdra): it stays, whatever happens.
+  const std::string dir = root + "/dev/nvidia-caps-imex-channels";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/channel1") << "";
+  cluster.claims["ns/w"] = claim_json("u1", "w", {{"channel", "channel-0"}},
+                                      {channel("cd1", "All")}, "compute-domain.nvidia.com");
+  ASSERT_EQ(state->prepare("ns", "w", "u1").error, "");
+  const auto perms = std::filesystem::status(dir + "/channel0").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::others_all, std::filesystem::perms::none);
+  EXPECT_EQ(perms & std::filesystem::perms::group_all, std::filesystem::perms::none);
+  // In the container the node is 0666, as NVIDIA's.
+  EXPECT_NE(read_text(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json")
+                .find(R"("fileMode":438)"),
+            std::string::npos);
+  EXPECT_EQ(state->unprepare("u1"), "");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/channel0"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/channel2047"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/channel1"));
+}
+
+TEST_F(CdDriverTest, ADaemonClaimOutsideTheDomainsAndTheDriversNamespaceIsRefused) {
+  const std::string daemon =
+      R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"ComputeDomainDaemonConfig","domainID":"cd1"})";
+  cluster.claims["other/d"] = claim_json("u1", "d", {{"daemon", "daemon-0"}}, {daemon},
+                                         "compute-domain.nvidia.com", "other");
+  EXPECT_EQ(state->prepare("other", "d", "u1").error,
+            "error preparing devices: the ResourceClaim's namespace is different than the "
+            "ComputeDomain's namespace");
+  EXPECT_FALSE(std::filesystem::exists(root + "/plugins/compute-domain.nvidia.com/domains/cd1"));
+  // The controller's daemon claims are in the driver's namespace.
+  cluster.claims["nvdra-system/d"] = claim_json("u2", "d", {{"daemon", "daemon-0"}}, {daemon},
+                                                "compute-domain.nvidia.com", "nvdra-system");
+  EXPECT_EQ(state->prepare("nvdra-system", "d", "u2").error, "");
+}
+
 TEST_F(CdDriverTest, NvidiaErrorsForBadChannelClaims) {
   cluster.claims["ns/a"] = claim_json("u1", "a", {{"channel", "channel-0"}}, {channel("nope")},
                                       "compute-domain.nvidia.com");
