@@ -7,7 +7,33 @@
 
 namespace nvdra::json {
 
+Status check_depth(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth)
+        return unexpected(
+            ErrorCode::kInvalidArgument,
+            fmt::format("invalid JSON at offset {}: nested deeper than {} levels", i, max_depth));
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return ok();
+}
+
 Result<Document> parse(std::string_view text) {
+  if (auto s = check_depth(text); !s) return unexpected(s.error());
   Document doc;
   doc.Parse(text.data(), text.size());
   if (doc.HasParseError()) {

@@ -17,7 +17,16 @@ namespace nvdra::json {
 using Value = rapidjson::Value;
 using Document = rapidjson::Document;
 
-// Parses a complete JSON text. Errors name the byte offset.
+// Nesting deeper than this is refused before parsing: RapidJSON's parser and our own tree walks
+// recurse per level, so a hostile document (`[[[[…`, a million deep) would overflow the stack.
+// Kubernetes objects nest a few dozen levels; CRD schemas a few hundred at most.
+inline constexpr int kMaxDepth = 1000;
+
+// kInvalidArgument when `text` nests arrays and objects deeper than `max_depth` (a linear scan
+// that skips strings; it does not validate the rest of the syntax).
+Status check_depth(std::string_view text, int max_depth = kMaxDepth);
+
+// Parses a complete JSON text, nested at most kMaxDepth. Errors name the byte offset.
 Result<Document> parse(std::string_view text);
 
 // Compact serialization.
