@@ -151,6 +151,8 @@ Result<std::unique_ptr<DeviceBackend>> make_device_backend(const AgentOptions& o
     n.sys_root = o.root + "/sys";
     n.proc_root = o.root + o.host_proc_root;
     n.dev_root = o.root + o.dev_root;
+    // Beside the GPU driver's checkpoint, so it lives as long as the prepared state does.
+    n.vfio_record_path = o.root + o.plugins_dir + "/gpu.nvidia.com/vfio-bound.json";
     return make_nvml_backend(n);
   }
   return unexpected(
