@@ -44,6 +44,9 @@ DriverStats driver_metrics(metrics::Registry& reg, const std::string& driver,
                                        "Claims whose unprepare failed, by reason");
   auto& devices = reg.gauge("nvidia_dra_prepared_devices", "Devices of prepared claims");
   auto& claims = reg.gauge("nvdra_agent_prepared_claims", "Claims in the checkpoint, by state");
+  auto& rollbacks = reg.gauge("nvdra_agent_failed_rollback_claims",
+                              "Half-done claims whose rollback failed and is being retried");
+  rollbacks.Add({{"driver", driver}}).Set(0);
   for (const char* op : {"prepare", "unprepare"}) {
     requests.Add({{"driver", driver}, {"operation", op}});
     duration.Add({{"driver", driver}, {"operation", op}}, metrics::Registry::latency_buckets());
@@ -66,6 +69,9 @@ DriverStats driver_metrics(metrics::Registry& reg, const std::string& driver,
     (op == "prepare" ? prepare_errors : unprepare_errors)
         .Add({{"driver", driver}, {"error_type", std::string(reason)}})
         .Increment();
+  };
+  s.rollbacks_pending = [&, driver](size_t n) {
+    rollbacks.Add({{"driver", driver}}).Set(static_cast<double>(n));
   };
   s.prepared_changed = [&, driver, node](const Checkpoint& c) {
     std::map<std::string, int> types;
@@ -145,6 +151,8 @@ Result<std::unique_ptr<DeviceBackend>> make_device_backend(const AgentOptions& o
     n.sys_root = o.root + "/sys";
     n.proc_root = o.root + o.host_proc_root;
     n.dev_root = o.root + o.dev_root;
+    // Beside the GPU driver's checkpoint, so it lives as long as the prepared state does.
+    n.vfio_record_path = o.root + o.plugins_dir + "/gpu.nvidia.com/vfio-bound.json";
     return make_nvml_backend(n);
   }
   return unexpected(
@@ -219,6 +227,7 @@ Status Agent::start() {
                           opt_.node_name,
                           devices->clique_id(),
                           opt_.gates};
+  cd_opt.driver_namespace = opt_.driver_namespace;
   auto cd = make(std::make_unique<CdHandler>(*cluster_, cd_opt));
   if (!cd) return unexpected(cd.error());
   drivers_.push_back(std::move(*gpu));

@@ -37,6 +37,7 @@ struct AgentOptions {
   // under root, no device nodes).
   std::string sim_root;
   std::string driver_root = "/";
+  std::string driver_namespace = "nvdra-system";  // where the controller's daemon claims live
   FeatureGates gates;
   std::set<int> ignored_xids = {13, 31, 43, 45, 68, 109};
 };

@@ -8,8 +8,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace nvdra {
 namespace {
@@ -30,12 +28,28 @@ int timed_fsync(int fd) {
 }  // namespace
 
 Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return unexpected(ErrorCode::kNotFound, "cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return unexpected(ErrorCode::kIo, "error reading " + path);
-  return ss.str();
+  // Only ENOENT means "not there": callers take kNotFound as "nothing recorded yet", and a file
+  // that exists but cannot be opened (EACCES, EMFILE, ELOOP, EIO) must not look like that.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return unexpected(ErrorCode::kNotFound, "cannot read " + path);
+    return unexpected(io("cannot open " + path));
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const Error e = io("error reading " + path);
+      ::close(fd);
+      return unexpected(e);
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 std::atomic<int64_t>& fsync_nanoseconds() {

@@ -17,7 +17,8 @@ struct AtomicWriteOptions {
   bool durable = true;  // fsync file and folder (off only for caches that may be lost)
 };
 
-// The whole file; kNotFound when it cannot be opened, kIo when reading fails.
+// The whole file; kNotFound only when it does not exist (ENOENT), kIo when it exists but cannot
+// be opened or read (permissions, out of file descriptors, I/O error).
 Result<std::string> read_file(const std::string& path);
 
 Status write_file_atomic(const std::string& path, std::string_view data,

@@ -7,40 +7,33 @@
 
 namespace nvdra::json {
 
-namespace {
-
-// The byte offset where `text` first nests deeper than `limit`, or npos. Exact for valid JSON
-// (brackets inside strings are skipped); for invalid JSON the parser fails no deeper than this.
-size_t too_deep_at(std::string_view text, int limit) {
+Status check_depth(std::string_view text, int max_depth) {
   int depth = 0;
   bool in_string = false;
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
       if (c == '\\') {
-        ++i;
+        ++i;  // the escaped character cannot end the string
       } else if (c == '"') {
         in_string = false;
       }
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
-      if (++depth > limit) return i;
-    } else if (c == ']' || c == '}') {
+      if (++depth > max_depth)
+        return unexpected(
+            ErrorCode::kInvalidArgument,
+            fmt::format("invalid JSON at offset {}: nested deeper than {} levels", i, max_depth));
+    } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
     }
   }
-  return std::string_view::npos;
+  return ok();
 }
 
-}  // namespace
-
 Result<Document> parse(std::string_view text) {
-  if (size_t at = too_deep_at(text, kMaxDepth); at != std::string_view::npos) {
-    return unexpected(
-        ErrorCode::kInvalidArgument,
-        fmt::format("invalid JSON at offset {}: nested deeper than {} levels", at, kMaxDepth));
-  }
+  if (auto s = check_depth(text); !s) return unexpected(s.error());
   Document doc;
   doc.Parse(text.data(), text.size());
   if (doc.HasParseError()) {

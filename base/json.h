@@ -17,15 +17,16 @@ namespace nvdra::json {
 using Value = rapidjson::Value;
 using Document = rapidjson::Document;
 
-// How deep arrays and objects may nest in what parse() accepts and what servers store. The
-// parser and every walker of a document (writer, patches, validators) recurse once per level,
-// so an unbounded depth is a stack overflow (1.5 M levels of "[" crashed nvdra-sim). Go's
-// encoding/json allows 10000; 1000 keeps each walker well inside the smallest thread stack we
-// run on, and is 30 times deeper than any Kubernetes object or schema needs.
+// Nesting deeper than this is refused before parsing: RapidJSON's parser and our own tree walks
+// recurse per level, so a hostile document (`[[[[…`, a million deep) would overflow the stack.
+// Kubernetes objects nest a few dozen levels; CRD schemas a few hundred at most.
 inline constexpr int kMaxDepth = 1000;
 
-// Parses a complete JSON text. Errors name the byte offset; a text nested deeper than
-// kMaxDepth is refused before parsing.
+// kInvalidArgument when `text` nests arrays and objects deeper than `max_depth` (a linear scan
+// that skips strings; it does not validate the rest of the syntax).
+Status check_depth(std::string_view text, int max_depth = kMaxDepth);
+
+// Parses a complete JSON text, nested at most kMaxDepth. Errors name the byte offset.
 Result<Document> parse(std::string_view text);
 
 // Whether `v` nests arrays and objects deeper than `limit` levels (a scalar is depth 0). Stops

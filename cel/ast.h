@@ -2,11 +2,14 @@
 #pragma once
 
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "cel/value.h"
+
+namespace re2 {
+class RE2;  // kept out of the headers: only functions.cpp compiles and runs patterns
+}
 
 namespace nvdra::cel {
 
@@ -64,7 +67,7 @@ struct Node {
   Fn fn = Fn::kSize;
   std::unique_ptr<Node> target;
   std::vector<std::unique_ptr<Node>> args;
-  std::shared_ptr<const std::regex> regex;  // matches() with a literal pattern, compiled once
+  std::shared_ptr<const re2::RE2> regex;  // matches() with a literal pattern, compiled once
 };
 
 }  // namespace nvdra::cel

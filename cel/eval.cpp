@@ -145,10 +145,14 @@ class Evaluator {
       if (!v) return v;
       args.push_back(std::move(*v));
     }
-    // String work costs in proportion to its length, as CEL's runtime cost does.
+    // String work costs in proportion to its length, as CEL's runtime cost does; a regular
+    // expression match in proportion to both lengths.
     const Value& subject = target ? *target : args.front();
     if (subject.is(K::kString)) {
-      const uint64_t cost = subject.as_string().size() / 16;
+      const bool regex = n.fn == Fn::kMatches && args.back().is(K::kString);
+      const uint64_t cost =
+          regex ? matches_cost(subject.as_string().size(), args.back().as_string().size())
+                : subject.as_string().size() / 16;
       if (cost >= budget_) return eval_error("operation cancelled: actual cost limit exceeded");
       budget_ -= cost;
     }

@@ -1,10 +1,14 @@
 #include "cel/functions.h"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
+#include <map>
+#include <mutex>
 
 namespace nvdra::cel {
 namespace {
@@ -48,11 +52,9 @@ constexpr FnInfo kFunctions[] = {
     {"patch", true, 0, Fn::kPatch},
 };
 
-// libstdc++'s regex matcher recurses per input character; longer subjects are refused instead of
-// risking the stack.
-constexpr size_t kMaxMatchSubject = 16 * 1024;
 constexpr size_t kMaxPattern = 1024;
-constexpr uint64_t kMaxRepeat = 1000;  // RE2's bound on counted repetition, nested ones multiplied
+constexpr int64_t kMaxRegexMemory = 1 << 20;  // RE2's compiled program and DFA cache, per pattern
+constexpr size_t kRegexCacheSize = 256;       // patterns computed at run time, compiled once
 
 Unexpected<Error> eval_error(std::string msg) {
   return unexpected(ErrorCode::kInvalidArgument, std::move(msg));
@@ -66,65 +68,39 @@ Unexpected<Error> no_overload(const Node& call, const Value* target, std::span<c
   return eval_error(fmt::format("no matching overload for '{}' applied to ({})", call.name, types));
 }
 
-// The largest product of nested {n,m} bounds in a pattern; 0 when it exceeds kMaxRepeat.
-uint64_t max_repeat(std::string_view p) {
-  std::vector<uint64_t> groups{1};  // the largest product inside each open group
-  uint64_t prev = 1;  // weight of the atom before the cursor (a closed group's product)
-  for (size_t i = 0; i < p.size(); ++i) {
-    const char c = p[i];
-    if (c == '\\') {
-      ++i;
-      prev = 1;
-    } else if (c == '[') {
-      while (i < p.size() && p[i] != ']')
-        i += p[i] == '\\' ? 2 : 1;
-      prev = 1;
-    } else if (c == '(') {
-      groups.push_back(1);
-      prev = 1;
-    } else if (c == ')') {
-      prev = groups.back();
-      if (groups.size() > 1) groups.pop_back();
-      groups.back() = std::max(groups.back(), prev);
-    } else if (c == '{') {
-      uint64_t first = 0, bound = 0;
-      bool comma = false;
-      size_t j = i + 1;
-      for (; j < p.size() && (std::isdigit(static_cast<unsigned char>(p[j])) || p[j] == ','); ++j) {
-        if (p[j] == ',') {
-          comma = true;
-          continue;
-        }
-        uint64_t& n = comma ? bound : first;
-        n = n * 10 + static_cast<uint64_t>(p[j] - '0');
-        if (n > kMaxRepeat) return 0;
-      }
-      if (j < p.size() && p[j] == '}') {
-        const uint64_t total = std::max(first, bound) * prev;
-        if (total > kMaxRepeat) return 0;
-        groups.back() = std::max(groups.back(), total);
-        i = j;
-      }
-      prev = 1;
-    } else {
-      prev = 1;
+// Patterns built at run time (a literal one is compiled by the parser): the last
+// kRegexCacheSize, so a selector evaluated per device compiles its pattern once.
+class RegexCache {
+ public:
+  Result<std::shared_ptr<const re2::RE2>> get(const std::string& pattern) {
+    std::lock_guard lock(mu_);
+    if (auto it = compiled_.find(pattern); it != compiled_.end()) return it->second;
+    auto re = compile_regex(pattern);
+    if (!re) return re;  // invalid patterns are not kept: they fail fast anyway
+    if (order_.size() == kRegexCacheSize) {
+      compiled_.erase(order_.front());
+      order_.pop_front();
     }
+    compiled_.emplace(pattern, *re);
+    order_.push_back(pattern);
+    return re;
   }
-  return *std::max_element(groups.begin(), groups.end());
-}
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const re2::RE2>, std::less<>> compiled_;  // mu_
+  std::deque<std::string> order_;  // oldest first; mu_
+};
 
 Result<bool> regex_matches(const Node& call, const std::string& subject, const Value& pattern) {
-  if (subject.size() > kMaxMatchSubject)
-    return eval_error(
-        fmt::format("matches(): the string is longer than {} bytes", kMaxMatchSubject));
-  std::shared_ptr<const std::regex> re = call.regex;
+  std::shared_ptr<const re2::RE2> re = call.regex;
   if (!re) {
-    if (!pattern.is(K::kString)) return eval_error("matches(): the pattern must be a string");
-    auto compiled = compile_regex(pattern.as_string());
+    static RegexCache cache;
+    auto compiled = cache.get(pattern.as_string());
     if (!compiled) return unexpected(compiled.error());
     re = std::move(*compiled);
   }
-  return std::regex_search(subject, *re);
+  return re2::RE2::PartialMatch(subject, *re);
 }
 
 Result<Value> to_int(const Value& v) {
@@ -242,25 +218,25 @@ Result<Fn> resolve_function(std::string_view name, bool member, size_t argc) {
                                 member ? "a receiver and" : "", argc, argc == 1 ? "" : "s"));
 }
 
-Result<std::shared_ptr<const std::regex>> compile_regex(std::string_view pattern) {
+Result<std::shared_ptr<const re2::RE2>> compile_regex(std::string_view pattern) {
   if (pattern.size() > kMaxPattern)
     return unexpected(ErrorCode::kInvalidArgument,
                       fmt::format("regular expression longer than {} bytes", kMaxPattern));
-  auto flags = std::regex::ECMAScript;
-  if (pattern.starts_with("(?i)")) {  // RE2's case-insensitive flag, common in selectors
-    pattern.remove_prefix(4);
-    flags |= std::regex::icase;
-  }
-  if (max_repeat(pattern) == 0)
-    return unexpected(
-        ErrorCode::kInvalidArgument,
-        fmt::format("regular expression '{}': repetition count above {}", pattern, kMaxRepeat));
-  try {
-    return std::make_shared<const std::regex>(std::string(pattern), flags);
-  } catch (const std::regex_error& e) {
+  re2::RE2::Options options;
+  options.set_log_errors(false);  // the error is returned, not printed
+  options.set_max_mem(kMaxRegexMemory);
+  auto re =
+      std::make_shared<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
+  if (!re->ok())
     return unexpected(ErrorCode::kInvalidArgument,
-                      fmt::format("invalid regular expression '{}': {}", pattern, e.what()));
-  }
+                      fmt::format("invalid regular expression '{}': {}", pattern, re->error()));
+  return re;
+}
+
+uint64_t matches_cost(size_t subject_bytes, size_t pattern_bytes) {
+  const auto subject = static_cast<uint64_t>(std::ceil((1.0 + subject_bytes) * 0.1));
+  const auto pattern = static_cast<uint64_t>(std::ceil(pattern_bytes * 0.25));
+  return subject * std::max<uint64_t>(pattern, 1);
 }
 
 Result<Value> call_function(const Node& call, const Value* target, std::span<const Value> args) {

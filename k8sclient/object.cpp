@@ -275,6 +275,8 @@ std::string cut_object(std::string_view src, const Capture& c, const DecodeOptio
 }
 
 Result<Scanner*> run_scan(Scanner& scanner, std::string_view src, rapidjson::MemoryStream& ms) {
+  // RapidJSON's reader recurses per nesting level: a deep document is an error, not a crash.
+  if (auto s = json::check_depth(src); !s) return unexpected(s.error());
   rapidjson::Reader reader;
   if (!reader.Parse<rapidjson::kParseStopWhenDoneFlag>(ms, scanner)) {
     return unexpected(ErrorCode::kInvalidArgument,

@@ -16,11 +16,11 @@ build=(
   libboost1.74-dev libboost-program-options1.74-dev libssl-dev rapidjson-dev
   libspdlog-dev libfmt-dev libyaml-cpp-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  prometheus-cpp-dev
+  prometheus-cpp-dev libre2-dev
 )
 runtime=(
   libboost-program-options1.74.0 libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7
-  libgrpc++1.51 libprotobuf32 libprometheus-cpp-core1.0 ca-certificates
+  libgrpc++1.51 libprotobuf32 libprometheus-cpp-core1.0 libre2-9 ca-certificates
 )
 dev=(
   # fuzzing, sanitizers, formatting

@@ -30,6 +30,7 @@ std::string edits_json(const CdiEdits& e) {
         out += ",\"hostPath\":" + json::quote(d.host_path);
       out += ",\"type\":" + json::quote(d.type);
       if (d.major >= 0) out += fmt::format(R"(,"major":{},"minor":{})", d.major, d.minor);
+      if (d.file_mode >= 0) out += fmt::format(R"(,"fileMode":{})", d.file_mode);
       out += ",\"permissions\":" + json::quote(d.permissions) + "}";
     }
     out += "]";

@@ -17,6 +17,7 @@ struct CdiDeviceNode {
   std::string type = "c";
   int64_t major = -1, minor = -1;  // -1: let the runtime stat the host path
   std::string permissions = "rw";
+  int file_mode = -1;  // the node's mode in the container; -1: the runtime's choice
 };
 
 struct CdiMount {

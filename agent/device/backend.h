@@ -59,6 +59,9 @@ struct NvmlOptions {
   std::string sys_root = "/sys", proc_root = "/proc", dev_root = "/dev";
   // How long a GPU may stay open elsewhere before binding it to vfio-pci gives up.
   std::chrono::milliseconds idle_wait{10000};
+  // Where the GPUs this agent bound to vfio-pci are recorded (vfio_record.h), so a restarted
+  // agent still knows them; "" keeps them in memory only.
+  std::string vfio_record_path;
 };
 
 // The installed NVML, or a clear error.

@@ -20,6 +20,7 @@
 
 #include "agent/device/backend.h"
 #include "agent/device/nvml_api.h"
+#include "agent/device/vfio_record.h"
 #include "base/atomic_file.h"
 #include "base/log.h"
 
@@ -235,7 +236,8 @@ std::vector<int> holders(const fs::path& proc_root, const std::string& node) {
 
 class NvmlBackend final : public DeviceBackend {
  public:
-  NvmlBackend(Nvml nvml, NvmlOptions options) : nvml_(nvml), opt_(std::move(options)) {}
+  NvmlBackend(Nvml nvml, NvmlOptions options, VfioRecord bound)
+      : nvml_(nvml), opt_(std::move(options)), vfio_bound_(std::move(bound)) {}
   ~NvmlBackend() override {
     if (events_ && nvml_.event_set_free) nvml_.event_set_free(events_);
     if (nvml_.shutdown) nvml_.shutdown();
@@ -351,6 +353,8 @@ class NvmlBackend final : public DeviceBackend {
     api::GpuInfo g = gpu;
     g.vfio_bound = true;
     vfio_bound_[gpu.pci_bus_id] = g;
+    if (auto s = save_vfio_locked(); !s)
+      return unexpected(s.error().wrap("recording GPU " + gpu.pci_bus_id + " as on vfio-pci"));
     VfioBinding out{group, ""};
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dev / "vfio-dev", ec))
@@ -361,11 +365,19 @@ class NvmlBackend final : public DeviceBackend {
   Status unbind_vfio(const std::string& pci_bus_id) override {
     std::lock_guard lock(mu_);
     const fs::path dev = pci_device(pci_bus_id);
-    vfio_bound_.erase(pci_bus_id);
-    if (!fs::exists(dev) || bound_driver(dev) != "vfio-pci") return ok();
-    // An empty override lets the kernel match the device's own driver again.
-    if (auto s = rebind(pci_bus_id, "\n", "nvidia"); !s)
-      return unexpected(s.error().wrap("giving GPU " + pci_bus_id + " back to nvidia"));
+    const bool on_vfio = fs::exists(dev) && bound_driver(dev) == "vfio-pci";
+    if (on_vfio) {
+      // An empty override lets the kernel match the device's own driver again.
+      if (auto s = rebind(pci_bus_id, "\n", "nvidia"); !s)
+        return unexpected(s.error().wrap("giving GPU " + pci_bus_id + " back to nvidia"));
+    }
+    // Forgotten only once it is back (or gone): a failed give-back stays recorded.
+    if (vfio_bound_.erase(pci_bus_id) > 0) {
+      if (auto s = save_vfio_locked(); !s)
+        NVDRA_WARN("GPU {} is back on nvidia but the VFIO record was not updated: {}", pci_bus_id,
+                   s.error().message);
+    }
+    if (!on_vfio) return ok();
     nvmlDevice_t d = nullptr;
     if (nvml_.handle_by_pci && nvml_.set_persistence &&
         nvml_.handle_by_pci(pci_bus_id.c_str(), &d) == NVML_SUCCESS)
@@ -642,6 +654,11 @@ class NvmlBackend final : public DeviceBackend {
                                   g.uuid, nvml_.error(f.status)));
   }
 
+  Status save_vfio_locked() {
+    if (opt_.vfio_record_path.empty()) return ok();
+    return save_vfio_record(opt_.vfio_record_path, vfio_bound_);
+  }
+
   Nvml nvml_;
   NvmlOptions opt_;
   std::mutex mu_;
@@ -719,7 +736,20 @@ Result<std::unique_ptr<DeviceBackend>> make_nvml_backend(const NvmlOptions& opti
   nvml.load(nvml.event_set_free, "nvmlEventSetFree");
   if (auto r = nvml.init(0); r != NVML_SUCCESS)
     return unexpected(ErrorCode::kIo, "nvmlInit: " + nvml.error(r));
-  return std::unique_ptr<DeviceBackend>(new NvmlBackend(nvml, options));
+  VfioRecord bound;
+  if (!options.vfio_record_path.empty()) {
+    auto record = load_vfio_record(options.vfio_record_path);
+    if (!record && record.error().code != ErrorCode::kInvalidArgument)
+      return unexpected(record.error().wrap("reading the GPUs bound to vfio-pci"));
+    if (record) {
+      bound = std::move(*record);
+    } else {
+      // Corrupt: the bindings are still found on the bus for GPUs NVML lists; say what is lost.
+      NVDRA_ERROR("{}; GPUs on vfio-pci that NVML no longer lists must be given back by hand",
+                  record.error().message);
+    }
+  }
+  return std::unique_ptr<DeviceBackend>(new NvmlBackend(nvml, options, std::move(bound)));
 }
 
 }  // namespace nvdra::agent

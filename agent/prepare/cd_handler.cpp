@@ -41,6 +41,30 @@ std::string CdHandler::domain_dir(const std::string& uid) const {
   return opt_.plugin_dir + "/domains/" + uid;
 }
 
+std::string CdHandler::created_channels_file() const {
+  return opt_.plugin_dir + "/created-imex-channels";
+}
+
+namespace {
+
+// The channel numbers in the record, one a line.
+std::set<int> read_created(const std::string& file) {
+  std::set<int> out;
+  std::istringstream in(read_file(file).value_or(""));
+  for (int n; in >> n;)
+    out.insert(n);
+  return out;
+}
+
+Status write_created(const std::string& file, const std::set<int>& channels) {
+  std::string text;
+  for (int n : channels)
+    text += fmt::format("{}\n", n);
+  return write_file_atomic(file, text, AtomicWriteOptions{0600, true});
+}
+
+}  // namespace
+
 Result<CdiEdits> CdHandler::channel_nodes(bool all) {
   const int major = char_device_major(opt_.proc_devices, "nvidia-caps-imex-channels");
   const std::string dir = opt_.dev_root + "/nvidia-caps-imex-channels";
@@ -49,28 +73,42 @@ Result<CdiEdits> CdHandler::channel_nodes(bool all) {
   if (ec) return unexpected(ErrorCode::kIo, fmt::format("cannot create {}: {}", dir, ec.message()));
   CdiEdits edits;
   const int count = all ? kImexChannelCount : 1;
-  for (int n = 0; n < count; ++n) {
+  std::set<int> created = read_created(created_channels_file());
+  const size_t recorded = created.size();
+  Status failed = ok();
+  for (int n = 0; n < count && failed; ++n) {
     const std::string host = fmt::format("{}/channel{}", dir, n);
     if (!fs::exists(host, ec)) {
-      // A real node has the driver's major number; without one (the simulator) a plain file
-      // stands in for the device node.
+      // Owner-only on the host: containers get the node from the CDI spec, mode 0666 inside as
+      // NVIDIA's, and nothing else on the host needs it. A real node has the driver's major
+      // number; without one (the simulator) a plain file stands in.
       const int rc = major >= 0
-                         ? ::mknod(host.c_str(), S_IFCHR | 0666, makedev(major, n))
-                         : ::close(::open(host.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666));
-      if (rc != 0 && !fs::exists(host, ec))
-        return unexpected(ErrorCode::kIo, fmt::format("cannot create IMEX channel {}", host));
+                         ? ::mknod(host.c_str(), S_IFCHR | 0600, makedev(major, n))
+                         : ::close(::open(host.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+      if (rc == 0) {
+        created.insert(n);
+      } else if (!fs::exists(host, ec)) {
+        failed = unexpected(ErrorCode::kIo, fmt::format("cannot create IMEX channel {}", host));
+      }
     }
     edits.device_nodes.push_back({fmt::format("/dev/nvidia-caps-imex-channels/channel{}", n), host,
-                                  "c", major >= 0 ? major : -1, major >= 0 ? n : -1, "rw"});
+                                  "c", major >= 0 ? major : -1, major >= 0 ? n : -1, "rw", 0666});
   }
+  // Recorded after creation: a crash in between leaves a node behind rather than a record that
+  // could later remove a node someone else made.
+  if (created.size() != recorded) {
+    if (auto s = write_created(created_channels_file(), created); !s) return unexpected(s.error());
+  }
+  if (!failed) return unexpected(failed.error());
   return edits;
 }
 
 void CdHandler::remove_channel_nodes() {
+  const std::string dir = opt_.dev_root + "/nvidia-caps-imex-channels";
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(opt_.dev_root + "/nvidia-caps-imex-channels", ec)) {
-    if (e.path().filename().string().starts_with("channel")) fs::remove(e.path(), ec);
-  }
+  for (int n : read_created(created_channels_file()))
+    fs::remove(fmt::format("{}/channel{}", dir, n), ec);
+  fs::remove(created_channels_file(), ec);
 }
 
 Status CdHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec& spec,
@@ -105,11 +143,13 @@ Status CdHandler::prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec&
   PreparedDevice pd{{base_request(d.request)}, d.pool, d.device, {}, type, "", std::nullopt};
   CdiDevice cdi;
   cdi.name = fmt::format("{}-{}", claim.uid, d.device);
+  // A claim may only reach a domain of its own namespace (NVIDIA's check, channel claims); the
+  // controller's daemon claims live in the driver's namespace.
+  if (cd_ns != claim.namespace_ && (type == "channel" || claim.namespace_ != opt_.driver_namespace))
+    return unexpected(
+        ErrorCode::kInvalidArgument,
+        "the ResourceClaim's namespace is different than the ComputeDomain's namespace");
   if (type == "channel") {
-    if (cd_ns != claim.namespace_)
-      return unexpected(
-          ErrorCode::kInvalidArgument,
-          "the ResourceClaim's namespace is different than the ComputeDomain's namespace");
     entry.compute_domain = domain;
     if (auto s = save(); !s) return s;
     if (auto s = cluster_.set_node_label(std::string(kComputeDomainLabel), domain); !s) return s;

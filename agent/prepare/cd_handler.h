@@ -20,6 +20,9 @@ struct CdHandlerOptions {
   std::string node_name;
   std::string clique_id;  // "" on nodes without an NVLink fabric
   FeatureGates gates;
+  // The driver's namespace: the controller's daemon claims come from there. A daemon claim must
+  // be in it or in its ComputeDomain's namespace, so no other namespace gets a domain's identity.
+  std::string driver_namespace = "nvdra-system";
 };
 
 class CdHandler final : public DeviceHandler {
@@ -41,7 +44,10 @@ class CdHandler final : public DeviceHandler {
 
  private:
   Result<CdiEdits> channel_nodes(bool all);
+  // Removes the channel nodes nvdra created (recorded in created_channels_file()); nodes that
+  // were there before (the NVIDIA driver's) stay.
   void remove_channel_nodes();
+  std::string created_channels_file() const;
   std::string domain_dir(const std::string& uid) const;
 
   ClusterAccess& cluster_;

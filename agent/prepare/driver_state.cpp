@@ -28,6 +28,13 @@ std::string main_type(const PreparedClaim& c) {
   return c.devices.empty() ? std::string("unknown") : c.devices.front().type;
 }
 
+std::string rollback_pending_message(const std::string& uid, const std::string& why) {
+  return fmt::format(
+      "claim {} is failed: rolling back its earlier, half-done prepare failed "
+      "({}); the agent retries the rollback in the background",
+      uid, why);
+}
+
 }  // namespace
 
 namespace {
@@ -59,6 +66,15 @@ DriverState::DriverState(DriverStateOptions options, std::unique_ptr<DeviceHandl
       cdi_(std::move(cdi)),
       stats_(std::move(stats)) {}
 
+DriverState::~DriverState() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  retry_cv_.notify_all();
+  if (retry_thread_.joinable()) retry_thread_.join();
+}
+
 Status DriverState::save_locked() {
   auto s = save_checkpoint(opt_.checkpoint_path, checkpoint_);
   if (s && stats_.prepared_changed) stats_.prepared_changed(checkpoint_);
@@ -75,11 +91,14 @@ Status DriverState::start() {
   std::filesystem::create_directories(std::filesystem::path(opt_.checkpoint_path).parent_path(),
                                       ec);
   auto loaded = load_checkpoint(opt_.checkpoint_path);
+  // Removing host state no checkpoint entry references is safe only when the checkpoint was read.
+  bool sweep = true;
   if (loaded) {
     checkpoint_ = std::move(*loaded);
-  } else if (loaded.error().code != ErrorCode::kNotFound) {
+  } else if (loaded.error().code == ErrorCode::kInvalidArgument) {
     // Keep the bad file for inspection and start empty. What it recorded cannot be trusted, so
     // nothing on the host is removed as an orphan this time (it may belong to running pods).
+    sweep = false;
     const std::string aside = fmt::format("{}.bad-{}", opt_.checkpoint_path,
                                           std::chrono::duration_cast<std::chrono::seconds>(
                                               std::chrono::system_clock::now().time_since_epoch())
@@ -92,6 +111,20 @@ Status DriverState::start() {
                                        "recovered from their CDI specs",
                                        handler_->driver(), loaded.error().message, aside));
     recover_from_cdi_specs();
+  } else if (loaded.error().code != ErrorCode::kNotFound) {
+    // The file is there but could not be read (permissions, I/O error, out of file descriptors):
+    // it may well be intact. Starting empty would sweep every prepared claim's CDI spec, MPS
+    // daemon, MIG device and VFIO binding, so the driver does not start; the agent exits and its
+    // restart is the retry. Nothing is changed on the host or in the file.
+    NVDRA_ERROR("{}: the checkpoint exists but cannot be read: {}; not starting, nothing removed",
+                handler_->driver(), loaded.error().message);
+    cluster_.warning_event("Node", "", opt_.node_name, "", "CheckpointUnreadable",
+                           fmt::format("{} checkpoint cannot be read ({}); the driver does not "
+                                       "start until it can be; no prepared state was removed",
+                                       handler_->driver(), loaded.error().message));
+    return unexpected(
+        loaded.error().wrap("the checkpoint exists but cannot be read; not starting "
+                            "(no prepared state was removed)"));
   }
   if (!opt_.boot_id.empty() && !checkpoint_.boot_id.empty() &&
       checkpoint_.boot_id != opt_.boot_id) {
@@ -105,9 +138,12 @@ Status DriverState::start() {
     if (it->second.state == ClaimState::kPrepareStarted) {
       NVDRA_INFO("{}: rolling back partially prepared claim {}/{}:{}", handler_->driver(),
                  it->second.namespace_, it->second.name, it->first);
-      if (auto s = handler_->unprepare(it->first, it->second); !s)
-        return unexpected(s.error().wrap("rolling back claim " + it->first));
-      (void)cdi_.remove(handler_->cdi_kind(), it->first);
+      if (auto s = roll_back(it->first, it->second); !s) {
+        // One claim's leftovers must not keep the node from serving the others.
+        rollback_failed(it->first, it->second, s.error());
+        ++it;
+        continue;
+      }
       it = checkpoint_.claims.erase(it);
     } else {
       ++it;
@@ -116,6 +152,8 @@ Status DriverState::start() {
   {
     std::lock_guard lock(mu_);
     if (auto s = save_locked(); !s) return s;
+    report_rollbacks_locked();
+    if (!failed_rollbacks_.empty()) retry_thread_ = std::thread([this] { retry_rollbacks(); });
   }
   for (const auto& uid : cdi_.claim_uids(handler_->cdi_kind())) {
     if (!checkpoint_.claims.contains(uid)) {
@@ -123,10 +161,73 @@ Status DriverState::start() {
       (void)cdi_.remove(handler_->cdi_kind(), uid);
     }
   }
-  handler_->sweep_orphans(checkpoint_);
+  if (sweep) {
+    handler_->sweep_orphans(checkpoint_);
+  } else {
+    NVDRA_WARN("{}: no orphan sweep after an unreadable checkpoint", handler_->driver());
+  }
   NVDRA_INFO("{}: {} prepared claim(s) in the checkpoint", handler_->driver(),
              checkpoint_.claims.size());
   return ok();
+}
+
+Status DriverState::roll_back(const std::string& uid, const PreparedClaim& entry) {
+  if (auto s = handler_->unprepare(uid, entry); !s) return s;
+  (void)cdi_.remove(handler_->cdi_kind(), uid);
+  return ok();
+}
+
+void DriverState::rollback_failed(const std::string& uid, const PreparedClaim& entry,
+                                  const Error& error) {
+  NVDRA_ERROR(
+      "{}: rolling back claim {}/{}:{} failed: {}; it stays failed and is retried in the "
+      "background",
+      handler_->driver(), entry.namespace_, entry.name, uid, error.message);
+  cluster_.warning_event("ResourceClaim", entry.namespace_, entry.name, uid, "RollbackFailed",
+                         fmt::format("{}: rolling back the half-done prepare failed ({}); the "
+                                     "claim cannot be prepared or unprepared until a retry works",
+                                     handler_->driver(), error.message));
+  std::lock_guard lock(mu_);
+  failed_rollbacks_[uid] = error.message;
+}
+
+void DriverState::report_rollbacks_locked() {
+  if (stats_.rollbacks_pending) stats_.rollbacks_pending(failed_rollbacks_.size());
+}
+
+void DriverState::retry_rollbacks() {
+  auto delay = opt_.rollback_retry_initial;
+  std::unique_lock lock(mu_);
+  while (!failed_rollbacks_.empty()) {
+    if (retry_cv_.wait_for(lock, delay, [&] { return stopping_; })) return;
+    delay = std::min(delay * 2, opt_.rollback_retry_max);
+    std::vector<std::string> uids;
+    for (const auto& [uid, why] : failed_rollbacks_)
+      uids.push_back(uid);
+    for (const auto& uid : uids) {
+      if (stopping_) return;
+      const PreparedClaim entry = checkpoint_.claims.at(uid);
+      busy_claims_.insert(uid);
+      lock.unlock();
+      const Status s = roll_back(uid, entry);
+      lock.lock();
+      busy_claims_.erase(uid);
+      if (s) {
+        checkpoint_.claims.erase(uid);
+        failed_rollbacks_.erase(uid);
+        if (auto saved = save_locked(); !saved)
+          NVDRA_ERROR("{}: writing the checkpoint: {}", handler_->driver(), saved.error().message);
+        NVDRA_INFO("{}: rolled back claim {}/{}:{} on a retry", handler_->driver(),
+                   entry.namespace_, entry.name, uid);
+      } else {
+        failed_rollbacks_[uid] = s.error().message;
+        NVDRA_WARN("{}: rolling back claim {} failed again: {}; next try in {} ms",
+                   handler_->driver(), uid, s.error().message, delay.count());
+      }
+      cv_.notify_all();
+    }
+    report_rollbacks_locked();
+  }
 }
 
 void DriverState::release_devices(const std::vector<std::string>& devices) {
@@ -189,6 +290,11 @@ PreparedResult DriverState::prepare(const std::string& ns, const std::string& na
       }
       return true;
     });
+    if (auto f = failed_rollbacks_.find(uid); f != failed_rollbacks_.end()) {
+      const std::string why = f->second;
+      lock.unlock();
+      return fail("rollback_pending", rollback_pending_message(uid, why));
+    }
     if (auto it = checkpoint_.claims.find(uid);
         it != checkpoint_.claims.end() && it->second.state == ClaimState::kPrepareCompleted) {
       out.devices = it->second.devices;  // idempotent: the same answer, no side effects
@@ -199,7 +305,10 @@ PreparedResult DriverState::prepare(const std::string& ns, const std::string& na
       auto same_hardware = handler_->aliases(d.device);
       same_hardware.push_back(d.device);
       for (const auto& [other_uid, other] : checkpoint_.claims) {
-        if (other_uid == uid || other.state != ClaimState::kPrepareCompleted) continue;
+        // A claim whose rollback failed may still hold its devices.
+        if (other_uid == uid || (other.state != ClaimState::kPrepareCompleted &&
+                                 !failed_rollbacks_.contains(other_uid)))
+          continue;
         for (const auto& pd : other.devices) {
           if (pd.pool == d.pool && std::find(same_hardware.begin(), same_hardware.end(),
                                              pd.device) != same_hardware.end()) {
@@ -292,6 +401,13 @@ std::string DriverState::unprepare(const std::string& uid) {
       NVDRA_V(1, "{}: Unprepare noop: claim not found in checkpoint data ({})", handler_->driver(),
               uid);
       return {};
+    }
+    if (auto f = failed_rollbacks_.find(uid); f != failed_rollbacks_.end()) {
+      const std::string message = rollback_pending_message(uid, f->second);
+      lock.unlock();
+      if (stats_.error) stats_.error("unprepare", "rollback_pending");
+      NVDRA_WARN("{}: unprepare of claim {} refused: {}", handler_->driver(), uid, message);
+      return message;
     }
     entry = it->second;
     busy_claims_.insert(uid);

@@ -3,6 +3,7 @@
 // device work sits behind DeviceHandler (GPU devices, ComputeDomain channels and daemons).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -10,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/cdi/cdi_spec.h"
@@ -77,20 +79,28 @@ struct DriverStateOptions {
   std::string checkpoint_path;
   std::string boot_id;
   std::string node_name;
+  // A rollback that failed at start is retried in the background: first after `initial`, the
+  // wait doubling up to `max`.
+  std::chrono::milliseconds rollback_retry_initial{std::chrono::seconds(1)};
+  std::chrono::milliseconds rollback_retry_max{std::chrono::minutes(2)};
 };
 
 struct DriverStats {  // for metrics
   std::function<void(std::string_view op, std::string_view device_type, double seconds)> observe;
   std::function<void(std::string_view op, std::string_view reason)> error;
   std::function<void(const Checkpoint&)> prepared_changed;
+  std::function<void(size_t claims)> rollbacks_pending;  // claims whose rollback is retried
 };
 
 class DriverState {
  public:
   DriverState(DriverStateOptions options, std::unique_ptr<DeviceHandler> handler,
               ClusterAccess& cluster, CdiWriter cdi, DriverStats stats = {});
+  ~DriverState();  // stops the rollback retries
 
-  // Loads the checkpoint, rolls back half-done claims and removes orphans.
+  // Loads the checkpoint, rolls back half-done claims and removes orphans. A claim whose
+  // rollback fails does not stop the start: it is marked failed (Event, metric), its
+  // Prepare/Unprepare answer an error, and the rollback is retried in the background.
   Status start();
 
   PreparedResult prepare(const std::string& ns, const std::string& name, const std::string& uid);
@@ -103,6 +113,11 @@ class DriverState {
   Status save_locked();
   void recover_from_cdi_specs();
   void release_devices(const std::vector<std::string>& devices);
+  // Undoes a half-done claim: its devices, then its CDI spec.
+  Status roll_back(const std::string& uid, const PreparedClaim& entry);
+  void rollback_failed(const std::string& uid, const PreparedClaim& entry, const Error& error);
+  void retry_rollbacks();  // the retry thread
+  void report_rollbacks_locked();
 
   DriverStateOptions opt_;
   std::unique_ptr<DeviceHandler> handler_;
@@ -114,6 +129,12 @@ class DriverState {
   Checkpoint checkpoint_;               // guarded by mu_
   std::set<std::string> busy_devices_;  // devices with a prepare/unprepare in flight; mu_
   std::set<std::string> busy_claims_;   // claim UIDs in flight; mu_
+  // Half-done claims whose rollback failed, with the last error; their entries stay in the
+  // checkpoint (and their devices stay taken) until a retry succeeds. mu_
+  std::map<std::string, std::string> failed_rollbacks_;
+  bool stopping_ = false;  // mu_
+  std::condition_variable retry_cv_;
+  std::thread retry_thread_;
 };
 
 }  // namespace nvdra::agent

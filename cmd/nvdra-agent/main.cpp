@@ -79,6 +79,9 @@ int kubelet_plugin(int argc, char** argv) {
       "kubeconfig file (default: in-cluster configuration)")(
       "node-name", po::value<std::string>()->default_value(env_or("NODE_NAME", "")),
       "this node's name (required; env NODE_NAME)")(
+      "namespace", po::value<std::string>()->default_value(env_or("POD_NAMESPACE", "nvdra-system")),
+      "the driver's namespace, where the controller's IMEX daemon claims are (env "
+      "POD_NAMESPACE); a daemon claim elsewhere must be in its ComputeDomain's namespace")(
       "cdi-root", po::value<std::string>()->default_value(env_or("CDI_ROOT", "/var/run/cdi")),
       "where CDI claim specs are written")(
       "kubelet-registrar-directory-path",
@@ -107,6 +110,7 @@ int kubelet_plugin(int argc, char** argv) {
     return 2;
   }
   o.cdi_root = vm["cdi-root"].as<std::string>();
+  o.driver_namespace = vm["namespace"].as<std::string>();
   o.registry_dir = vm["kubelet-registrar-directory-path"].as<std::string>();
   o.plugins_dir = vm["kubelet-plugins-directory-path"].as<std::string>();
   {

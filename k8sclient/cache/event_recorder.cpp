@@ -37,6 +37,24 @@ int EventRecorder::dropped() const {
   return dropped_;
 }
 
+size_t EventRecorder::series_count() const {
+  std::lock_guard lock(mu_);
+  return series_.size();
+}
+
+void EventRecorder::prune_locked(Clock::steady_point now) {
+  if (now < next_prune_) return;
+  // A key idle this long would start a new Event (past the window) with a full bucket (refilled),
+  // exactly as a forgotten one does.
+  auto idle = std::chrono::duration_cast<Clock::steady_point::duration>(opt_.series_window);
+  if (opt_.spam_refill_per_second > 0)
+    idle = std::max(
+        idle, std::chrono::duration_cast<Clock::steady_point::duration>(
+                  std::chrono::duration<double>(opt_.spam_burst / opt_.spam_refill_per_second)));
+  std::erase_if(series_, [&](const auto& kv) { return now - kv.second.last_attempt > idle; });
+  next_prune_ = now + opt_.series_window;
+}
+
 awaitable<Status> EventRecorder::record(const ObjectReference& regarding, std::string_view type,
                                         std::string_view reason, std::string_view action,
                                         std::string_view note_in) {
@@ -50,7 +68,9 @@ awaitable<Status> EventRecorder::record(const ObjectReference& regarding, std::s
   int count = 0;
   {
     std::lock_guard lock(mu_);
+    prune_locked(now);
     auto& s = series_[key];
+    s.last_attempt = now;
     if (!s.bucket)
       s.bucket = std::make_unique<TokenBucket>(opt_.spam_refill_per_second, opt_.spam_burst);
     if (!s.bucket->try_take(now)) {

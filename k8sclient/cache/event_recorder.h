@@ -5,7 +5,8 @@
 // window are folded into one Event whose series.count and lastObservedTime grow (one PATCH instead
 // of a new object). Each distinct event key has a token bucket (burst 25, one token per 5 min, as
 // client-go's spam filter) so a hot loop cannot flood the API server; events over the limit are
-// dropped and counted.
+// dropped and counted. Keys idle past the series window and the bucket's refill time are
+// forgotten, so a long-running process does not keep every event it ever recorded.
 #pragma once
 
 #include <chrono>
@@ -52,15 +53,20 @@ class EventRecorder {
                            std::string_view reason, std::string_view action, std::string_view note);
 
   int dropped() const;
+  size_t series_count() const;  // event keys remembered (bounded by pruning)
 
  private:
   struct Series {
     std::string event_name;
     std::string event_namespace;
     int count = 1;
-    Clock::steady_point last_seen;
+    Clock::steady_point last_seen;     // last event recorded (folding)
+    Clock::steady_point last_attempt;  // last record() call, dropped ones too (spam limit)
     std::unique_ptr<TokenBucket> bucket;
   };
+
+  // Forgets keys idle long enough that forgetting changes nothing; at most once per window.
+  void prune_locked(Clock::steady_point now);
 
   std::shared_ptr<RestClient> client_;
   EventRecorderOptions opt_;
@@ -68,6 +74,7 @@ class EventRecorder {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Series> series_;  // guarded by mu_
   int dropped_ = 0;                                 // guarded by mu_
+  Clock::steady_point next_prune_{};                // guarded by mu_
 };
 
 }  // namespace nvdra::k8s

@@ -308,9 +308,12 @@ Result<RestConfig> in_cluster_config(const std::string& sa_dir) {
 }
 
 Result<RestConfig> load_rest_config(const std::string& kubeconfig_flag) {
-  if (!kubeconfig_flag.empty()) return load_kubeconfig(kubeconfig_flag);
-  if (std::getenv("KUBERNETES_SERVICE_HOST") != nullptr) return in_cluster_config();
-  return load_kubeconfig("");
+  auto cfg = !kubeconfig_flag.empty()                            ? load_kubeconfig(kubeconfig_flag)
+             : std::getenv("KUBERNETES_SERVICE_HOST") != nullptr ? in_cluster_config()
+                                                                 : load_kubeconfig("");
+  if (const char* allow = std::getenv("NVDRA_ALLOW_INSECURE_TOKEN"); cfg && allow)
+    cfg->allow_insecure_token = std::string_view(allow) == "true";
+  return cfg;
 }
 
 }  // namespace nvdra::k8s

@@ -45,6 +45,9 @@ struct RestConfig {
   Endpoint endpoint;
   TlsConfig tls;
   std::shared_ptr<TokenSource> token;  // may be null: no bearer token (client certificates)
+  // A bearer token is sent over plain http only when this is set (env
+  // NVDRA_ALLOW_INSECURE_TOKEN=true for load_rest_config): anyone on the path could read it.
+  bool allow_insecure_token = false;
   std::string namespace_ = "default";
   double qps = 5;  // client-go defaults
   int burst = 10;

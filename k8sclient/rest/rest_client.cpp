@@ -109,6 +109,12 @@ RestClient::RestClient(std::shared_ptr<Transport> transport, RestClientOptions o
 
 Result<std::shared_ptr<RestClient>> RestClient::create(net::any_io_executor executor,
                                                        const RestConfig& config) {
+  if (config.token && !config.endpoint.tls && !config.allow_insecure_token)
+    return unexpected(ErrorCode::kInvalidArgument,
+                      fmt::format("refusing to send a bearer token to {} over plain http (anyone "
+                                  "on the path could read it); use https, or set "
+                                  "NVDRA_ALLOW_INSECURE_TOKEN=true where that is intended",
+                                  config.server));
   TransportOptions topt;
   topt.endpoint = config.endpoint;
   topt.tls = config.tls;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -181,6 +182,39 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
     co_return co_await connect(cancel);
   }
 
+  // The server's addresses. getaddrinfo runs on Asio's resolver thread and cannot be interrupted,
+  // so a lookup that hangs (an unreachable DNS server) is abandoned after resolve_timeout rather
+  // than waited for; it finishes in the background. Handlers run on ex_, one at a time.
+  awaitable<Result<tcp::resolver::results_type>> resolve(const std::string& what) {
+    struct Lookup {
+      explicit Lookup(const net::any_io_executor& ex) : resolver(ex), timer(ex) {}
+      tcp::resolver resolver;
+      net::steady_timer timer;
+      bool done = false;
+      error_code ec;
+      tcp::resolver::results_type results;
+    };
+    auto l = std::make_shared<Lookup>(ex_);
+    l->timer.expires_after(opt_.resolve_timeout);
+    l->resolver.async_resolve(opt_.endpoint.host, opt_.endpoint.port,
+                              [l](const error_code& ec, tcp::resolver::results_type r) {
+                                l->done = true;
+                                l->ec = ec;
+                                l->results = std::move(r);
+                                l->timer.cancel();
+                              });
+    error_code ignored;
+    co_await l->timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
+    if (!l->done) {
+      l->resolver.cancel();
+      co_return unexpected(ErrorCode::kTimeout,
+                           fmt::format("{}: DNS lookup of {} timed out after {} ms", what,
+                                       opt_.endpoint.host, opt_.resolve_timeout.count()));
+    }
+    if (l->ec) co_return unexpected(io_error(what, l->ec, is_cancelled()));
+    co_return std::move(l->results);
+  }
+
   awaitable<Result<std::unique_ptr<Conn>>> connect(Cancellation* cancel) {
     if (is_cancelled() || (cancel && cancel->cancelled())) {
       co_return unexpected(ErrorCode::kCancelled, "transport is closed");
@@ -201,16 +235,14 @@ class BeastTransport final : public Transport, public std::enable_shared_from_th
     CancelScope scope(cancel, [this, self, raw] { post_close(raw); });
     const std::string what = fmt::format("connect to {}", host_header_);
 
-    tcp::resolver resolver(ex_);
-    error_code ec;
-    auto endpoints = co_await resolver.async_resolve(ep.host, ep.port,
-                                                     net::redirect_error(net::use_awaitable, ec));
-    if (ec) {
+    auto endpoints = co_await resolve(what);
+    if (!endpoints) {
       forget(raw);
-      co_return unexpected(io_error(what, ec, is_cancelled()));
+      co_return unexpected(endpoints.error());
     }
+    error_code ec;
     c->lowest().expires_after(opt_.connect_timeout);
-    co_await c->lowest().async_connect(endpoints, net::redirect_error(net::use_awaitable, ec));
+    co_await c->lowest().async_connect(*endpoints, net::redirect_error(net::use_awaitable, ec));
     if (!ec && ep.tls) {
       SSL* s = c->tls->native_handle();
       const bool ip = is_ip_literal(verify_name_);

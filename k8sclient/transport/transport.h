@@ -22,6 +22,8 @@ struct TransportOptions {
   Endpoint endpoint;
   TlsConfig tls;
   std::chrono::milliseconds connect_timeout{10'000};
+  // A DNS lookup (getaddrinfo, which cannot be interrupted) is abandoned after this long.
+  std::chrono::milliseconds resolve_timeout{10'000};
   std::chrono::milliseconds request_timeout{60'000};  // per write/read step of a plain request
   size_t max_idle_connections = 16;
   size_t max_body_bytes = 512u << 20;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "base/json.h"
 #include "k8sclient/rest/status.h"
 
 namespace nvdra::k8s {
@@ -118,7 +119,13 @@ std::optional<Result<WatchEvent>> WatchDecoder::next() {
     if (c == '"') {
       in_string_ = true;
     } else if (c == '{' || c == '[') {
-      ++depth_;
+      // Fails as soon as the event nests too deep, rather than buffering it first.
+      if (++depth_ > json::kMaxDepth) {
+        scan_ = i;
+        return fail(Error(
+            ErrorCode::kInvalidArgument,
+            fmt::format("watch stream: event nested deeper than {} levels", json::kMaxDepth)));
+      }
     } else if (c == '}' || c == ']') {
       if (--depth_ == 0) {
         std::string_view frame(data + start_, i - start_);

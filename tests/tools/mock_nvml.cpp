@@ -60,11 +60,16 @@ nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int* v) {
   *v = 12080;
   return NVML_SUCCESS;
 }
+// NVDRA_MOCK_NVML_HIDE_GPU0=1: GPU 0 is on vfio-pci, and NVML no longer sees it.
+bool gpu0_hidden() {
+  return std::getenv("NVDRA_MOCK_NVML_HIDE_GPU0") != nullptr;
+}
 nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int* n) {
-  *n = 2;
+  *n = gpu0_hidden() ? 1 : 2;
   return NVML_SUCCESS;
 }
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t* d) {
+  if (gpu0_hidden()) ++i;
   if (i >= 2) return 2;
   *d = device(static_cast<int>(i));
   return NVML_SUCCESS;

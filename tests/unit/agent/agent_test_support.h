@@ -65,7 +65,8 @@ struct Result_ {
 inline std::string claim_json(const std::string& uid, const std::string& name,
                               const std::vector<Result_>& results,
                               const std::vector<std::string>& configs = {},
-                              const std::string& driver = "gpu.nvidia.com") {
+                              const std::string& driver = "gpu.nvidia.com",
+                              const std::string& ns = "ns") {
   std::string r, c;
   for (const auto& x : results)
     r += fmt::format(R"({}{{"request":"{}","driver":"{}","pool":"node-a","device":"{}"}})",
@@ -75,9 +76,9 @@ inline std::string claim_json(const std::string& uid, const std::string& name,
         R"({}{{"source":"FromClaim","requests":["{}"],"opaque":{{"driver":"{}","parameters":{}}}}})",
         c.empty() ? "" : ",", results.front().request, driver, p);
   return fmt::format(
-      R"({{"apiVersion":"resource.k8s.io/v1","kind":"ResourceClaim","metadata":{{"namespace":"ns","name":"{}","uid":"{}"}},)"
+      R"({{"apiVersion":"resource.k8s.io/v1","kind":"ResourceClaim","metadata":{{"namespace":"{}","name":"{}","uid":"{}"}},)"
       R"("status":{{"allocation":{{"devices":{{"results":[{}],"config":[{}]}}}}}}}})",
-      name, uid, r, c);
+      ns, name, uid, r, c);
 }
 
 inline std::string temp_root(const std::string& tag) {

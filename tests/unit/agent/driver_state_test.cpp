@@ -40,14 +40,20 @@ class GpuDriverTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(root); }
 
   void restart() {
+    auto s = try_restart();
+    ASSERT_TRUE(s) << s.error().message;
+  }
+  Status try_restart() {
     state.reset();
     backend = std::move(*SimBackend::load(node_yaml, root));
     GpuHandlerOptions o{root + "/plugins/gpu.nvidia.com", root + "/dev", "", FeatureGates{}};
-    state = std::make_unique<DriverState>(
-        DriverStateOptions{root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json", "boot-1",
-                           "node-a"},
-        std::make_unique<GpuHandler>(*backend, o), cluster, CdiWriter(root + "/cdi"));
-    ASSERT_TRUE(state->start());
+    state = std::make_unique<DriverState>(DriverStateOptions{checkpoint_path(), "boot-1", "node-a"},
+                                          std::make_unique<GpuHandler>(*backend, o), cluster,
+                                          CdiWriter(root + "/cdi"));
+    return state->start();
+  }
+  std::string checkpoint_path() const {
+    return root + "/plugins/gpu.nvidia.com/nvdra-checkpoint.json";
   }
   void add_claim(const std::string& uid, const std::string& name,
                  const std::vector<testing::Result_>& results,
@@ -245,7 +251,12 @@ TEST_F(GpuDriverTest, AnUnreadableCheckpointIsKeptAsideAndClaimsAreRecoveredFrom
   std::string text = read_text(path);
   text[text.size() / 2] ^= 1;
   std::ofstream(path, std::ios::trunc) << text;
+  // A MIG device no CDI spec names (a claim half prepared when the file went bad): the sweep
+  // would destroy it, but after a bad checkpoint there is no sweep.
+  ASSERT_TRUE(backend->set_mig_mode(1, true));
+  ASSERT_TRUE(backend->create_mig_device(1, backend->discover()->gpus[1].mig_profiles[0], 6));
   restart();
+  EXPECT_EQ(mig_devices(), 2u);
   EXPECT_EQ(cluster.events, std::vector<std::string>{"CheckpointUnreadable"});
   bool kept = false;
   for (const auto& e : std::filesystem::directory_iterator(root + "/plugins/gpu.nvidia.com"))
@@ -262,13 +273,41 @@ TEST_F(GpuDriverTest, AnUnreadableCheckpointIsKeptAsideAndClaimsAreRecoveredFrom
   EXPECT_EQ(mig.devices[0].cdi_ids, before.claims.at("u1").devices[0].cdi_ids);
   EXPECT_EQ(mig.mps_id, before.claims.at("u1").mps_id);
   EXPECT_EQ(after.claims.at("u2").devices[0].uuid, before.claims.at("u2").devices[0].uuid);
-  EXPECT_EQ(mig_devices(), 1u);
   // Unprepare still cleans up everything.
   EXPECT_EQ(state->unprepare("u1"), "");
-  EXPECT_EQ(mig_devices(), 0u);
+  EXPECT_EQ(mig_devices(), 1u);
   EXPECT_FALSE(std::filesystem::exists(root + "/plugins/gpu.nvidia.com/mps/" + mig.mps_id));
   EXPECT_EQ(state->unprepare("u2"), "");
   EXPECT_EQ(count_files(root + "/cdi"), 0u);
+}
+
+TEST_F(GpuDriverTest, ACheckpointThatExistsButCannotBeOpenedStopsTheStartAndRemovesNothing) {
+  add_claim(
+      "u1", "c1", {{"mig", "gpu-0-mig-3g20gb-9-0"}},
+      {R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"MigDeviceConfig","sharing":{"strategy":"MPS"}})"});
+  ASSERT_EQ(state->prepare("ns", "c1", "u1").error, "");
+  const std::string mps = state->snapshot().claims.at("u1").mps_id;
+  // The file cannot be opened (ELOOP here; EACCES, EMFILE or EIO on a real node): it is not
+  // "missing", and starting empty would sweep the running claim's devices.
+  const std::string path = checkpoint_path();
+  std::filesystem::rename(path, path + ".real");
+  std::filesystem::create_symlink(path, path);
+  auto s = try_restart();
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("exists but cannot be read"), std::string::npos)
+      << s.error().message;
+  EXPECT_EQ(cluster.events, std::vector<std::string>{"CheckpointUnreadable"});
+  EXPECT_TRUE(std::filesystem::exists(root + "/cdi/k8s.gpu.nvidia.com-claim_u1.json"));
+  EXPECT_TRUE(std::filesystem::exists(root + "/plugins/gpu.nvidia.com/mps/" + mps));
+  EXPECT_EQ(mig_devices(), 1u);
+  EXPECT_TRUE(std::filesystem::is_symlink(path)) << "the file is left as it is";
+  // Once it can be read again, the next start finds the claim.
+  std::filesystem::remove(path);
+  std::filesystem::rename(path + ".real", path);
+  restart();
+  EXPECT_TRUE(state->snapshot().claims.contains("u1"));
+  EXPECT_EQ(state->unprepare("u1"), "");
+  EXPECT_EQ(mig_devices(), 0u);
 }
 
 TEST_F(GpuDriverTest, ConcurrentClaimsOnDifferentDevices) {
@@ -339,6 +378,42 @@ TEST_F(CdDriverTest, AllocationModeAllInjectsEveryChannel) {
   EXPECT_NE(
       read_text(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json").find("channel2047"),
       std::string::npos);
+}
+
+TEST_F(CdDriverTest, ChannelNodesAreOwnerOnlyAndOnlyTheOnesNvdraMadeAreRemoved) {
+  // channel1 is the NVIDIA driver's (there before nvdra): it stays, whatever happens.
+  const std::string dir = root + "/dev/nvidia-caps-imex-channels";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/channel1") << "";
+  cluster.claims["ns/w"] = claim_json("u1", "w", {{"channel", "channel-0"}},
+                                      {channel("cd1", "All")}, "compute-domain.nvidia.com");
+  ASSERT_EQ(state->prepare("ns", "w", "u1").error, "");
+  const auto perms = std::filesystem::status(dir + "/channel0").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::others_all, std::filesystem::perms::none);
+  EXPECT_EQ(perms & std::filesystem::perms::group_all, std::filesystem::perms::none);
+  // In the container the node is 0666, as NVIDIA's.
+  EXPECT_NE(read_text(root + "/cdi/k8s.compute-domain.nvidia.com-claim_u1.json")
+                .find(R"("fileMode":438)"),
+            std::string::npos);
+  EXPECT_EQ(state->unprepare("u1"), "");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/channel0"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/channel2047"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/channel1"));
+}
+
+TEST_F(CdDriverTest, ADaemonClaimOutsideTheDomainsAndTheDriversNamespaceIsRefused) {
+  const std::string daemon =
+      R"({"apiVersion":"resource.nvidia.com/v1beta1","kind":"ComputeDomainDaemonConfig","domainID":"cd1"})";
+  cluster.claims["other/d"] = claim_json("u1", "d", {{"daemon", "daemon-0"}}, {daemon},
+                                         "compute-domain.nvidia.com", "other");
+  EXPECT_EQ(state->prepare("other", "d", "u1").error,
+            "error preparing devices: the ResourceClaim's namespace is different than the "
+            "ComputeDomain's namespace");
+  EXPECT_FALSE(std::filesystem::exists(root + "/plugins/compute-domain.nvidia.com/domains/cd1"));
+  // The controller's daemon claims are in the driver's namespace.
+  cluster.claims["nvdra-system/d"] = claim_json("u2", "d", {{"daemon", "daemon-0"}}, {daemon},
+                                                "compute-domain.nvidia.com", "nvdra-system");
+  EXPECT_EQ(state->prepare("nvdra-system", "d", "u2").error, "");
 }
 
 TEST_F(CdDriverTest, NvidiaErrorsForBadChannelClaims) {
@@ -494,6 +569,89 @@ TEST_F(VfioDriverTest, WithoutTheGateAVfioDeviceIsNotAllocatable) {
   cluster.claims["ns/v"] = claim_json("u1", "v", {{"gpu", "gpu-vfio-0"}});
   EXPECT_EQ(state->prepare("ns", "v", "u1").error,
             "error preparing devices: requested device is not allocatable: gpu-vfio-0");
+}
+
+}  // namespace
+}  // namespace nvdra::agent
+
+namespace nvdra::agent {
+namespace {
+
+// A handler whose device work only records devices, and whose unprepare of claim "u1" fails
+// while `failures` is above zero (a stuck MIG device, a daemon that does not stop).
+class FlakyHandler final : public DeviceHandler {
+ public:
+  explicit FlakyHandler(std::atomic<int>& failures) : failures_(failures) {}
+  std::string_view driver() const override { return "gpu.nvidia.com"; }
+  std::string_view cdi_kind() const override { return "k8s.gpu.nvidia.com/claim"; }
+  Status prepare(const ClaimInfo& claim, PreparedClaim& entry, CdiSpec&,
+                 const std::function<Status()>&) override {
+    for (const auto& d : claim.devices)
+      entry.devices.push_back({{d.request}, d.pool, d.device, {}, "gpu", "", {}, ""});
+    return ok();
+  }
+  Status unprepare(const std::string& uid, const PreparedClaim&) override {
+    if (uid == "u1" && failures_.fetch_sub(1) > 0)
+      return unexpected(ErrorCode::kIo, "the device is stuck");
+    return ok();
+  }
+  void sweep_orphans(const Checkpoint&) override {}
+  void recover(const std::string&, PreparedClaim&) override {}
+
+ private:
+  std::atomic<int>& failures_;
+};
+
+TEST(RollbackTest, AFailedRollbackAtStartMarksTheClaimAndTheRestAreServed) {
+  const std::string root = testing::temp_root("rollback");
+  const std::string path = root + "/nvdra-checkpoint.json";
+  testing::FakeCluster cluster;
+  Checkpoint cp;
+  cp.boot_id = "boot-1";
+  PreparedClaim half;  // a crash left it half done
+  half.namespace_ = "ns";
+  half.name = "c1";
+  half.devices.push_back({{"gpu"}, "node-a", "gpu-0", {}, "gpu", "", {}, ""});
+  cp.claims["u1"] = half;
+  PreparedClaim done = half;
+  done.state = ClaimState::kPrepareCompleted;
+  done.name = "c2";
+  done.devices[0].device = "gpu-1";
+  cp.claims["u2"] = done;
+  ASSERT_TRUE(save_checkpoint(path, cp));
+
+  std::atomic<int> failures{2};  // at start and at the first retry
+  std::atomic<size_t> pending{99};
+  DriverStats stats;
+  stats.rollbacks_pending = [&](size_t n) { pending = n; };
+  DriverStateOptions o{path, "boot-1", "node-a"};
+  o.rollback_retry_initial = std::chrono::milliseconds(100);
+  o.rollback_retry_max = std::chrono::milliseconds(200);
+  DriverState state(o, std::make_unique<FlakyHandler>(failures), cluster, CdiWriter(root + "/cdi"),
+                    stats);
+  auto started = state.start();
+  ASSERT_TRUE(started) << started.error().message;
+  EXPECT_EQ(cluster.events, std::vector<std::string>{"RollbackFailed"});
+  EXPECT_EQ(pending.load(), 1u);
+  // The failed claim answers an error; its device stays taken; the others are served.
+  cluster.claims["ns/c1"] = testing::claim_json("u1", "c1", {{"gpu", "gpu-0"}});
+  cluster.claims["ns/c3"] = testing::claim_json("u3", "c3", {{"gpu", "gpu-0"}});
+  EXPECT_NE(state.prepare("ns", "c1", "u1")
+                .error.find("rolling back its earlier, half-done "
+                            "prepare failed (the device is stuck)"),
+            std::string::npos);
+  EXPECT_NE(state.unprepare("u1").find("is failed"), std::string::npos);
+  EXPECT_EQ(state.prepare("ns", "c3", "u3").error,
+            "requested device gpu-0 is already allocated to different claim u1");
+  EXPECT_EQ(state.unprepare("u2"), "");
+  // A retry in the background works; the claim can then be prepared again.
+  for (int i = 0; i < 100 && state.snapshot().claims.contains("u1"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(state.snapshot().claims.contains("u1"));
+  EXPECT_EQ(pending.load(), 0u);
+  EXPECT_EQ(state.prepare("ns", "c1", "u1").error, "");
+  EXPECT_TRUE(load_checkpoint(path)->claims.contains("u1"));
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -5,9 +5,12 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "agent/device/backend.h"
+#include "agent/device/vfio_record.h"
+#include "base/atomic_file.h"
 
 namespace nvdra::agent {
 namespace {
@@ -187,6 +190,47 @@ TEST(NvmlBackend, PassesAGpuThroughWithSysfsAndGivesItBack) {
   EXPECT_EQ(sys.read(sys.device() + "/driver_override"), "");
   EXPECT_FALSE((*b)->discover()->gpus[0].vfio_bound);
   EXPECT_TRUE((*b)->unbind_vfio("0000:1a:00.0")) << "idempotent";
+}
+
+// NVML no longer lists a GPU on vfio-pci: the record beside the checkpoint is how a restarted
+// agent still knows it, lists it and gives it back.
+TEST(NvmlBackend, AGpuBoundByAnEarlierAgentIsRecordedAndCanBeGivenBack) {
+  FakeSysfs sys("/tmp/nvdra-fake-sysfs-r-" + std::to_string(::getpid()));
+  NvmlOptions o = sys.options();
+  o.vfio_record_path = sys.root_ + "/plugins/gpu.nvidia.com/vfio-bound.json";
+  {
+    auto b = make_nvml_backend(o);
+    ASSERT_TRUE(b) << b.error().message;
+    const api::GpuInfo gpu = (*b)->discover()->gpus[0];
+    ASSERT_TRUE((*b)->bind_vfio(gpu));
+  }
+  EXPECT_EQ(std::filesystem::status(o.vfio_record_path).permissions() &
+                (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+            std::filesystem::perms::none);
+  // The restarted agent, on a node where NVML no longer lists GPU 0.
+  struct HideGpu0 {
+    HideGpu0() { ::setenv("NVDRA_MOCK_NVML_HIDE_GPU0", "1", 1); }
+    ~HideGpu0() { ::unsetenv("NVDRA_MOCK_NVML_HIDE_GPU0"); }
+  };
+  auto hidden = std::make_optional<HideGpu0>();
+  auto b = make_nvml_backend(o);
+  ASSERT_TRUE(b) << b.error().message;
+  auto node = (*b)->discover();
+  ASSERT_TRUE(node);
+  const api::GpuInfo* gpu = node->gpu_by_minor(4);  // the mock's GPU 0 is /dev/nvidia4
+  ASSERT_NE(gpu, nullptr) << "the GPU on vfio-pci is still the node's; the record: "
+                          << read_file(o.vfio_record_path).value_or("(none)");
+  EXPECT_TRUE(gpu->vfio_bound);
+  EXPECT_EQ(gpu->pci_bus_id, "0000:1a:00.0");
+  EXPECT_EQ(gpu->iommu_group, 17);
+  ASSERT_TRUE((*b)->unbind_vfio("0000:1a:00.0"));
+  hidden.reset();
+  EXPECT_EQ(sys.read(sys.root_ + "/sys/bus/pci/drivers/vfio-pci/unbind"), "0000:1a:00.0");
+  auto after = make_nvml_backend(o);
+  ASSERT_TRUE(after);
+  EXPECT_FALSE((*after)->discover()->gpus[0].vfio_bound);
+  EXPECT_EQ(std::filesystem::file_size(o.vfio_record_path),
+            encode_vfio_record({}).size());  // the record is empty again
 }
 
 TEST(NvmlBackend, AGpuInUseOrWithVirtualFunctionsIsNotPassedThrough) {

@@ -61,6 +61,19 @@ contexts:
   context: {cluster: c2, user: u2}
 )";
 
+TEST(Kubeconfig, DeepNestingIsAnErrorNotAStackOverflow) {
+  for (const std::string& deep :
+       {"clusters: " + std::string(1'500'000, '['), "clusters: " + std::string(1'500'000, '{'), [] {
+          std::string s = "clusters:\n";
+          for (int i = 1; i < 3000; ++i)
+            s += std::string(i, ' ') + "- \n";
+          return s;
+        }()}) {
+    auto cfg = parse_kubeconfig(deep, "/nonexistent");
+    EXPECT_FALSE(cfg);
+  }
+}
+
 TEST(Kubeconfig, CurrentContext) {
   auto cfg = parse_kubeconfig(kBasic, "/nonexistent");
   ASSERT_TRUE(cfg) << cfg.error().message;

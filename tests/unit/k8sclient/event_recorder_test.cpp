@@ -1,5 +1,6 @@
 #include "k8sclient/cache/event_recorder.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "support/test_server.h"
@@ -75,6 +76,21 @@ TEST(EventRecorder, CreatesThenFoldsRepeatsIntoASeries) {
   ASSERT_TRUE(h.io.run(
       h.recorder->record(cd(), "Warning", "PlacementFailed", "Place", "no clique has room")));
   EXPECT_EQ(h.log.all()[3].method, "POST");
+}
+
+TEST(EventRecorder, ForgetsKeysIdlePastTheWindowAndTheSpamRefill) {
+  Harness h;
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "R", "A", fmt::format("n{}", i))));
+  EXPECT_EQ(h.recorder->series_count(), 3u);
+  // Past the series window but before a bucket refills (25 tokens at one per 5 min): kept, or
+  // forgetting a key would reset its spam limit.
+  h.clock.advance(1h);
+  ASSERT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "R", "A", "n0")));
+  EXPECT_EQ(h.recorder->series_count(), 3u);
+  h.clock.advance(3h);
+  ASSERT_TRUE(h.io.run(h.recorder->record(cd(), "Warning", "R", "A", "new")));
+  EXPECT_EQ(h.recorder->series_count(), 1u);
 }
 
 TEST(EventRecorder, AServerErrorIsRetriedUnderTheSameName) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/json.h"
 #include "tests/data/test_data.h"
 
 namespace nvdra::k8s {
@@ -26,6 +27,22 @@ std::vector<std::filesystem::path> fixtures(const std::filesystem::path& dir) {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+TEST(ObjectCodec, DeepNestingIsAnErrorNotAStackOverflow) {
+  const int n = 1'500'000;
+  const std::string deep =
+      R"({"kind":"Pod","x":)" + std::string(n, '[') + std::string(n, ']') + "}";
+  auto obj = Object::parse(deep);
+  ASSERT_FALSE(obj);
+  EXPECT_NE(obj.error().message.find("nested deeper than"), std::string::npos);
+  EXPECT_FALSE(parse_list(R"({"items":[)" + std::string(n, '{') + "}]}"));
+  EXPECT_FALSE(json::parse(std::string(n, '[')));
+  // Brackets inside strings are not nesting; the limit itself is accepted.
+  EXPECT_TRUE(Object::parse(R"({"kind":"Pod","x":")" + std::string(n, '[') + R"("})"));
+  const int ok = json::kMaxDepth - 1;  // plus the object itself
+  EXPECT_TRUE(
+      Object::parse(R"({"kind":"Pod","x":)" + std::string(ok, '[') + std::string(ok, ']') + "}"));
 }
 
 TEST(ObjectCodec, FixturesAreFound) {

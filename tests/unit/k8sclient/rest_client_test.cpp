@@ -77,6 +77,23 @@ TEST(ResourceRef, Paths) {
   EXPECT_EQ(pods.in_namespace("a b").with_name("p").path(), "/api/v1/namespaces/a%20b/pods/p");
 }
 
+TEST(RestClient, ABearerTokenIsNotSentOverPlainHttpUnlessAllowed) {
+  testing::IoThread io;
+  RestConfig cfg;
+  cfg.server = "http://127.0.0.1:1";
+  std::string err;
+  ASSERT_TRUE(parse_server_url(cfg.server, &cfg.endpoint, &err)) << err;
+  cfg.token = TokenSource::fixed("s3cr3t-token");
+  auto refused = RestClient::create(io.executor(), cfg);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("refusing to send a bearer token"), std::string::npos);
+  cfg.allow_insecure_token = true;
+  EXPECT_TRUE(RestClient::create(io.executor(), cfg));
+  cfg.allow_insecure_token = false;
+  cfg.token = nullptr;  // no token: nothing to leak
+  EXPECT_TRUE(RestClient::create(io.executor(), cfg));
+}
+
 TEST(RestClient, QueryParametersAreEncoded) {
   ListOptions o;
   o.label_selector = "app in (a,b),tier!=x";

@@ -44,6 +44,21 @@ TEST(Transport, HttpsWithTheRightCa) {
   EXPECT_EQ(res->body, "GET /api?x=1 cn=");
 }
 
+// getaddrinfo cannot be interrupted; a lookup that does not answer in time is given up.
+TEST(Transport, ADnsLookupTimesOut) {
+  IoThread io;
+  auto o = options_for("https://nvdra-dns-test.invalid:6443", "");
+  o.resolve_timeout = std::chrono::milliseconds(0);
+  auto t = make_beast_transport(io.executor(), o);
+  ASSERT_TRUE(t) << t.error().message;
+  auto res = io.run((*t)->send(HttpRequest{"GET", "/", {}, {}}));
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().code, ErrorCode::kTimeout) << res.error().message;
+  EXPECT_NE(res.error().message.find("DNS lookup of nvdra-dns-test.invalid timed out"),
+            std::string::npos)
+      << res.error().message;
+}
+
 TEST(Transport, WrongCaIsRefused) {
   IoThread io;
   auto pki = TestPki::make();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/json.h"
 #include "k8sclient/rest/status.h"
 
 namespace nvdra::k8s {
@@ -126,6 +127,25 @@ TEST(WatchDecoder, TruncatedStreamLeavesPartialEvent) {
   d.push(std::string_view(kStream).substr(0, kStream.size() / 2));
   drain(d);
   EXPECT_TRUE(d.has_partial_event());
+}
+
+// A hostile server (or proxy) cannot crash the client with a deeply nested event: it is a
+// decode error as soon as it is too deep, whole or in pieces.
+TEST(WatchDecoder, DeepNestingFailsTheStreamInsteadOfTheStack) {
+  const int n = 1'500'000;
+  std::string deep = R"({"type":"ADDED","object":{"kind":"Pod","x":)" + std::string(n, '[') +
+                     std::string(n, ']') + "}}";
+  WatchDecoder d;
+  d.push(deep);
+  auto ev = d.next();
+  ASSERT_TRUE(ev.has_value());
+  ASSERT_FALSE(*ev);
+  EXPECT_NE(ev->error().message.find("nested deeper than"), std::string::npos);
+  // Just past the limit, decoded as one event: the object decoder refuses it too.
+  const std::string limit = R"({"type":"ADDED","object":{"kind":"Pod","x":)" +
+                            std::string(json::kMaxDepth, '[') + std::string(json::kMaxDepth, ']') +
+                            "}}";
+  EXPECT_FALSE(decode_watch_event(limit, {}));
 }
 
 TEST(WatchDecoder, GarbageFailsTheStream) {
