@@ -403,9 +403,9 @@ def g_discovery(s, o):
                 continue
             res[x["name"]] = {"kind": x.get("kind"), "namespaced": x.get("namespaced"),
                               "verbs": sorted(x.get("verbs") or []),
-                              "shortNames": x.get("shortNames"),
+                              "shortNames": x.get("shortNames") or None,
                               "singularName": x.get("singularName"),
-                              "categories": x.get("categories")}
+                              "categories": x.get("categories") or None}
         o("discovery." + gv, {"http": r.status, "kind": (r.json or {}).get("kind"),
                               "groupVersion": (r.json or {}).get("groupVersion"),
                               "resources": res})
@@ -598,7 +598,7 @@ def g_patch(s, o):
     o("apps.deployment-observed", until(lambda: (get(s.req("GET", path).json, "status",
         "observedGeneration") == md(r, "generation")), 10))
     rs = f"/apis/apps/v1/namespaces/{NS}/replicasets"
-    o("apps.replicasets", until(lambda: len(s.req("GET", rs).json.get("items", [])), 10))
+    o("apps.replicasets", bool(until(lambda: len(s.req("GET", rs).json.get("items", [])), 10)))
     s.req("DELETE", path)
     o("gc.deployment-replicasets",
       until(lambda: len(s.req("GET", rs).json.get("items", [])) == 0, 30))
@@ -647,8 +647,13 @@ def g_watch(s, o):
     o("watch.rv0-initial-state", events_summary(w.read(5, 6, until_end=True)))
     w.close()
 
+    # kube-apiserver serves old resourceVersions from etcd until its compaction (every 5 min)
+    # removed them; on a younger cluster the check is skipped.
     w = s.watch(f"{CM}?watch=true&resourceVersion=1&timeoutSeconds=5")
-    o("watch.too-old", {"http": w.status, "events": events_summary(w.read(1, 6))})
+    evs = events_summary(w.read(1, 6))
+    skip = s.label == "real" and (not evs or evs[0][0] != "ERROR")
+    o("watch.too-old", {"http": w.status, "events": evs, **({"_skip": "etcd not compacted yet"}
+                                                           if skip else {})})
     w.close()
     r = s.req("GET", f"{CM}?resourceVersion=1&resourceVersionMatch=Exact")
     o("list.too-old-exact", status(r))
@@ -668,7 +673,7 @@ def g_watch(s, o):
     took = time.time() - start
     bms = [e for e in evs if e.get("type") == "BOOKMARK"]
     o("watch.bookmark", {"types": sorted({e.get("type") for e in evs}),
-                         "shape": norm(bms[0]["object"]) if bms else None})
+                         "shape": norm(bms[0]["object"]) if bms else None, **no_bookmark(s, bms)})
     o("watch.timeout-ends-stream", {"ended": w.ended, "in-time": 4 <= took < 9})
     w.close()
 
@@ -703,9 +708,18 @@ def g_watch(s, o):
     for v in ("True", "1"):
         w = s.watch(f"{CM}?watch=true&resourceVersion={rv_now()}&allowWatchBookmarks={v}"
                     "&timeoutSeconds=4")
-        o(f"query.allowWatchBookmarks={v}",
-          sorted({e.get("type") for e in w.read(10, 8, until_end=True)}))
+        evs = w.read(10, 8, until_end=True)
+        o(f"query.allowWatchBookmarks={v}", {
+            "types": sorted({e.get("type") for e in evs}),
+            **no_bookmark(s, [e for e in evs if e.get("type") == "BOOKMARK"])})
         w.close()
+
+
+def no_bookmark(s, bookmarks):
+    """kube-apiserver sends a watch's periodic bookmark only when its watch cache dispatches one
+    (about 2 s before the watch's timeout at best, not always): without one the check is skipped."""
+    return {"_skip": "the real server sent no bookmark this time"} \
+        if s.label == "real" and not bookmarks else {}
 
 
 def g_select(s, o):
@@ -822,10 +836,12 @@ def g_finalizers(s, o):
     o("gc.dangling-owner", until(lambda: gone("gc-dangling"), 20))
     o("gc.owner-ref-invalid", status(s.req("POST", CM, cm("gc-bad", ownerReferences=[{
         "apiVersion": "v1", "kind": "ConfigMap", "name": "x"}]))))
-    o("delete.propagation-bogus", status(s.req("DELETE", f"{CM}/gc-or-child?propagationPolicy=Bogus")))
-    o("delete.grace-not-a-number", status(s.req("DELETE", f"{CM}/gc-or-child?gracePeriodSeconds=abc")))
-    o("delete.dry-run", {"http": s.req("DELETE", f"{CM}/gc-or-child?dryRun=All").status,
-                         "still-there": s.req("GET", f"{CM}/gc-or-child").status})
+    for n in ("del1", "del2", "del3"):
+        s.req("POST", CM, cm(n))
+    o("delete.propagation-bogus", status(s.req("DELETE", f"{CM}/del1?propagationPolicy=Bogus")))
+    o("delete.grace-not-a-number", status(s.req("DELETE", f"{CM}/del2?gracePeriodSeconds=abc")))
+    o("delete.dry-run", {"http": s.req("DELETE", f"{CM}/del3?dryRun=All").status,
+                         "still-there": s.req("GET", f"{CM}/del3").status})
 
 
 def g_table(s, o):
@@ -1276,9 +1292,13 @@ def main():
 
     real, sim = results["real"], results["sim"]
     checks = sorted(set(real) | set(sim))
-    same, listed, unlisted, fixed = [], [], [], []
+    same, listed, unlisted, fixed, skipped = [], [], [], [], []
     for c in checks:
         r, m = real.get(c, "<not recorded>"), sim.get(c, "<not recorded>")
+        if isinstance(r, dict) and "_skip" in r:
+            print(f"SKIP {c}: {r['_skip']}")
+            skipped.append(c)
+            continue
         if a.v:
             print(f"{c}\n  real: {json.dumps(r, sort_keys=True)}\n  sim:  {json.dumps(m, sort_keys=True)}")
         if r == m:
@@ -1302,7 +1322,8 @@ def main():
     for c, r, m in listed:
         if a.v:
             print(f"known {c}: {known[c]}")
-    print(f"{len(checks)} checks: {len(same)} same, {len(listed)} known differences, "
+    print(f"{len(checks)} checks: {len(same)} same, {len(skipped)} skipped, "
+          f"{len(listed)} known differences, "
           f"{len(unlisted)} unlisted differences, {len(fixed) + len(stale)} listed but not found; "
           f"real {times['real']:.0f} s, nvdra-sim {times['sim']:.0f} s, "
           f"total {time.time() - started:.0f} s")
