@@ -656,7 +656,8 @@ def g_watch(s, o):
                                                            if skip else {})})
     w.close()
     r = s.req("GET", f"{CM}?resourceVersion=1&resourceVersionMatch=Exact")
-    o("list.too-old-exact", status(r))
+    o("list.too-old-exact", {**status(r), **({"_skip": "etcd not compacted yet"}
+                                             if s.label == "real" and r.status != 410 else {})})
     rv_future = str(int(rv_now()) + 1000000)
     w = s.watch(f"{CM}?watch=true&resourceVersion={rv_future}&timeoutSeconds=2")
     evs = w.read(1, 6)
@@ -1062,8 +1063,10 @@ def g_crd(s, o):
     o("crd.apply", {"http": r.status, "spec": (r.json or {}).get("spec"),
                     "managedFields": norm(md(r, "managedFields"))})
     r = s.req("GET", "/apis/resource.nvidia.com/v1beta1/computedomains")
+    mine = sorted(i["metadata"]["name"] for i in get(r.json, "items") or []
+                  if i["metadata"].get("namespace") == NS)  # other tests' domains aside
     o("crd.list-all-namespaces", {"http": r.status, "kind": (r.json or {}).get("kind"),
-                                  "names": names(r)})
+                                  "names": mine})
     r = s.req("DELETE", f"{CD}/cd-st")
     o("crd.delete", {"http": r.status, "kind": (r.json or {}).get("kind"),
                      "status": (r.json or {}).get("status")})
