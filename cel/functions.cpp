@@ -92,11 +92,15 @@ class RegexCache {
   std::deque<std::string> order_;  // oldest first; mu_
 };
 
+Result<std::shared_ptr<const re2::RE2>> cached_regex(const std::string& pattern) {
+  static RegexCache cache;
+  return cache.get(pattern);
+}
+
 Result<bool> regex_matches(const Node& call, const std::string& subject, const Value& pattern) {
   std::shared_ptr<const re2::RE2> re = call.regex;
   if (!re) {
-    static RegexCache cache;
-    auto compiled = cache.get(pattern.as_string());
+    auto compiled = cached_regex(pattern.as_string());
     if (!compiled) return unexpected(compiled.error());
     re = std::move(*compiled);
   }
@@ -231,6 +235,12 @@ Result<std::shared_ptr<const re2::RE2>> compile_regex(std::string_view pattern) 
     return unexpected(ErrorCode::kInvalidArgument,
                       fmt::format("invalid regular expression '{}': {}", pattern, re->error()));
   return re;
+}
+
+Result<bool> regex_search(const std::string& pattern, std::string_view subject) {
+  auto re = cached_regex(pattern);
+  if (!re) return unexpected(re.error());
+  return re2::RE2::PartialMatch(re2::StringPiece(subject.data(), subject.size()), **re);
 }
 
 uint64_t matches_cost(size_t subject_bytes, size_t pattern_bytes) {

@@ -19,6 +19,10 @@ Result<Fn> resolve_function(std::string_view name, bool member, size_t argc);
 // compiled size; an invalid one is an error.
 Result<std::shared_ptr<const re2::RE2>> compile_regex(std::string_view pattern);
 
+// Whether `pattern` (RE2 syntax, as Go's regexp) matches anywhere in `subject`; compiled
+// patterns are cached. For OpenAPI schema `pattern`s, which Kubernetes checks with Go's regexp.
+Result<bool> regex_search(const std::string& pattern, std::string_view subject);
+
 // The runtime cost of matches(subject, pattern), as cel-go counts it: the subject's traversal
 // (0.1 per byte) times the pattern's length (0.25 per byte), each rounded up.
 uint64_t matches_cost(size_t subject_bytes, size_t pattern_bytes);
