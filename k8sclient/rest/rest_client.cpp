@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "base/backoff.h"
@@ -325,7 +326,10 @@ awaitable<Status> RestClient::watch(const ResourceRef& ref, ListOptions options,
   co_await wait_for_limiter();
   Call call{"GET", ref.path() + list_query(options, true), {}, {}, false};
   // A watch is quiet between events; allow the whole server-side timeout plus slack per read.
-  auto idle = std::chrono::seconds(options.timeout_seconds.value_or(600) + 30);
+  // Clamped to a day first: a caller's INT64_MAX must not overflow into a negative timeout.
+  const int64_t server_timeout =
+      std::clamp<int64_t>(options.timeout_seconds.value_or(600), 0, 86400);
+  auto idle = std::chrono::seconds(server_timeout + 30);
   HttpRequest req = make_request(call);
   auto idle_ms = std::chrono::duration_cast<std::chrono::milliseconds>(idle);
   auto res = co_await transport_->stream(std::move(req), std::move(on_body), idle_ms, cancel);
