@@ -49,14 +49,15 @@ DriverStats driver_metrics(metrics::Registry& reg, const std::string& driver,
   rollbacks.Add({{"driver", driver}}).Set(0);
   for (const char* op : {"prepare", "unprepare"}) {
     requests.Add({{"driver", driver}, {"operation", op}});
-    duration.Add({{"driver", driver}, {"operation", op}}, metrics::Registry::latency_buckets());
+    duration.Add({{"driver", driver}, {"operation", op}},
+                 metrics::Registry::nvidia_request_buckets());
   }
   DriverStats s;
   s.observe = [&, driver](std::string_view op, std::string_view type, double seconds) {
     requests.Add({{"driver", driver}, {"operation", std::string(op)}}).Increment();
     duration
         .Add({{"driver", driver}, {"operation", std::string(op)}},
-             metrics::Registry::latency_buckets())
+             metrics::Registry::nvidia_request_buckets())
         .Observe(seconds);
     by_type
         .Add({{"driver", driver},

@@ -33,6 +33,17 @@ const Histogram::BucketBoundaries& Registry::latency_buckets() {
   return kBuckets;
 }
 
+const Histogram::BucketBoundaries& Registry::nvidia_request_buckets() {
+  // prometheus.ExponentialBuckets(0.05, 2, 9): 50 ms doubling to 12.8 s.
+  static const Histogram::BucketBoundaries kBuckets = [] {
+    Histogram::BucketBoundaries b;
+    for (double v = 0.05; b.size() < 9; v *= 2)
+      b.push_back(v);
+    return b;
+  }();
+  return kBuckets;
+}
+
 std::string Registry::serialize() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }

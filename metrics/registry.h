@@ -35,6 +35,8 @@ class Registry {
 
   // Latency buckets in seconds (1 ms .. 60 s), the default for operation durations.
   static const Histogram::BucketBoundaries& latency_buckets();
+  // NVIDIA's buckets for nvidia_dra_request_duration_seconds, so its dashboards read ours.
+  static const Histogram::BucketBoundaries& nvidia_request_buckets();
 
   // Text exposition format 0.0.4.
   std::string serialize() const;

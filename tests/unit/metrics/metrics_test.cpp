@@ -63,6 +63,14 @@ TEST(Metrics, FamiliesAreCreatedOnce) {
   EXPECT_EQ(&a, &b);
 }
 
+TEST(Metrics, NvidiasRequestBucketsAreExponentialFrom50ms) {
+  const auto& b = Registry::nvidia_request_buckets();
+  ASSERT_EQ(b.size(), 9u);
+  EXPECT_DOUBLE_EQ(b.front(), 0.05);
+  for (size_t i = 1; i < b.size(); ++i) EXPECT_DOUBLE_EQ(b[i], b[i - 1] * 2);
+  EXPECT_DOUBLE_EQ(b.back(), 12.8);
+}
+
 TEST(Metrics, ExpositionHasLabelsAndBuckets) {
   Registry r;
   fill(r);
