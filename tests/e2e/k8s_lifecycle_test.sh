@@ -28,7 +28,8 @@ echo "== a killed run, then a new start"
 kill -9 "$up_pid"
 wait "$up_pid" 2>/dev/null
 left=$(nk leftovers --state "$state" 2>&1)
-contains "a killed run leaves its processes" "process" "$left"
+# Its processes die with it (a parent-death signal); what the kernel keeps stays behind.
+contains "a killed run leaves its cgroups" "cgroup" "$left"
 contains "a killed run leaves its network namespace" "network namespace" "$left"
 check "a new start is Ready" "$state/kubeconfig/admin.kubeconfig" "$(nk up --detach "${up_args[@]}" 2>"$work/up2.err")"
 check "its node Ready" True "$(kubectl get node node-1 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')"
@@ -39,15 +40,19 @@ check "stop succeeds" 0 $?
 check "nothing left behind" "nothing left behind" "$(nk leftovers --state "$state" 2>&1)"
 
 echo "== other programs' ports, a missing binary"
-# Another program listening on every address at the API server's and etcd's ports.
-python3 -c 'import socket,time
+# Another program (a local cluster, say) on the API server's and etcd's ports on the loopback
+# address. Not on every address: the fixture's cluster may be listening on its own bridge
+# address beside this test, and a wildcard bind would fail on it.
+python3 -c 'import socket,sys,time
 socks = []
 for port in (6443, 2379):
-    s = socket.socket(); s.bind(("0.0.0.0", port)); s.listen(); socks.append(s)
-time.sleep(120)' &
+    s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen(); socks.append(s)
+print("listening", flush=True)
+time.sleep(120)' >"$work/holder.out" 2>&1 &
 holder_pid=$!
 bg_pids+=("$holder_pid")
-sleep 0.5
+for _ in $(seq 50); do [ -s "$work/holder.out" ] && break; sleep 0.1; done
+check "another program holds the ports" listening "$(cat "$work/holder.out")"
 check "a start beside other listeners" "$state/kubeconfig/admin.kubeconfig" "$(nk up --detach "${up_args[@]}" 2>&1)"
 check "the API server answers" ok "$(kubectl get --raw /readyz 2>&1)"
 kill "$holder_pid"; wait "$holder_pid" 2>/dev/null
