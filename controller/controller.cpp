@@ -432,8 +432,10 @@ awaitable<Controller::Outcome> Controller::reconcile_live(k8s::ObjectPtr obj, Do
   const Value* current = json::find(*doc, "status");
   // Compared without the timestamps set_condition had to invent for new conditions.
   if (!wanted_doc || !current || !(*current == *wanted_doc)) {
-    auto s = co_await write_status(
-        d, wanted_doc ? status_patch(current, *wanted_doc) : "{\"status\":" + wanted + "}");
+    // Built before the co_await: GCC 12 destroys a conditional's temporary twice inside one.
+    std::string patch =
+        wanted_doc ? status_patch(current, *wanted_doc) : "{\"status\":" + wanted + "}";
+    auto s = co_await write_status(d, std::move(patch));
     m_->status_writes.Add({{"result", s ? "success" : "error"}}).Increment();
     if (!s && !k8s::is_not_found(s.error())) {
       NVDRA_WARN("ComputeDomain {}/{}: writing status: {}", d.ns, d.name, s.error().message);
