@@ -1151,14 +1151,21 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
   const bool from_now = *rv == 0;
   if (!from_now && *rv > store_.current_rv()) {
     // A resourceVersion this server has not reached: kube-apiserver's watch cache waits up to
-    // 3 s for it, then answers 504 (cause ResourceVersionTooLarge) instead of hanging.
-    const auto until = std::chrono::steady_clock::now() + opt_.future_rv_wait;
+    // 3 s for it, then answers 504 (cause ResourceVersionTooLarge) instead of hanging; a watch
+    // whose own timeoutSeconds ends first just ends, empty (k8s.diff: watch.future-rv).
+    const auto started = std::chrono::steady_clock::now();
+    const auto timeout_at = started + watch_timeout(*timeout_param);
+    const auto until = std::min(started + opt_.future_rv_wait, timeout_at);
     while (*rv > store_.current_rv() && !w.closed()) {
       const auto left = until - std::chrono::steady_clock::now();
       if (left <= left.zero()) break;
       co_await store_.wait_for_change(store_.current_rv(),
                                       std::chrono::duration_cast<std::chrono::milliseconds>(left) +
                                           std::chrono::milliseconds(1));
+    }
+    if (*rv > store_.current_rv() && timeout_at <= until) {
+      if (co_await w.start_stream(200, json_headers())) co_await w.end_stream();
+      co_return;
     }
     if (*rv > store_.current_rv()) {
       Error e = api_error(

@@ -37,7 +37,7 @@ start_controller 2
 WAIT_S=60  # generous: CI machines are busy; waits end as soon as the state is reached
 check "one replica leads" "1" "$(until_equal 1 bash -c "kubectl -n nvdra-system get lease nvdra-controller -o name 2>/dev/null | wc -l")"
 leader=$(holder)
-contains "the leader is a replica" "vm_" "$(cat "$work"/ctl-*.log | grep -o 'leader election: [^ ]* became' | head -1)"
+contains "the leader is a replica (<host>-<uuid>)" "$(hostname)-" "$(cat "$work"/ctl-*.log | grep -o 'leader election: [^ ]* became' | head -1)"
 
 # --- channel-injection: one node, one channel ---
 kubectl apply -f "$imex/channel-injection.yaml" >/dev/null

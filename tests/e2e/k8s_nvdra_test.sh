@@ -58,7 +58,8 @@ gone() {
 }
 
 # exec_in NS POD CONTAINER CMD...
-exec_in() { kubectl exec -n "$1" "$2" -c "$3" -- "${@:4}" 2>&1; }
+# kubectl's own stderr (websocket client logs) goes to a file: checks compare the container's output.
+exec_in() { kubectl exec -n "$1" "$2" -c "$3" -- "${@:4}" 2>>"$work/exec.err"; }
 minors() { exec_in "$@" sh -c 'ls /dev | grep -E "^nvidia[0-9]+$" | sort | xargs'; }
 node_of() { kubectl get pod -n "$1" "$2" -o jsonpath='{.spec.nodeName}'; }
 
@@ -105,7 +106,7 @@ for m in channel-injection channel-injection-all; do
   check "$m runs" Running "$(wait_pod_phase default "$name" Running 120)"
   want=1; [ $m = channel-injection-all ] && want=2048
   check "$m: channels in the container" "$want" \
-    "$(kubectl exec "$name" -- sh -c 'ls /dev/nvidia-caps-imex-channels | wc -l' 2>&1)"
+    "$(kubectl exec "$name" -- sh -c 'ls /dev/nvidia-caps-imex-channels | wc -l' 2>>"$work/exec.err")"
   check "$m: domain Ready" Ready "$(cd_field "$cd_name" '{.status.status}')"
   check "$m: the IMEX daemons run the controller's image" \
     "$(kubectl get deployment -n nvdra-system nvdra-controller -o jsonpath='{.spec.template.spec.containers[0].image}')" \
