@@ -27,12 +27,9 @@ usage() {
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
     mib[$name]=$(( ${mib[$name]:-0} + rss ))
   done
-  local total=0
   for name in "${!mib[@]}"; do
     printf '%s %.1f\n' "$name" "$(awk -v k="${mib[$name]}" 'BEGIN { print k / 1024 }')"
-    total=$((total + mib[$name]))
-  done | sort
-  printf 'total %.1f\n' "$(awk -v k="$total" 'BEGIN { print k / 1024 }')"
+  done | sort | awk '{ print; sum += $NF } END { printf "total %.1f\n", sum }'
 }
 cpu_percent() {  # over 30 s, of one core
   local f a b
