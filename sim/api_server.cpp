@@ -653,6 +653,13 @@ Reply ApiServer::discovery(const httpd::Request& req, bool* handled) {
     } else {
       return error_reply(404, "NotFound", "the server could not find the requested resource");
     }
+    // Only the group versions /openapi/v3 lists have a document (kube-apiserver: 404).
+    bool served = false;
+    for (const auto& [g, vs] : registry_.groups()) {
+      if (g == group && std::find(vs.begin(), vs.end(), version) != vs.end()) served = true;
+    }
+    if (!served)
+      return error_reply(404, "NotFound", "the server could not find the requested resource");
     return json_reply(200, openapi_v3(registry_, group, version));
   }
   if (p == "/apis") {

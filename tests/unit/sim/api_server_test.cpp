@@ -574,5 +574,13 @@ TEST(SimQuery, DeleteAnswersAStatusWhenTheObjectIsGone) {
   EXPECT_NE(pod.body.find(R"("kind":"Pod")"), std::string::npos) << pod.body;
 }
 
+TEST(SimQuery, OpenApiV3OnlyForServedGroupVersions) {
+  Sim sim;
+  EXPECT_EQ(ask(sim, "GET", "/openapi/v3/api/v1").status, 200);
+  EXPECT_EQ(ask(sim, "GET", "/openapi/v3/apis/resource.k8s.io/v1").status, 200);
+  EXPECT_EQ(ask(sim, "GET", "/openapi/v3/apis/nope.example.com/v1").status, 404);
+  EXPECT_EQ(ask(sim, "GET", "/openapi/v3/apis/resource.k8s.io/v9").status, 404);
+}
+
 }  // namespace
 }  // namespace nvdra::sim
