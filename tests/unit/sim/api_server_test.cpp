@@ -582,5 +582,29 @@ TEST(SimQuery, OpenApiV3OnlyForServedGroupVersions) {
   EXPECT_EQ(ask(sim, "GET", "/openapi/v3/apis/resource.k8s.io/v9").status, 404);
 }
 
+TEST(SimQuery, StatusDetailsNameWhatKubeApiserverNames) {
+  Sim sim;
+  auto invalid = ask(sim, "POST", kConfigMaps, cm("Not_Valid", "1"));
+  EXPECT_EQ(invalid.status, 422);
+  EXPECT_EQ(invalid.details_kind, "ConfigMap");  // NewInvalid: the kind
+  auto no_ns = ask(sim, "POST", "/api/v1/namespaces/nope/configmaps", cm("x", "1"));
+  EXPECT_EQ(no_ns.status, 404);
+  EXPECT_EQ(no_ns.details_kind, "namespaces");
+  ASSERT_TRUE(sim.create("", "configmaps", "default", cm("a", "1")));
+  auto pre = ask(sim, "DELETE", kConfigMaps + "/a",
+                 R"({"preconditions":{"uid":"00000000-0000-0000-0000-000000000000"}})");
+  EXPECT_EQ(pre.status, 409);
+  EXPECT_EQ(pre.details_kind, "ConfigMap");  // BeforeDelete: GroupResource{group, Kind}
+  EXPECT_EQ(ask(sim, "GET", kConfigMaps + "/a").status, 200);
+  ASSERT_TRUE(sim.create(
+      "", "pods", "default",
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}})"));
+  const std::string bind = R"({"target":{"name":"node-a"}})";
+  EXPECT_EQ(ask(sim, "POST", "/api/v1/namespaces/default/pods/p/binding", bind).status, 201);
+  auto twice = ask(sim, "POST", "/api/v1/namespaces/default/pods/p/binding", bind);
+  EXPECT_EQ(twice.status, 409);
+  EXPECT_EQ(twice.details_kind, "pods/binding");
+}
+
 }  // namespace
 }  // namespace nvdra::sim
