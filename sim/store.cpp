@@ -333,10 +333,19 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       return unexpected(e);
     }
     if (t.namespaced && namespace_terminating_locked(ns)) {
-      return unexpected(api_error(
+      // The NamespaceLifecycle admission's answer: details name the object and its resource,
+      // with a NamespaceTerminating cause.
+      Error e = api_error(
           403, "Forbidden",
           fmt::format("unable to create new content in namespace {} because it is being terminated",
-                      ns)));
+                      ns));
+      e.details_name = name;
+      e.details_group = t.group;
+      e.details_kind = t.resource;
+      e.causes.push_back(ErrorCause{"NamespaceTerminating",
+                                    fmt::format("namespace {} is being terminated", ns),
+                                    "metadata.namespace"});
+      return unexpected(e);
     }
     if (bucket.count(key_of(ns, name))) {
       std::string gr = t.group.empty() ? t.resource : t.resource + "." + t.group;
@@ -427,9 +436,10 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       auto before = finalizers_of(old);
       for (const auto& f : finalizers_of(next)) {
         if (std::find(before.begin(), before.end(), f) == before.end()) {
-          return unexpected(
-              invalid(t, name, "metadata.finalizers",
-                      "no new finalizers can be added if the object is being deleted"));
+          Error e = invalid(t, name, "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted");
+          e.causes.back().reason = "FieldValueForbidden";  // ValidateNoNewFinalizers
+          return unexpected(e);
         }
       }
     }

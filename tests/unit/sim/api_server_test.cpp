@@ -606,5 +606,38 @@ TEST(SimQuery, StatusDetailsNameWhatKubeApiserverNames) {
   EXPECT_EQ(twice.details_kind, "pods/binding");
 }
 
+TEST(SimQuery, FinalizersAndTerminatingNamespacesAnswerWithTheirCauses) {
+  Sim sim;
+  ASSERT_TRUE(sim.create("", "namespaces", "",
+                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"t"}})"));
+  const std::string cms = "/api/v1/namespaces/t/configmaps";
+  ASSERT_EQ(
+      ask(sim, "POST", cms,
+          R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fin","finalizers":["x.io/a"]}})")
+          .status,
+      201);
+  EXPECT_EQ(ask(sim, "DELETE", "/api/v1/namespaces/t").status, 200);
+  auto fin = ask(sim, "GET", cms + "/fin");
+  ASSERT_EQ(fin.status, 200);
+  EXPECT_NE(fin.body.find("deletionTimestamp"), std::string::npos) << fin.body;
+  // No new finalizers on an object being deleted: Forbidden, as ValidateNoNewFinalizers.
+  auto doc = json::parse(fin.body);
+  ASSERT_TRUE(doc);
+  json::Value& finalizers = (*doc)["metadata"]["finalizers"];
+  finalizers.PushBack(json::Value("x.io/b", doc->GetAllocator()), doc->GetAllocator());
+  auto added = ask(sim, "PUT", cms + "/fin", json::write(*doc));
+  EXPECT_EQ(added.status, 422) << added.body;
+  ASSERT_EQ(added.causes.size(), 1u);
+  EXPECT_EQ(added.causes[0].reason, "FieldValueForbidden");
+  EXPECT_EQ(added.causes[0].field, "metadata.finalizers");
+  // Nothing new in a terminating namespace.
+  auto created = ask(sim, "POST", cms, cm("x", "1"));
+  EXPECT_EQ(created.status, 403) << created.body;
+  EXPECT_EQ(created.details_kind, "configmaps");
+  ASSERT_EQ(created.causes.size(), 1u);
+  EXPECT_EQ(created.causes[0].reason, "NamespaceTerminating");
+  EXPECT_EQ(created.causes[0].field, "metadata.namespace");
+}
+
 }  // namespace
 }  // namespace nvdra::sim
