@@ -1120,6 +1120,13 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
                                      "application/apply-patch+yaml, "
                                      "application/strategic-merge-patch+json"));
     }
+    if (ct == "application/strategic-merge-patch+json" && t.schema) {
+      // Custom resources have no patch strategies: kube-apiserver does not accept the type.
+      return error_reply(415, "UnsupportedMediaType",
+                         "the body of the request was in an unknown format - accepted media types "
+                         "include: application/json-patch+json, application/merge-patch+json, "
+                         "application/apply-patch+yaml");
+    }
     auto patch = apply ? parse_json_or_yaml(req.body) : json::parse(req.body);
     if (!patch) return error_reply(400, "BadRequest", patch.error().message);
     if (ct == "application/json-patch+json" ? !patch->IsArray() : !patch->IsObject()) {

@@ -639,5 +639,31 @@ TEST(SimQuery, FinalizersAndTerminatingNamespacesAnswerWithTheirCauses) {
   EXPECT_EQ(created.causes[0].field, "metadata.namespace");
 }
 
+TEST(SimQuery, CustomResourcesRefuseStrategicMergePatches) {
+  Sim sim;
+  auto crd = ask(
+      sim, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+      R"({"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"widgets.example.com"},"spec":{"group":"example.com","scope":"Namespaced","names":{"plural":"widgets","singular":"widget","kind":"Widget"},"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","properties":{"spec":{"type":"object","properties":{"size":{"type":"integer"}}}}}}}]}})");
+  ASSERT_EQ(crd.status, 201) << crd.body;
+  const std::string widgets = "/apis/example.com/v1/namespaces/default/widgets";
+  auto created = ask(
+      sim, "POST", widgets,
+      R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"size":1}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto smp = ask(sim, "PATCH", widgets + "/w", R"({"metadata":{"labels":{"a":"b"}}})",
+                 "application/strategic-merge-patch+json");
+  EXPECT_EQ(smp.status, 415) << smp.body;
+  EXPECT_EQ(smp.reason, "UnsupportedMediaType");
+  auto merge = ask(sim, "PATCH", widgets + "/w", R"({"metadata":{"labels":{"a":"b"}}})",
+                   "application/merge-patch+json");
+  EXPECT_EQ(merge.status, 200) << merge.body;
+  // Built-in types keep them.
+  ASSERT_TRUE(sim.create("", "configmaps", "default", cm("a", "1")));
+  EXPECT_EQ(ask(sim, "PATCH", kConfigMaps + "/a", R"({"data":{"b":"2"}})",
+                "application/strategic-merge-patch+json")
+                .status,
+            200);
+}
+
 }  // namespace
 }  // namespace nvdra::sim
