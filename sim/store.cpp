@@ -530,7 +530,9 @@ Result<ListResult> Store::list(const ResourceType& t, const std::string& ns,
   }
   if (remaining > 0) {
     out.continue_token = base64_encode("k:" + last);
-    out.remaining = remaining;
+    // As kube-apiserver: a count only for an unfiltered list (it would not count what a selector
+    // filters out).
+    if (labels->empty() && fields->requirements().empty()) out.remaining = remaining;
   }
   return out;
 }
