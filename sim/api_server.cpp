@@ -993,6 +993,8 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
     if (auto st = check_list_options(req, /*watch=*/false); !st) return error_reply(st.error());
     if (auto rv = resource_version_param(req); !rv) return error_reply(rv.error());
     q.limit = std::max<int64_t>(0, limit->value_or(0));  // a negative limit is no limit
+    // resourceVersion=0 is served from kube-apiserver's watch cache, which ignores the limit.
+    if (req.query_param("resourceVersion") == "0") q.limit = 0;
     q.continue_token = req.query_param("continue").value_or("");
     auto res = store_.list(t, r.ns, q);
     if (!res) return error_reply(res.error());

@@ -665,5 +665,22 @@ TEST(SimQuery, CustomResourcesRefuseStrategicMergePatches) {
             200);
 }
 
+TEST(SimQuery, ResourceVersionZeroListsIgnoreTheLimit) {
+  Sim sim;
+  for (std::string n : {"a", "b", "c"})
+    ASSERT_TRUE(sim.create("", "configmaps", "default", cm(n, "1")));
+  auto paged = ask(sim, "GET", kConfigMaps + "?limit=2");
+  ASSERT_EQ(paged.status, 200);
+  auto doc = json::parse(paged.body);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ((*doc)["items"].Size(), 2u);
+  auto cached = ask(sim, "GET", kConfigMaps + "?limit=2&resourceVersion=0");
+  ASSERT_EQ(cached.status, 200);
+  doc = json::parse(cached.body);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ((*doc)["items"].Size(), 3u);
+  EXPECT_EQ(cached.body.find("continue"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace nvdra::sim
