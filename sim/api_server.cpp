@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "base/json_patch.h"
@@ -230,19 +231,167 @@ std::string list_json(const ResourceType& t, const ListResult& r) {
   return out + "]}";
 }
 
+// A boolean query parameter as kube-apiserver decodes it (runtime.Convert_Slice_string_To_bool):
+// absent, "0" and "false" in any case are false; every other value ("t", "True", "yes", even "")
+// is true.
 bool truthy(const std::optional<std::string>& v) {
-  return v && (*v == "true" || *v == "1");
+  if (!v) return false;
+  std::string lower = *v;
+  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return !(lower == "0" || lower == "false");
 }
 
-DeleteRequest delete_request(const httpd::Request& req) {
+// A 422 for bad request options, as kube-apiserver answers: details name the options' kind in
+// meta.k8s.io (CreateOptions, ListOptions, ...), one cause per bad field.
+Error options_invalid(std::string_view kind, std::vector<ErrorCause> causes) {
+  std::string list;
+  for (const auto& c : causes)
+    list += (list.empty() ? "" : ", ") + c.field + ": " + c.message;
+  Error e = api_error(422, "Invalid",
+                      fmt::format("{}.meta.k8s.io \"\" is invalid: {}", kind,
+                                  causes.size() == 1 ? list : "[" + list + "]"));
+  e.details_group = "meta.k8s.io";
+  e.details_kind = std::string(kind);
+  e.causes = std::move(causes);
+  return e;
+}
+
+ErrorCause not_supported(std::string field, std::string_view value, std::string_view supported) {
+  return ErrorCause{
+      "FieldValueNotSupported",
+      fmt::format("Unsupported value: {}: supported values: {}", json::quote(value), supported),
+      std::move(field)};
+}
+
+ErrorCause forbidden(std::string field, std::string_view why) {
+  return ErrorCause{"FieldValueForbidden", fmt::format("Forbidden: {}", why), std::move(field)};
+}
+
+// dryRun, as ValidateDryRun: only "All".
+void check_dry_run(const httpd::Request& req, std::vector<ErrorCause>& causes) {
+  if (auto v = req.query_param("dryRun"); v && *v != "All")
+    causes.push_back(not_supported("dryRun", *v, "\"All\""));
+}
+
+// The options of a write (create, update, patch): fieldManager, dryRun and fieldValidation, as
+// ValidateCreateOptions / ValidateUpdateOptions / ValidatePatchOptions check them.
+std::vector<ErrorCause> write_option_causes(const httpd::Request& req) {
+  std::vector<ErrorCause> causes;
+  const std::string manager = req.query_param("fieldManager").value_or("");
+  constexpr size_t kFieldManagerMaxLength = 128;
+  if (manager.size() > kFieldManagerMaxLength) {
+    causes.push_back(
+        {"FieldValueTooLong",
+         fmt::format("Too long: may not be more than {} bytes", kFieldManagerMaxLength),
+         "fieldManager"});
+  }
+  for (size_t i = 0; i < manager.size(); ++i) {
+    const auto c = static_cast<unsigned char>(manager[i]);
+    if (c < 0x20 || c == 0x7f) {
+      causes.push_back(
+          {"FieldValueInvalid",
+           fmt::format("Invalid value: {}: all characters must be printable", json::quote(manager)),
+           fmt::format("fieldManager[{}]", i)});
+    }
+  }
+  check_dry_run(req, causes);
+  if (auto v = req.query_param("fieldValidation");
+      v && *v != "" && *v != "Ignore" && *v != "Strict" && *v != "Warn") {
+    causes.push_back(
+        not_supported("fieldValidation", *v, "\"\", \"Ignore\", \"Strict\", \"Warn\""));
+  }
+  return causes;
+}
+
+// A list's or watch's options, as ValidateListOptions checks them (kube-apiserver 1.37, its
+// WatchList feature on).
+Status check_list_options(const httpd::Request& req, bool watch) {
+  std::vector<ErrorCause> causes;
+  const std::string match = req.query_param("resourceVersionMatch").value_or("");
+  const bool has_continue = !req.query_param("continue").value_or("").empty();
+  const bool send_initial_events = req.query_param("sendInitialEvents").has_value();
+  if (watch) {
+    if (send_initial_events && match != "NotOlderThan") {
+      causes.push_back(forbidden("resourceVersionMatch",
+                                 "sendInitialEvents requires setting resourceVersionMatch to "
+                                 "NotOlderThan"));
+    }
+    if (!match.empty()) {
+      if (!send_initial_events) {
+        causes.push_back(forbidden("resourceVersionMatch",
+                                   "resourceVersionMatch is forbidden for watch unless "
+                                   "sendInitialEvents is provided"));
+      }
+      if (match != "NotOlderThan")
+        causes.push_back(not_supported("resourceVersionMatch", match, "\"NotOlderThan\""));
+      if (has_continue) {
+        causes.push_back(forbidden("resourceVersionMatch",
+                                   "resourceVersionMatch is forbidden when continue is provided"));
+      }
+    }
+  } else {
+    if (!match.empty()) {
+      const std::string rv = req.query_param("resourceVersion").value_or("");
+      if (rv.empty()) {
+        causes.push_back(forbidden("resourceVersionMatch",
+                                   "resourceVersionMatch is forbidden unless resourceVersion is "
+                                   "provided"));
+      }
+      if (has_continue) {
+        causes.push_back(forbidden("resourceVersionMatch",
+                                   "resourceVersionMatch is forbidden when continue is provided"));
+      }
+      if (match != "Exact" && match != "NotOlderThan") {
+        causes.push_back(
+            not_supported("resourceVersionMatch", match, "\"Exact\", \"NotOlderThan\", \"\""));
+      }
+      if (match == "Exact" && rv == "0") {
+        causes.push_back(forbidden("resourceVersionMatch",
+                                   "resourceVersionMatch \"exact\" is forbidden for "
+                                   "resourceVersion \"0\""));
+      }
+    }
+    if (send_initial_events)
+      causes.push_back(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"));
+  }
+  if (causes.empty()) return ok();
+  return unexpected(options_invalid("ListOptions", std::move(causes)));
+}
+
+// kube-apiserver's answer to a DELETE that removed the object at once (its registry's
+// finalizeDelete): a Status Success whose details name the resource as the kind. Pods and Services
+// return the deleted object instead (ReturnDeletedObject), and an object that stays (finalizers,
+// a graceful or a namespace's deletion) is returned as it now is: nullopt for those.
+std::optional<std::string> deleted_status(const ResourceType& t, const std::string& deleted) {
+  if (t.group.empty() && (t.resource == "pods" || t.resource == "services")) return std::nullopt;
+  auto doc = json::parse(deleted);
+  if (!doc || !doc->IsObject()) return std::nullopt;
+  const Value* meta = json::find(*doc, "metadata");
+  if (!meta || json::find(*meta, "deletionTimestamp")) return std::nullopt;
+  if (const Value* f = json::find(*meta, "finalizers"); f && f->IsArray() && !f->Empty())
+    return std::nullopt;
+  std::string details = R"("name":)" + json::quote(json::string_or(*meta, "name"));
+  if (!t.group.empty()) details += R"(,"group":)" + json::quote(t.group);
+  details += R"(,"kind":)" + json::quote(t.resource) + R"(,"uid":)" +
+             json::quote(json::string_or(*meta, "uid"));
+  return R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{)" +
+         details + "}}";
+}
+
+// DeleteOptions from the query and the body; a malformed number is a 400 and bad values a 422,
+// as kube-apiserver's decoding and ValidateDeleteOptions answer.
+Result<DeleteRequest> delete_request(const httpd::Request& req) {
   DeleteRequest d;
-  if (auto p = req.query_param("propagationPolicy")) d.propagation = *p;
-  if (auto g = req.query_param("gracePeriodSeconds"))
-    d.grace_period_seconds = std::atoll(g->c_str());
+  std::optional<std::string> propagation = req.query_param("propagationPolicy");
+  auto grace = int_param(req, "gracePeriodSeconds");
+  if (!grace) return unexpected(grace.error());
+  d.grace_period_seconds = *grace;
+  std::vector<ErrorCause> causes;
+  check_dry_run(req, causes);
   d.dry_run = req.query_param("dryRun") == "All";
   if (!req.body.empty()) {
     if (auto doc = json::parse(req.body); doc && doc->IsObject()) {
-      if (auto p = json::get_string(*doc, "propagationPolicy")) d.propagation = std::string(*p);
+      if (auto p = json::get_string(*doc, "propagationPolicy")) propagation = std::string(*p);
       if (auto g = json::get_int(*doc, "gracePeriodSeconds")) d.grace_period_seconds = *g;
       if (const Value* pre = json::find(*doc, "preconditions")) {
         if (auto u = json::get_string(*pre, "uid")) d.precondition_uid = std::string(*u);
@@ -253,7 +402,22 @@ DeleteRequest delete_request(const httpd::Request& req) {
       }
     }
   }
-  if (auto o = req.query_param("orphanDependents"); o == "true") d.propagation = "Orphan";
+  const auto orphan = req.query_param("orphanDependents");
+  if (orphan && propagation) {
+    causes.push_back({"FieldValueInvalid",
+                      fmt::format("Invalid value: {}: orphanDependents and deletionPropagation "
+                                  "cannot be both set",
+                                  json::quote(*propagation)),
+                      "propagationPolicy"});
+  }
+  if (propagation && *propagation != "Foreground" && *propagation != "Background" &&
+      *propagation != "Orphan") {
+    causes.push_back(not_supported("propagationPolicy", *propagation,
+                                   "\"Foreground\", \"Background\", \"Orphan\", \"nil\""));
+  }
+  if (!causes.empty()) return unexpected(options_invalid("DeleteOptions", std::move(causes)));
+  if (propagation) d.propagation = *propagation;
+  if (truthy(orphan)) d.propagation = "Orphan";
   return d;
 }
 
@@ -489,6 +653,13 @@ Reply ApiServer::discovery(const httpd::Request& req, bool* handled) {
     } else {
       return error_reply(404, "NotFound", "the server could not find the requested resource");
     }
+    // Only the group versions /openapi/v3 lists have a document (kube-apiserver: 404).
+    bool served = false;
+    for (const auto& [g, vs] : registry_.groups()) {
+      if (g == group && std::find(vs.begin(), vs.end(), version) != vs.end()) served = true;
+    }
+    if (!served)
+      return error_reply(404, "NotFound", "the server could not find the requested resource");
     return json_reply(200, openapi_v3(registry_, group, version));
   }
   if (p == "/apis") {
@@ -819,8 +990,11 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
     q.field_selector = req.query_param("fieldSelector").value_or("");
     auto limit = int_param(req, "limit");
     if (!limit) return error_reply(limit.error());
+    if (auto st = check_list_options(req, /*watch=*/false); !st) return error_reply(st.error());
     if (auto rv = resource_version_param(req); !rv) return error_reply(rv.error());
     q.limit = std::max<int64_t>(0, limit->value_or(0));  // a negative limit is no limit
+    // resourceVersion=0 is served from kube-apiserver's watch cache, which ignores the limit.
+    if (req.query_param("resourceVersion") == "0") q.limit = 0;
     q.continue_token = req.query_param("continue").value_or("");
     auto res = store_.list(t, r.ns, q);
     if (!res) return error_reply(res.error());
@@ -839,6 +1013,9 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
     return json_reply(200, std::move(out));
   }
   if (m == "POST" || m == "PUT") {
+    if (auto causes = write_option_causes(req); !causes.empty())
+      return error_reply(
+          options_invalid(m == "POST" ? "CreateOptions" : "UpdateOptions", std::move(causes)));
     std::string body_text;
     std::string_view body_view = req.body;
     if (auto ct = req.header("Content-Type");
@@ -885,6 +1062,23 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
     }
     if (r.name.empty())
       return error_reply(405, "MethodNotAllowed", "PUT to a collection is not allowed");
+    if (const Value* meta = json::find(*doc, "metadata"); meta && meta->IsObject()) {
+      // kube-apiserver's checkName: the body may not name another object.
+      std::string_view name = json::string_or(*meta, "name");
+      std::string_view ns = json::string_or(*meta, "namespace");
+      if (!name.empty() && name != r.name) {
+        return error_reply(400, "BadRequest",
+                           fmt::format("the name of the object ({}) does not match the name on "
+                                       "the URL ({})",
+                                       name, r.name));
+      }
+      if (!r.ns.empty() && !ns.empty() && ns != r.ns) {
+        return error_reply(400, "BadRequest",
+                           fmt::format("the namespace of the object ({}) does not match the "
+                                       "namespace on the URL ({})",
+                                       ns, r.ns));
+      }
+    }
     const json::Document& body = *doc;
     auto res = modify_checked(user, t, r, status, dry_run, false,
                               [&](json::Document& obj, bool) -> Status {
@@ -905,10 +1099,19 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
     std::string ct(req.header("Content-Type").value_or(""));
     ct = ct.substr(0, ct.find(';'));
     const bool apply = ct == "application/apply-patch+yaml";
-    if (apply && !req.query_param("fieldManager")) {
-      return error_reply(400, "BadRequest",
-                         "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
-                         "is required for apply patch");
+    {
+      // ValidatePatchOptions: apply needs a fieldManager, force is for apply only.
+      std::vector<ErrorCause> causes;
+      if (apply && req.query_param("fieldManager").value_or("").empty()) {
+        causes.push_back(
+            {"FieldValueRequired", "Required value: is required for apply patch", "fieldManager"});
+      }
+      if (!apply && req.query_param("force")) {
+        causes.push_back(forbidden("force", "may not be specified for non-apply patch"));
+      }
+      auto more = write_option_causes(req);
+      causes.insert(causes.end(), more.begin(), more.end());
+      if (!causes.empty()) return error_reply(options_invalid("PatchOptions", std::move(causes)));
     }
     if (ct != "application/merge-patch+json" && ct != "application/json-patch+json" &&
         ct != "application/strategic-merge-patch+json" && !apply) {
@@ -918,6 +1121,13 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
                                      "application/merge-patch+json, "
                                      "application/apply-patch+yaml, "
                                      "application/strategic-merge-patch+json"));
+    }
+    if (ct == "application/strategic-merge-patch+json" && t.schema) {
+      // Custom resources have no patch strategies: kube-apiserver does not accept the type.
+      return error_reply(415, "UnsupportedMediaType",
+                         "the body of the request was in an unknown format - accepted media types "
+                         "include: application/json-patch+json, application/merge-patch+json, "
+                         "application/apply-patch+yaml");
     }
     auto patch = apply ? parse_json_or_yaml(req.body) : json::parse(req.body);
     if (!patch) return error_reply(400, "BadRequest", patch.error().message);
@@ -933,8 +1143,10 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
     }
     const bool force = truthy(req.query_param("force"));
     const json::Document& p = *patch;
+    bool created = false;
     auto res = modify_checked(
         user, t, r, status, dry_run, apply, [&](json::Document& obj, bool exists) -> Status {
+          created = !exists;
           json::Document before;
           before.CopyFrom(obj, before.GetAllocator());
           // The patch is written against the client's version of the object.
@@ -958,10 +1170,13 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
         });
     if (!res) return error_reply(res.error());
     if (!dry_run) after_write(t, *res, false);
-    return json_reply(200, present(view, std::move(*res)));
+    // An apply that creates the object answers 201 Created, as kube-apiserver does.
+    return json_reply(created ? 201 : 200, present(view, std::move(*res)));
   }
   if (m == "DELETE") {
-    auto d = delete_request(req);
+    auto parsed = delete_request(req);
+    if (!parsed) return error_reply(parsed.error());
+    DeleteRequest& d = *parsed;
     if (r.name.empty()) {
       ListQuery q;
       q.label_selector = req.query_param("labelSelector").value_or("");
@@ -980,6 +1195,7 @@ Reply ApiServer::serve(const httpd::Request& req, const Route& r, const UserInfo
     auto res = store_.remove(t, r.ns, r.name, d);
     if (!res) return error_reply(res.error());
     if (!d.dry_run) after_write(t, *res, true);
+    if (auto st = deleted_status(t, *res)) return json_reply(200, std::move(*st));
     return json_reply(200, present(view, std::move(*res)));
   }
   return error_reply(405, "MethodNotAllowed",
@@ -1119,10 +1335,8 @@ awaitable<void> ApiServer::watch(const httpd::Request& req, const Route& r,
   } else if (!labels || !fields) {
     early =
         error_reply(400, "BadRequest", !labels ? labels.error().message : fields.error().message);
-  } else if (initial_events && req.query_param("resourceVersionMatch") != "NotOlderThan") {
-    early = error_reply(422, "Invalid",
-                        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: "
-                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+  } else if (auto st = check_list_options(req, /*watch=*/true); !st) {
+    early = error_reply(st.error());
   }
   if (early.status != 200) {
     co_await w.respond(early.status, std::move(early.headers), std::move(early.body));

@@ -52,7 +52,7 @@ Error invalid(const ResourceType& t, std::string_view name, std::string field, s
     e.message = fmt::format("{} \"{}\" is invalid: {}: {}", t.kind, name, field, msg);
   e.details_name = std::string(name);
   e.details_group = t.group;
-  e.details_kind = t.resource;
+  e.details_kind = t.kind;  // NewInvalid names the kind (other Statuses the resource)
   e.causes.push_back(ErrorCause{"FieldValueInvalid", msg, std::move(field)});
   return e;
 }
@@ -327,13 +327,25 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
                   "alphanumeric character"));
     }
     if (t.namespaced && !namespace_exists_locked(ns)) {
-      return unexpected(api_error(404, "NotFound", fmt::format("namespaces \"{}\" not found", ns)));
+      Error e = api_error(404, "NotFound", fmt::format("namespaces \"{}\" not found", ns));
+      e.details_name = ns;
+      e.details_kind = "namespaces";
+      return unexpected(e);
     }
     if (t.namespaced && namespace_terminating_locked(ns)) {
-      return unexpected(api_error(
+      // The NamespaceLifecycle admission's answer: details name the object and its resource,
+      // with a NamespaceTerminating cause.
+      Error e = api_error(
           403, "Forbidden",
           fmt::format("unable to create new content in namespace {} because it is being terminated",
-                      ns)));
+                      ns));
+      e.details_name = name;
+      e.details_group = t.group;
+      e.details_kind = t.resource;
+      e.causes.push_back(ErrorCause{"NamespaceTerminating",
+                                    fmt::format("namespace {} is being terminated", ns),
+                                    "metadata.namespace"});
+      return unexpected(e);
     }
     if (bucket.count(key_of(ns, name))) {
       std::string gr = t.group.empty() ? t.resource : t.resource + "." + t.group;
@@ -424,9 +436,10 @@ Result<std::string> Store::write_locked(const ResourceType& t, const std::string
       auto before = finalizers_of(old);
       for (const auto& f : finalizers_of(next)) {
         if (std::find(before.begin(), before.end(), f) == before.end()) {
-          return unexpected(
-              invalid(t, name, "metadata.finalizers",
-                      "no new finalizers can be added if the object is being deleted"));
+          Error e = invalid(t, name, "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted");
+          e.causes.back().reason = "FieldValueForbidden";  // ValidateNoNewFinalizers
+          return unexpected(e);
         }
       }
     }
@@ -517,7 +530,9 @@ Result<ListResult> Store::list(const ResourceType& t, const std::string& ns,
   }
   if (remaining > 0) {
     out.continue_token = base64_encode("k:" + last);
-    out.remaining = remaining;
+    // As kube-apiserver: a count only for an unfiltered list (it would not count what a selector
+    // filters out).
+    if (labels->empty() && fields->requirements().empty()) out.remaining = remaining;
   }
   return out;
 }
@@ -533,17 +548,26 @@ Result<std::string> Store::remove(const ResourceType& t, const std::string& ns,
   obj.Parse(it->second.json.data(), it->second.json.size());
   auto& a = obj.GetAllocator();
   Value& meta = obj["metadata"];
+  // kube-apiserver's BeforeDelete checks the preconditions first: a Conflict whose details name
+  // the kind (GroupResource{gvk.Group, gvk.Kind}).
+  auto precondition_failed = [&](std::string message) {
+    Error e = api_error(409, "Conflict", std::move(message));
+    e.details_name = name;
+    e.details_group = t.group;
+    e.details_kind = t.kind;
+    return unexpected(e);
+  };
   if (req.precondition_uid && *req.precondition_uid != json::string_or(meta, "uid")) {
-    return unexpected(api_error(409, "Conflict",
-                                fmt::format("Precondition failed: UID in precondition: {}, UID in "
-                                            "object meta: {}",
-                                            *req.precondition_uid, json::string_or(meta, "uid"))));
+    return precondition_failed(
+        fmt::format("Precondition failed: UID in precondition: {}, UID in "
+                    "object meta: {}",
+                    *req.precondition_uid, json::string_or(meta, "uid")));
   }
   if (req.precondition_rv && *req.precondition_rv != std::to_string(it->second.rv)) {
-    return unexpected(api_error(409, "Conflict",
-                                fmt::format("Precondition failed: ResourceVersion in precondition: "
-                                            "{}, ResourceVersion in object meta: {}",
-                                            *req.precondition_rv, it->second.rv)));
+    return precondition_failed(
+        fmt::format("Precondition failed: ResourceVersion in precondition: "
+                    "{}, ResourceVersion in object meta: {}",
+                    *req.precondition_rv, it->second.rv));
   }
   if (req.dry_run) return it->second.json;
   const bool waits = req.grace_period_seconds != 0 && deletion_waits_locked(t.storage_key(), obj);

@@ -388,5 +388,299 @@ TEST(SimRbac, ServiceAccountsGetExactlyWhatTheirRolesGrant) {
   EXPECT_TRUE(k8s::is_unauthorized(sim.io.run(agent->get(configmaps("a"))).error()));
 }
 
+// Query parameters as kube-apiserver decodes and validates them (k8s_diff_test.py's query.*,
+// bad.*, list.* and delete.* checks).
+const std::string kConfigMaps = "/api/v1/namespaces/default/configmaps";
+
+struct Answer {
+  int status = 0;
+  std::string reason, details_group, details_kind, body;
+  std::vector<ErrorCause> causes;
+};
+
+Answer ask(Sim& sim, const std::string& method, const std::string& target,
+           const std::string& body = "", const std::string& ct = "application/json") {
+  auto r = sim.io.run(sim.client->raw(method, target, body, body.empty() ? "" : ct));
+  Answer a;
+  if (r) {
+    a.status = r->status;
+    a.body = r->body;
+  } else {
+    a.status = r.error().http_status;
+    a.reason = r.error().reason;
+    a.details_group = r.error().details_group;
+    a.details_kind = r.error().details_kind;
+    a.causes = r.error().causes;
+    a.body = r.error().message;
+  }
+  return a;
+}
+
+TEST(SimQuery, BooleansAreReadAsKubeApiserverReadsThem) {
+  Sim sim;
+  ASSERT_TRUE(sim.create("", "configmaps", "default", cm("w", "1")));
+  // Only "0" and "false" in any case are false: "t", "True", "yes" watch as "true" does.
+  for (std::string v : {"1", "t", "T", "True", "TRUE", "yes"}) {
+    auto a = ask(sim, "GET", kConfigMaps + "?watch=" + v + "&timeoutSeconds=1");
+    EXPECT_EQ(a.status, 200) << v;
+    EXPECT_TRUE(a.body.starts_with(R"({"type":"ADDED")")) << v << ": " << a.body.substr(0, 80);
+  }
+  for (std::string v : {"0", "false", "False", "FALSE"}) {
+    auto a = ask(sim, "GET", kConfigMaps + "?watch=" + v);
+    EXPECT_EQ(a.status, 200) << v;
+    EXPECT_NE(a.body.find(R"("kind":"ConfigMapList")"), std::string::npos) << v;
+  }
+  // force=True forces an apply past a conflict.
+  const std::string apply = "application/apply-patch+yaml";
+  auto one =
+      ask(sim, "PATCH", kConfigMaps + "/ssa?fieldManager=one",
+          "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"1\"\n", apply);
+  EXPECT_EQ(one.status, 201) << one.body;  // created by the apply
+  const std::string two =
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"2\"\n";
+  EXPECT_EQ(ask(sim, "PATCH", kConfigMaps + "/ssa?fieldManager=two", two, apply).status, 409);
+  auto forced = ask(sim, "PATCH", kConfigMaps + "/ssa?fieldManager=two&force=True", two, apply);
+  EXPECT_EQ(forced.status, 200) << forced.body;
+  EXPECT_NE(forced.body.find(R"("a":"2")"), std::string::npos) << forced.body;
+}
+
+TEST(SimQuery, BadOptionsAreRefusedLikeKubeApiserver) {
+  Sim sim;
+  for (std::string n : {"del1", "del2", "del3"})
+    ASSERT_TRUE(sim.create("", "configmaps", "default", cm(n, "1")));
+  struct Case {
+    std::string method, target, body;
+    int status;
+    std::string reason, kind, cause_reason, cause_field;
+  };
+  const std::vector<Case> cases = {
+      {"POST", kConfigMaps + "?fieldValidation=Bogus", cm("a", "1"), 422, "Invalid",
+       "CreateOptions", "FieldValueNotSupported", "fieldValidation"},
+      {"POST", kConfigMaps + "?dryRun=Bogus", cm("dr", "1"), 422, "Invalid", "CreateOptions",
+       "FieldValueNotSupported", "dryRun"},
+      {"POST", kConfigMaps + "?fieldManager=" + std::string(200, 'm'), cm("fm", "1"), 422,
+       "Invalid", "CreateOptions", "FieldValueTooLong", "fieldManager"},
+      {"PUT", kConfigMaps + "/del3?dryRun=Bogus", cm("del3", "2"), 422, "Invalid", "UpdateOptions",
+       "FieldValueNotSupported", "dryRun"},
+      {"DELETE", kConfigMaps + "/del1?propagationPolicy=Bogus", "", 422, "Invalid", "DeleteOptions",
+       "FieldValueNotSupported", "propagationPolicy"},
+      {"DELETE", kConfigMaps + "/del1?dryRun=Bogus", "", 422, "Invalid", "DeleteOptions",
+       "FieldValueNotSupported", "dryRun"},
+      {"DELETE", kConfigMaps + "/del2?gracePeriodSeconds=abc", "", 400, "BadRequest", "", "", ""},
+      {"GET", kConfigMaps + "?limit=abc", "", 400, "BadRequest", "", "", ""},
+      {"GET", kConfigMaps + "?resourceVersion=0&resourceVersionMatch=Bogus", "", 422, "Invalid",
+       "ListOptions", "FieldValueNotSupported", "resourceVersionMatch"},
+      {"GET", kConfigMaps + "?resourceVersionMatch=Exact", "", 422, "Invalid", "ListOptions",
+       "FieldValueForbidden", "resourceVersionMatch"},
+      {"GET", kConfigMaps + "?resourceVersion=0&sendInitialEvents=true", "", 422, "Invalid",
+       "ListOptions", "FieldValueForbidden", "sendInitialEvents"},
+      {"GET", kConfigMaps + "?watch=true&sendInitialEvents=true&allowWatchBookmarks=true", "", 422,
+       "Invalid", "ListOptions", "FieldValueForbidden", "resourceVersionMatch"},
+      {"GET", kConfigMaps + "?watch=true&resourceVersionMatch=NotOlderThan", "", 422, "Invalid",
+       "ListOptions", "FieldValueForbidden", "resourceVersionMatch"},
+  };
+  for (const auto& c : cases) {
+    auto a = ask(sim, c.method, c.target, c.body);
+    const std::string what = c.method + " " + c.target.substr(0, 100);
+    EXPECT_EQ(a.status, c.status) << what << ": " << a.body;
+    EXPECT_EQ(a.reason, c.reason) << what;
+    EXPECT_EQ(a.details_kind, c.kind) << what;
+    if (!c.kind.empty()) {
+      EXPECT_EQ(a.details_group, "meta.k8s.io") << what;
+    }
+    if (c.cause_reason.empty()) {
+      EXPECT_TRUE(a.causes.empty()) << what;
+    } else {
+      ASSERT_EQ(a.causes.size(), 1u) << what << ": " << a.body;
+      EXPECT_EQ(a.causes[0].reason, c.cause_reason) << what;
+      EXPECT_EQ(a.causes[0].field, c.cause_field) << what;
+    }
+  }
+  // Nothing was written or deleted.
+  for (std::string n : {"a", "dr", "fm"})
+    EXPECT_EQ(ask(sim, "GET", kConfigMaps + "/" + n).status, 404) << n;
+  for (std::string n : {"del1", "del2", "del3"})
+    EXPECT_EQ(ask(sim, "GET", kConfigMaps + "/" + n).status, 200) << n;
+  // Good values still pass.
+  EXPECT_EQ(ask(sim, "POST",
+                kConfigMaps + "?fieldValidation=Strict&fieldManager=" + std::string(128, 'm'),
+                cm("ok", "1"))
+                .status,
+            201);
+  EXPECT_EQ(
+      ask(sim, "GET", kConfigMaps + "?resourceVersion=0&resourceVersionMatch=NotOlderThan").status,
+      200);
+  EXPECT_EQ(ask(sim, "DELETE", kConfigMaps + "/del1?propagationPolicy=Foreground").status, 200);
+  EXPECT_EQ(ask(sim, "DELETE", kConfigMaps + "/del2?gracePeriodSeconds=0").status, 200);
+  // An apply without a fieldManager is a 422 too, and force belongs to apply only.
+  auto no_manager =
+      ask(sim, "PATCH", kConfigMaps + "/del3", "data: {}\n", "application/apply-patch+yaml");
+  EXPECT_EQ(no_manager.status, 422) << no_manager.body;
+  EXPECT_EQ(no_manager.details_kind, "PatchOptions");
+  ASSERT_EQ(no_manager.causes.size(), 1u);
+  EXPECT_EQ(no_manager.causes[0].reason, "FieldValueRequired");
+  EXPECT_EQ(no_manager.causes[0].field, "fieldManager");
+  auto forced_merge = ask(sim, "PATCH", kConfigMaps + "/del3?force=true", R"({"data":{}})",
+                          "application/merge-patch+json");
+  EXPECT_EQ(forced_merge.status, 422) << forced_merge.body;
+  ASSERT_EQ(forced_merge.causes.size(), 1u);
+  EXPECT_EQ(forced_merge.causes[0].field, "force");
+}
+
+TEST(SimQuery, PutMayNotNameAnotherObject) {
+  Sim sim;
+  ASSERT_TRUE(sim.create("", "configmaps", "default", cm("a", "1")));
+  auto other = ask(sim, "PUT", kConfigMaps + "/a", cm("b", "2"));
+  EXPECT_EQ(other.status, 400) << other.body;
+  EXPECT_EQ(other.reason, "BadRequest");
+  auto missing = ask(sim, "PUT", kConfigMaps + "/other", cm("a", "2"));
+  EXPECT_EQ(missing.status, 400) << missing.body;
+  auto ns =
+      ask(sim, "PUT", kConfigMaps + "/a",
+          R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"x"}})");
+  EXPECT_EQ(ns.status, 400) << ns.body;
+  auto same = ask(sim, "PUT", kConfigMaps + "/a", cm("a", "3"));
+  EXPECT_EQ(same.status, 200) << same.body;
+}
+
+TEST(SimQuery, DeleteAnswersAStatusWhenTheObjectIsGone) {
+  Sim sim;
+  ASSERT_TRUE(sim.create("", "configmaps", "default", cm("a", "1")));
+  auto gone = ask(sim, "DELETE", kConfigMaps + "/a");
+  EXPECT_EQ(gone.status, 200);
+  auto doc = json::parse(gone.body);
+  ASSERT_TRUE(doc) << gone.body;
+  EXPECT_EQ(json::string_or(*doc, "kind"), "Status");
+  EXPECT_EQ(json::string_or(*doc, "status"), "Success");
+  const json::Value* details = json::find(*doc, "details");
+  ASSERT_TRUE(details) << gone.body;
+  EXPECT_EQ(json::string_or(*details, "name"), "a");
+  EXPECT_EQ(json::string_or(*details, "kind"), "configmaps");  // the resource, as kube-apiserver
+  EXPECT_FALSE(json::string_or(*details, "uid").empty());
+  // An object its finalizers keep is answered as it now is.
+  ASSERT_TRUE(sim.create(
+      "", "configmaps", "default",
+      R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"f","finalizers":["x.io/y"]}})"));
+  auto kept = ask(sim, "DELETE", kConfigMaps + "/f");
+  EXPECT_EQ(kept.status, 200);
+  EXPECT_NE(kept.body.find(R"("kind":"ConfigMap")"), std::string::npos) << kept.body;
+  EXPECT_NE(kept.body.find("deletionTimestamp"), std::string::npos) << kept.body;
+  // Pods answer with the deleted object (ReturnDeletedObject).
+  ASSERT_TRUE(sim.create(
+      "", "pods", "default",
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}})"));
+  auto pod = ask(sim, "DELETE", "/api/v1/namespaces/default/pods/p");
+  EXPECT_EQ(pod.status, 200);
+  EXPECT_NE(pod.body.find(R"("kind":"Pod")"), std::string::npos) << pod.body;
+}
+
+TEST(SimQuery, OpenApiV3OnlyForServedGroupVersions) {
+  Sim sim;
+  EXPECT_EQ(ask(sim, "GET", "/openapi/v3/api/v1").status, 200);
+  EXPECT_EQ(ask(sim, "GET", "/openapi/v3/apis/resource.k8s.io/v1").status, 200);
+  EXPECT_EQ(ask(sim, "GET", "/openapi/v3/apis/nope.example.com/v1").status, 404);
+  EXPECT_EQ(ask(sim, "GET", "/openapi/v3/apis/resource.k8s.io/v9").status, 404);
+}
+
+TEST(SimQuery, StatusDetailsNameWhatKubeApiserverNames) {
+  Sim sim;
+  auto invalid = ask(sim, "POST", kConfigMaps, cm("Not_Valid", "1"));
+  EXPECT_EQ(invalid.status, 422);
+  EXPECT_EQ(invalid.details_kind, "ConfigMap");  // NewInvalid: the kind
+  auto no_ns = ask(sim, "POST", "/api/v1/namespaces/nope/configmaps", cm("x", "1"));
+  EXPECT_EQ(no_ns.status, 404);
+  EXPECT_EQ(no_ns.details_kind, "namespaces");
+  ASSERT_TRUE(sim.create("", "configmaps", "default", cm("a", "1")));
+  auto pre = ask(sim, "DELETE", kConfigMaps + "/a",
+                 R"({"preconditions":{"uid":"00000000-0000-0000-0000-000000000000"}})");
+  EXPECT_EQ(pre.status, 409);
+  EXPECT_EQ(pre.details_kind, "ConfigMap");  // BeforeDelete: GroupResource{group, Kind}
+  EXPECT_EQ(ask(sim, "GET", kConfigMaps + "/a").status, 200);
+  ASSERT_TRUE(sim.create(
+      "", "pods", "default",
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}})"));
+  const std::string bind = R"({"target":{"name":"node-a"}})";
+  EXPECT_EQ(ask(sim, "POST", "/api/v1/namespaces/default/pods/p/binding", bind).status, 201);
+  auto twice = ask(sim, "POST", "/api/v1/namespaces/default/pods/p/binding", bind);
+  EXPECT_EQ(twice.status, 409);
+  EXPECT_EQ(twice.details_kind, "pods/binding");
+}
+
+TEST(SimQuery, FinalizersAndTerminatingNamespacesAnswerWithTheirCauses) {
+  Sim sim;
+  ASSERT_TRUE(sim.create("", "namespaces", "",
+                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"t"}})"));
+  const std::string cms = "/api/v1/namespaces/t/configmaps";
+  ASSERT_EQ(
+      ask(sim, "POST", cms,
+          R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fin","finalizers":["x.io/a"]}})")
+          .status,
+      201);
+  EXPECT_EQ(ask(sim, "DELETE", "/api/v1/namespaces/t").status, 200);
+  auto fin = ask(sim, "GET", cms + "/fin");
+  ASSERT_EQ(fin.status, 200);
+  EXPECT_NE(fin.body.find("deletionTimestamp"), std::string::npos) << fin.body;
+  // No new finalizers on an object being deleted: Forbidden, as ValidateNoNewFinalizers.
+  auto doc = json::parse(fin.body);
+  ASSERT_TRUE(doc);
+  json::Value& finalizers = (*doc)["metadata"]["finalizers"];
+  finalizers.PushBack(json::Value("x.io/b", doc->GetAllocator()), doc->GetAllocator());
+  auto added = ask(sim, "PUT", cms + "/fin", json::write(*doc));
+  EXPECT_EQ(added.status, 422) << added.body;
+  ASSERT_EQ(added.causes.size(), 1u);
+  EXPECT_EQ(added.causes[0].reason, "FieldValueForbidden");
+  EXPECT_EQ(added.causes[0].field, "metadata.finalizers");
+  // Nothing new in a terminating namespace.
+  auto created = ask(sim, "POST", cms, cm("x", "1"));
+  EXPECT_EQ(created.status, 403) << created.body;
+  EXPECT_EQ(created.details_kind, "configmaps");
+  ASSERT_EQ(created.causes.size(), 1u);
+  EXPECT_EQ(created.causes[0].reason, "NamespaceTerminating");
+  EXPECT_EQ(created.causes[0].field, "metadata.namespace");
+}
+
+TEST(SimQuery, CustomResourcesRefuseStrategicMergePatches) {
+  Sim sim;
+  auto crd = ask(
+      sim, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+      R"({"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"widgets.example.com"},"spec":{"group":"example.com","scope":"Namespaced","names":{"plural":"widgets","singular":"widget","kind":"Widget"},"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","properties":{"spec":{"type":"object","properties":{"size":{"type":"integer"}}}}}}}]}})");
+  ASSERT_EQ(crd.status, 201) << crd.body;
+  const std::string widgets = "/apis/example.com/v1/namespaces/default/widgets";
+  auto created = ask(
+      sim, "POST", widgets,
+      R"({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"size":1}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto smp = ask(sim, "PATCH", widgets + "/w", R"({"metadata":{"labels":{"a":"b"}}})",
+                 "application/strategic-merge-patch+json");
+  EXPECT_EQ(smp.status, 415) << smp.body;
+  EXPECT_EQ(smp.reason, "UnsupportedMediaType");
+  auto merge = ask(sim, "PATCH", widgets + "/w", R"({"metadata":{"labels":{"a":"b"}}})",
+                   "application/merge-patch+json");
+  EXPECT_EQ(merge.status, 200) << merge.body;
+  // Built-in types keep them.
+  ASSERT_TRUE(sim.create("", "configmaps", "default", cm("a", "1")));
+  EXPECT_EQ(ask(sim, "PATCH", kConfigMaps + "/a", R"({"data":{"b":"2"}})",
+                "application/strategic-merge-patch+json")
+                .status,
+            200);
+}
+
+TEST(SimQuery, ResourceVersionZeroListsIgnoreTheLimit) {
+  Sim sim;
+  for (std::string n : {"a", "b", "c"})
+    ASSERT_TRUE(sim.create("", "configmaps", "default", cm(n, "1")));
+  auto paged = ask(sim, "GET", kConfigMaps + "?limit=2");
+  ASSERT_EQ(paged.status, 200);
+  auto doc = json::parse(paged.body);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ((*doc)["items"].Size(), 2u);
+  auto cached = ask(sim, "GET", kConfigMaps + "?limit=2&resourceVersion=0");
+  ASSERT_EQ(cached.status, 200);
+  doc = json::parse(cached.body);
+  ASSERT_TRUE(doc);
+  EXPECT_EQ((*doc)["items"].Size(), 3u);
+  EXPECT_EQ(cached.body.find("continue"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace nvdra::sim

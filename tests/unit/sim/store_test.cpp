@@ -245,6 +245,17 @@ TEST_F(Fixture, SelectorsAndPagination) {
     q.continue_token = r->continue_token;
   }
   EXPECT_EQ(names.size(), 7u);
+  // remainingItemCount only for an unfiltered list, as kube-apiserver.
+  q = {};
+  q.limit = 3;
+  auto first = store.list(*pods, "default", q);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->remaining, std::optional<int64_t>(4));
+  q.field_selector = "metadata.namespace=default";
+  auto selected = store.list(*pods, "default", q);
+  ASSERT_TRUE(selected);
+  EXPECT_FALSE(selected->continue_token.empty());
+  EXPECT_FALSE(selected->remaining.has_value());
 }
 
 TEST_F(Fixture, EventsAfterAndGone) {
