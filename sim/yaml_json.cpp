@@ -99,10 +99,50 @@ Value convert(const YAML::Node& n, Alloc& a, int depth, size_t& budget) {
   return Value();
 }
 
+// Whether a line or a document begins with ',': yaml-cpp 0.7 (Debian bookworm) can loop forever
+// on that (found by fuzz_yaml_json: ",f", "!f,", "x # c\n,"); ',' cannot start a scalar, and tags
+// and anchors cannot contain it.
+bool a_document_starts_with_comma(std::string_view text) {
+  bool at_start = true;  // of the stream or of a document after "---"
+  while (!text.empty()) {
+    const size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+    const size_t first = line.find_first_not_of(" \t\r");
+    std::string_view rest = first == std::string_view::npos ? "" : line.substr(first);
+    if (rest.starts_with("---") || rest.starts_with("...")) {
+      at_start = true;
+      rest.remove_prefix(3);
+      const size_t next = rest.find_first_not_of(" \t\r");
+      rest = next == std::string_view::npos ? "" : rest.substr(next);
+    }
+    // Any line that begins with ',' (after a plain scalar and a comment, say): legal only inside
+    // a flow collection written across lines, which no Kubernetes client sends.
+    if (!rest.empty() && rest.front() == ',') return true;
+    if (!at_start || rest.empty() || rest.front() == '#' || rest.front() == '%') continue;
+    // Tags and anchors before the content: neither may contain ',' ("!f," loops as well).
+    while (!rest.empty() && (rest.front() == '!' || rest.front() == '&')) {
+      const size_t end = rest.find_first_of(" \t\r");
+      const std::string_view property = rest.substr(0, end);
+      if (property.find(',') != std::string_view::npos) return true;
+      const size_t next =
+          end == std::string_view::npos ? end : rest.find_first_not_of(" \t\r", end);
+      rest = next == std::string_view::npos ? "" : rest.substr(next);
+    }
+    if (rest.empty()) continue;  // the content follows on a later line
+    if (rest.front() == ',') return true;
+    at_start = false;
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<std::vector<json::Document>> parse_yaml_documents(std::string_view text) {
   std::vector<json::Document> out;
+  if (a_document_starts_with_comma(text))
+    return unexpected(ErrorCode::kInvalidArgument,
+                      "invalid YAML: a document cannot begin with ','");
   try {
     for (const auto& node : YAML::LoadAll(std::string(text))) {
       if (!node || node.IsNull()) continue;
