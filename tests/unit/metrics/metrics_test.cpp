@@ -67,7 +67,8 @@ TEST(Metrics, NvidiasRequestBucketsAreExponentialFrom50ms) {
   const auto& b = Registry::nvidia_request_buckets();
   ASSERT_EQ(b.size(), 9u);
   EXPECT_DOUBLE_EQ(b.front(), 0.05);
-  for (size_t i = 1; i < b.size(); ++i) EXPECT_DOUBLE_EQ(b[i], b[i - 1] * 2);
+  for (size_t i = 1; i < b.size(); ++i)
+    EXPECT_DOUBLE_EQ(b[i], b[i - 1] * 2);
   EXPECT_DOUBLE_EQ(b.back(), 12.8);
 }
 
