@@ -15,28 +15,8 @@ using namespace std::chrono_literals;
 
 using Sim = testing::InProcessSim;
 
-k8s::ResourceRef configmaps(std::string name = "") {
-  k8s::ResourceRef r;
-  r.resource = "configmaps";
-  r.namespace_ = "default";
-  r.name = std::move(name);
-  return r;
-}
-
-// Watches configmaps with `o` until the watch ends (its timeout, or the server closing it) and
-// returns everything the server sent.
-Result<std::string> watch_body(Sim& sim, const k8s::ListOptions& o) {
-  std::string body;
-  auto st = sim.io.run(sim.client->watch(
-      configmaps(), o,
-      [&](std::string_view b) {
-        body.append(b);
-        return true;
-      },
-      nullptr));
-  if (!st) return unexpected(st.error());
-  return body;
-}
+using testing::configmaps;
+using testing::watch_body;
 
 std::string cm(const std::string& name, const std::string& v) {
   return R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":")" + name +

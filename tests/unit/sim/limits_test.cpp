@@ -111,26 +111,7 @@ TEST(SimLimits, PatchResultsAreBoundedInSize) {
   EXPECT_EQ(status_of(r), 413) << message_of(r).substr(0, 300);
 }
 
-k8s::ResourceRef configmaps() {
-  k8s::ResourceRef r;
-  r.resource = "configmaps";
-  r.namespace_ = "default";
-  return r;
-}
-
-// Watches configmaps until the watch ends; returns what the server sent.
-Result<std::string> watch(Sim& sim, const k8s::ListOptions& o) {
-  std::string body;
-  auto st = sim.io.run(sim.client->watch(
-      configmaps(), o,
-      [&](std::string_view b) {
-        body.append(b);
-        return true;
-      },
-      nullptr));
-  if (!st) return unexpected(st.error());
-  return body;
-}
+using testing::watch_body;
 
 TEST(SimLimits, MalformedListAndWatchParametersAreBadRequests) {
   Sim sim;
@@ -153,7 +134,7 @@ TEST(SimLimits, AWatchFromTheFutureGetsTooLargeResourceVersion) {
   k8s::ListOptions o;
   o.resource_version = std::to_string(sim.store.current_rv() + 1000);
   o.timeout_seconds = 30;
-  auto r = watch(sim, o);
+  auto r = watch_body(sim, o);
   ASSERT_FALSE(r) << "the watch hung until its timeout and ended silently";
   EXPECT_EQ(r.error().http_status, 504) << r.error().message;
   EXPECT_NE(r.error().message.find("Too large resource version"), std::string::npos);
@@ -166,7 +147,7 @@ TEST(SimLimits, AWatchFromTheFutureThatTimesOutFirstEndsEmpty) {
   k8s::ListOptions o;
   o.resource_version = std::to_string(sim.store.current_rv() + 1000);
   o.timeout_seconds = 1;
-  auto r = watch(sim, o);
+  auto r = watch_body(sim, o);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(*r, "");
 }

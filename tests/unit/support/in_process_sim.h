@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 
 #include "k8sclient/rest/rest_client.h"
 #include "sim/api_server.h"
@@ -66,5 +67,28 @@ struct InProcessSim {
     return *k8s::RestClient::create(io.executor(), cfg);
   }
 };
+
+inline k8s::ResourceRef configmaps(std::string name = "") {
+  k8s::ResourceRef r;
+  r.resource = "configmaps";
+  r.namespace_ = "default";
+  r.name = std::move(name);
+  return r;
+}
+
+// Watches configmaps in "default" with `o` until the watch ends (its timeout, or the server
+// closing it) and returns everything the server sent.
+inline Result<std::string> watch_body(InProcessSim& sim, const k8s::ListOptions& o) {
+  std::string body;
+  auto st = sim.io.run(sim.client->watch(
+      configmaps(), o,
+      [&](std::string_view b) {
+        body.append(b);
+        return true;
+      },
+      nullptr));
+  if (!st) return unexpected(st.error());
+  return body;
+}
 
 }  // namespace nvdra::testing
