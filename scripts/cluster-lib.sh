@@ -25,3 +25,36 @@ wait_for_agents() {
   done
   echo "$got"
 }
+
+# follow_demo_progress ROUNDS KUBECTL_POD_ARGS...: prints every change of a pod's phase and of
+# the demo domain's status, in half-second rounds, until the demo's samples are where they should
+# be (at most ROUNDS rounds). KUBECTL_POD_ARGS choose the pods (-A names them namespace/name).
+# Uses the caller's elapsed().
+follow_demo_progress() {
+  local rounds=$1 name='{.metadata.name}' cd_state
+  shift
+  [ "$1" = -A ] && name='{.metadata.namespace}/{.metadata.name}'
+  local -A seen
+  for _ in $(seq "$rounds"); do
+    while read -r pod phase node; do
+      [ -n "$pod" ] || continue
+      if [ "${seen[$pod]:-}" != "$phase" ]; then
+        seen[$pod]=$phase
+        echo "$(elapsed)  pod/$pod: $phase${node:+ on $node}"
+      fi
+    done < <(kubectl get pods "$@" -o jsonpath="{range .items[*]}$name{\" \"}{.status.phase}{\" \"}{.spec.nodeName}{\"\\n\"}{end}" 2>/dev/null)
+    cd_state=$(kubectl get computedomain -n nvdra-demo nvlink-pair \
+      -o jsonpath='{.status.status} ({range .status.nodes[*]}{.name}:{.status} {end})' 2>/dev/null || true)
+    if [ "${seen[cd]:-}" != "$cd_state" ]; then
+      seen[cd]=$cd_state
+      echo "$(elapsed)  computedomain/nvlink-pair: $cd_state"
+    fi
+    # The four samples (GPU, MIG, MPS pods, both workers) Running and the domain Ready.
+    [ "$(kubectl get pods -n nvdra-demo --no-headers 2>/dev/null | grep -c ' Running ')" -ge 5 ] &&
+      [ "$(kubectl get computedomain -n nvdra-demo nvlink-pair -o jsonpath='{.status.status}')" = Ready ] &&
+      return 0
+    sleep 0.5
+  done
+  return 1
+}
+

@@ -9,6 +9,7 @@
 #   demo-k8s.sh BUILD
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/cluster-lib.sh"  # follow_demo_progress
 k8s=$root/${1:-build}/k8s
 state=$k8s/demo
 trap '"$k8s/bin/nvdra-k8s" down --state "$state" >/dev/null 2>&1 || true' EXIT
@@ -31,28 +32,7 @@ step kubectl apply -f "$root/examples/demo/gpu-pod.yaml" -f "$root/examples/demo
 
 echo
 echo "== progress (time since the demo started)"
-declare -A seen
-done_state() {
-  [ "$(kubectl get pods -n nvdra-demo --no-headers 2>/dev/null | grep -c ' Running ')" -ge 5 ] &&
-    [ "$(kubectl get computedomain -n nvdra-demo nvlink-pair -o jsonpath='{.status.status}')" = Ready ]
-}
-for _ in $(seq 360); do
-  while read -r name phase node; do
-    [ -n "$name" ] || continue
-    if [ "${seen[$name]:-}" != "$phase" ]; then
-      seen[$name]=$phase
-      echo "$(elapsed)  pod/$name: $phase${node:+ on $node}"
-    fi
-  done < <(kubectl get pods -n nvdra-demo -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.phase}{" "}{.spec.nodeName}{"\n"}{end}' 2>/dev/null)
-  cd_state=$(kubectl get computedomain -n nvdra-demo nvlink-pair \
-    -o jsonpath='{.status.status} ({range .status.nodes[*]}{.name}:{.status} {end})' 2>/dev/null || true)
-  if [ "${seen[cd]:-}" != "$cd_state" ]; then
-    seen[cd]=$cd_state
-    echo "$(elapsed)  computedomain/nvlink-pair: $cd_state"
-  fi
-  done_state && break
-  sleep 0.5
-done
+follow_demo_progress 360 -n nvdra-demo || true
 
 step kubectl get pods -n nvdra-demo -o wide
 step kubectl get resourceclaims -n nvdra-demo

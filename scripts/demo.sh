@@ -26,7 +26,7 @@ trap 'echo; echo "demo: stopping"; exit 0' INT TERM HUP
 started=${EPOCHREALTIME/./}
 elapsed() { local d=$(((${EPOCHREALTIME/./} - started) / 100000)); printf '%3d.%ds' $((d / 10)) $((d % 10)); }
 step() { echo; echo "\$ $*"; "$@"; }
-source "$root/scripts/cluster-lib.sh"  # sa_kubeconfig, wait_for_agents
+source "$root/scripts/cluster-lib.sh"  # sa_kubeconfig, wait_for_agents, follow_demo_progress
 
 "$bin/nvdra-sim" up --topology "$root/examples/topologies/demo.yaml" \
   --agent-binary "$bin/nvdra-agent" --root "$work/nodes" \
@@ -62,28 +62,7 @@ step kubectl apply -f "$root/examples/demo/gpu-pod.yaml" -f "$root/examples/demo
 # Progress as it happens: every change of a pod's phase or of the domain's status.
 echo
 echo "== progress (time since the demo started)"
-declare -A seen
-done_state() {  # the four samples are where they should be
-  [ "$(kubectl get pods -n nvdra-demo --no-headers 2>/dev/null | grep -c ' Running ')" -ge 5 ] &&
-    [ "$(kubectl get computedomain -n nvdra-demo nvlink-pair -o jsonpath='{.status.status}')" = Ready ]
-}
-for _ in $(seq 120); do
-  while read -r name phase node; do
-    [ -n "$name" ] || continue
-    if [ "${seen[$name]:-}" != "$phase" ]; then
-      seen[$name]=$phase
-      echo "$(elapsed)  pod/$name: $phase${node:+ on $node}"
-    fi
-  done < <(kubectl get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{" "}{.status.phase}{" "}{.spec.nodeName}{"\n"}{end}' 2>/dev/null)
-  cd_state=$(kubectl get computedomain -n nvdra-demo nvlink-pair \
-    -o jsonpath='{.status.status} ({range .status.nodes[*]}{.name}:{.status} {end})' 2>/dev/null || true)
-  if [ "${seen[cd]:-}" != "$cd_state" ]; then
-    seen[cd]=$cd_state
-    echo "$(elapsed)  computedomain/nvlink-pair: $cd_state"
-  fi
-  done_state && break
-  sleep 0.5
-done
+follow_demo_progress 120 -A || true
 
 step kubectl get pods -n nvdra-demo -o wide
 step kubectl get resourceclaims -n nvdra-demo
